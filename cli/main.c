@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iocptool: the entry point.  A table of subcommands, each with a one-line
+ * summary; main() finds the subcommand and hands it the rest of argv.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "iocp.h"
+
+#define EXIT_USAGE 2
+
+struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+    {"listen", NULL, "accept connections and bridge them to stdin/stdout"},
+    {"connect", NULL, "connect and bridge stdin/stdout to the socket"},
+    {"echo", NULL, "run an echo server"},
+    {"relay", NULL, "forward every accepted connection to a target"},
+    {"stats", NULL, "show the live counters of a running iocptool"},
+    {"keygen", NULL, "make a pre-shared key for --key"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: iocptool <command> [options] [arguments]\n"
+                 "       iocptool --help | --version\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(out, "  %-8s  %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(out, "\nRun 'iocptool <command> --help' for the options of a command.\n");
+}
+
+static void version(void)
+{
+    printf("iocptool %s\n", IOCP_VERSION_STRING);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        version();
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
+        if (strcmp(argv[1], subcommands[i].name) != 0)
+            continue;
+        if (!subcommands[i].run) {
+            fprintf(stderr, "iocptool: %s: not available in this build\n", argv[1]);
+            return 1;
+        }
+        return subcommands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "iocptool: %s: unknown command\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

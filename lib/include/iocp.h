@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libiocp: I/O completion ports on every platform.  Users include only this
+ * header; it pulls in the public API and nothing of the platform's.
+ */
+#ifndef IOCP_H
+#define IOCP_H
+
+#include "iocp/types.h"
+#include "iocp/error.h"
+#include "iocp/version.h"
+
+#endif /* IOCP_H */

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's second command and as CI runs it:
+#   1. install what is missing (.ci/deps)
+#   2. a normal build, warnings as errors, and every CTest suite
+#   3. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
+#   4. the same suites under ThreadSanitizer
+#   5. the Windows cross-build with mingw-w64
+# Any failure stops the run with a non-zero status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=$(nproc 2>/dev/null || echo 2)
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "dependencies"
+bash .ci/deps
+
+# Sanitizer runtimes: any report fails the test that caused it.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+# A suite that cannot run a backend must fail here, not skip.
+export IOCP_TEST_REQUIRE_ALL=1
+
+build_and_test() {
+  local dir=$1; shift
+  step "build $dir ($*)"
+  cmake -S . -B "$dir" -DIOCP_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  step "test $dir"
+  (cd "$dir" && ctest --output-on-failure --timeout 900 -j "$jobs")
+}
+
+build_and_test build/ci-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build_and_test build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=address
+build_and_test build/ci-tsan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=thread
+
+step "windows cross-build (mingw-w64)"
+cmake -S . -B build/ci-win -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DIOCP_WERROR=ON >/dev/null
+cmake --build build/ci-win -j "$jobs"
+# iocptool.exe must need only system DLLs.
+dlls=$(x86_64-w64-mingw32-objdump -p build/ci-win/iocptool.exe | awk '/DLL Name/ {print tolower($3)}')
+for dll in $dlls; do
+  case "$dll" in
+    kernel32.dll|msvcrt.dll|ws2_32.dll|mswsock.dll|advapi32.dll|user32.dll|ntdll.dll|bcrypt.dll|shell32.dll) ;;
+    *) echo "iocptool.exe needs a non-system DLL: $dll" >&2; exit 1 ;;
+  esac
+done
+echo "iocptool.exe imports: $(echo $dlls | tr '\n' ' ')"
+
+step "all suites passed"
