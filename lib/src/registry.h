@@ -36,13 +36,16 @@
 #define IOCP_REGISTRY_BUCKETS    65536u
 #define IOCP_REGISTRY_LOCK_STRIPES 256u
 #define IOCP_REGISTRY_SHARDS     16u
+#define IOCP_REGISTRY_ENTRY_LOCKS 256u
 
 /* Embedded in the object that is registered (a connection). */
 struct iocp_reg_entry {
     struct iocp_list online;    /* node in its shard's online list */
     struct iocp_list hash_link; /* node in its bucket's chain */
     iocp_socket_t sock;         /* the hash key, saved at add time */
-    iocp_conn_id_t id;          /* valid while registered; IOCP_CONN_ID_NONE otherwise */
+    /* Valid while registered; IOCP_CONN_ID_NONE otherwise.  Atomic because a
+     * holder may read it while another thread's remove clears it. */
+    iocp_atomic_u64 id;
     struct iocp_casflag connected;
     uint8_t shard;
     bool is_marker;             /* a walk's cursor, not a real entry */
@@ -77,6 +80,11 @@ struct iocp_registry {
     struct iocp_list *buckets;      /* IOCP_REGISTRY_BUCKETS chain heads */
     uint32_t *bucket_len;           /* chain length per bucket */
     struct iocp_mutex stripes[IOCP_REGISTRY_LOCK_STRIPES];
+    /* Serialise add and remove of one entry (chosen by the entry's address):
+     * the flag alone cannot tell a remove which shard and bucket an add that
+     * is still linking will use, nor stop a re-add from relinking the nodes
+     * while a remove is still unlinking them. */
+    struct iocp_mutex entry_locks[IOCP_REGISTRY_ENTRY_LOCKS];
     iocp_atomic_size online_count;
     iocp_atomic_size buckets_used;
     iocp_atomic_u32 next_shard;     /* round robin for add */

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What all backends share: the list of backends this build has, finding one
+ * by name, and the per-handle bind tracking of seed 2c.
+ *
+ * DIOCP's bind2IOCPHandle returned 0 when a pooled socket was bound to the
+ * port a second time, and the caller could not tell that from a real
+ * failure.  Here the bound state lives in the handle: a second bind is
+ * refused before the OS sees it, and a real failure carries the OS's error.
+ */
+#include "port.h"
+
+#include <string.h>
+
+#include "fault.h"
+
+extern const struct iocp_port_ops iocp__port_uring_ops;
+extern const struct iocp_port_ops iocp__port_epoll_ops;
+extern const struct iocp_port_ops iocp__port_iocp_ops;
+
+const struct iocp_port_ops *const iocp__port_backends[] = {
+#if defined(_WIN32)
+    &iocp__port_iocp_ops,
+#else
+#if defined(IOCP_HAVE_URING)
+    &iocp__port_uring_ops,
+#endif
+    &iocp__port_epoll_ops,
+#endif
+    NULL,
+};
+
+const struct iocp_port_ops *iocp__port_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; iocp__port_backends[i]; i++)
+        if (strcmp(iocp__port_backends[i]->name, name) == 0)
+            return iocp__port_backends[i];
+    return NULL;
+}
+
+void iocp__handle_init(struct iocp_handle *h, iocp_socket_t sock, enum iocp_handle_kind kind)
+{
+    memset(h, 0, sizeof *h);
+    h->sock = sock;
+    h->kind = (uint8_t)kind;
+}
+
+int iocp__port_bind(struct iocp_port *port, struct iocp_handle *h)
+{
+    if (h->bound)
+        return IOCP_EALREADY;
+    int rc = iocp__fault_check(IOCP_FAULT_BIND);
+    if (rc == 0)
+        rc = port->ops->bind(port, h);
+    if (rc < 0)
+        return rc;
+    h->bound = true;
+    h->port = port;
+    return 0;
+}
+
+void iocp__port_unbind(struct iocp_handle *h)
+{
+    if (!h->bound)
+        return;
+    h->port->ops->unbind(h->port, h);
+    h->bound = false;
+}

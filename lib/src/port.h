@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The completion port: the one abstraction every backend implements.
+ *
+ * It is shaped after Windows' I/O completion ports, because that is the
+ * model the library brings to every platform:
+ *
+ *  - a port is opened, and sockets (or other handles) are bound to it;
+ *  - an operation (accept, connect, recv, send, read, write) is submitted as
+ *    a request, and exactly one completion comes back for it, carrying the
+ *    result, unless the request is multishot (then completions keep coming,
+ *    flagged IOCP_EV_MORE, until one arrives without that flag);
+ *  - cancelling a request makes it complete with IOCP_ECANCELED (or with its
+ *    real result if it finished first): a submitted request is never simply
+ *    forgotten, so its memory may only be reused after its last completion;
+ *  - any thread may post a packet (a 32-bit code and a 64-bit argument) to a
+ *    port; it comes back from wait() like a completion.  Packets carry no
+ *    pointer that the port must free, so a failed post leaks nothing (seed 2a);
+ *  - wait() returns a batch of completions.
+ *
+ * io_uring maps onto this directly (SQE in, CQE out; multishot requests;
+ * async cancel).  epoll turns readiness into the same completions: a
+ * submitted recv waits in the handle until the socket is readable, then the
+ * backend performs the recv and queues the completion.  IOCP is the model
+ * itself.
+ *
+ * Threads: a port is served by the workers the engine gives it.  On Linux each
+ * worker has its own port and only that worker submits to it, cancels on it
+ * and waits on it; post() alone may be called from any thread.  A port whose
+ * ops have `shared` set (IOCP) is one port for all workers, and all its
+ * functions may be called from any thread.
+ */
+#ifndef IOCP_PORT_H
+#define IOCP_PORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#ifndef _WIN32
+#include <sys/socket.h>
+#include <netinet/in.h>
+#else
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#endif
+
+struct iocp_port;
+struct iocp_req;
+
+enum iocp_op {
+    IOCP_OP_NONE = 0,
+    IOCP_OP_ACCEPT,  /* accept a connection on a listening socket */
+    IOCP_OP_CONNECT, /* connect a socket to req->addr */
+    IOCP_OP_RECV,    /* receive into req->buf, or into a port-provided buffer */
+    IOCP_OP_SEND,    /* send req->buf[0..len) */
+    IOCP_OP_READ,    /* read a non-socket handle (pipe, tty, file) */
+    IOCP_OP_WRITE,   /* write a non-socket handle */
+    IOCP_OP_COUNT
+};
+
+/* What kind of handle a iocp_handle wraps; decides how a backend serves it. */
+enum iocp_handle_kind {
+    IOCP_HANDLE_SOCKET = 0,
+    IOCP_HANDLE_PIPE,    /* pipe, FIFO or character device that can be polled */
+    IOCP_HANDLE_FILE,    /* regular file: always "ready"; no readiness API */
+};
+
+/*
+ * A handle bound to a port.  The bound state lives with the handle, so a
+ * socket that is reused (Windows' TF_REUSE_SOCKET) keeps it and is never
+ * bound a second time (seed 2c).  One socket may have several handles, one
+ * per port (a listening socket shared by every worker on Linux).
+ */
+struct iocp_handle {
+    iocp_socket_t sock;
+    uint8_t kind;             /* enum iocp_handle_kind */
+    bool bound;               /* bound to `port` */
+    struct iocp_port *port;
+    /* Backend state.  epoll: the requests waiting for readiness and the
+     * events registered; uring and iocp leave them alone. */
+    struct iocp_req *wait_in;  /* accept or recv or read waiting to be served */
+    struct iocp_req *wait_out; /* connect or send or write waiting */
+    uint32_t events;           /* epoll: events currently registered */
+};
+
+/*
+ * Request flags, set by the submitter.
+ */
+#define IOCP_REQ_MULTI    0x01u /* multishot (accept and provided-buffer recv) */
+#define IOCP_REQ_PROVIDED 0x02u /* recv into a buffer the port provides (buf NULL) */
+#define IOCP_REQ_NOSIGNAL 0x04u
+
+/*
+ * Completion flags.
+ */
+#define IOCP_EV_MORE   0x01u /* a multishot request stays armed */
+#define IOCP_EV_BUFFER 0x02u /* data is in a port buffer: ev->data, released after dispatch */
+
+/*
+ * A request.  The owner embeds it (a connection embeds its recv and send
+ * requests), fills the fields for the operation and sets `done`; completions
+ * are dispatched through that pointer (seed 2d), never through a switch on
+ * the operation.  Between submit and its last completion the request belongs
+ * to the port: the owner must not reuse or free it.
+ */
+struct iocp_req {
+#ifdef _WIN32
+    /* The OVERLAPPED comes first, so the pointer GetQueuedCompletionStatusEx
+     * returns is the request itself. */
+    OVERLAPPED ov;
+#endif
+    /* The completion function: result is bytes (>= 0) or a negative IOCP_E*
+     * code; flags are IOCP_EV_*; data is the port's buffer when
+     * IOCP_EV_BUFFER is set, otherwise req->buf. */
+    void (*done)(struct iocp_req *req, int32_t result, uint32_t flags, void *data);
+    struct iocp_handle *handle;
+    void *buf;
+    uint32_t len;
+    uint8_t op;          /* enum iocp_op */
+    uint8_t flags;       /* IOCP_REQ_* */
+    bool in_flight;      /* submitted, last completion not yet seen */
+    /* ACCEPT: the accepted socket comes back in `accepted`, the peer in
+     * `addr`.  CONNECT: the target is in `addr`. */
+    iocp_socket_t accepted;
+    struct sockaddr_storage *addr;
+    uint32_t addrlen;
+};
+
+/*
+ * One completion, as wait() returns it.  A packet posted with post() comes
+ * back with req NULL and its code and arg.
+ */
+struct iocp_event {
+    struct iocp_req *req;
+    int32_t result;
+    uint32_t flags;
+    void *data;          /* IOCP_EV_BUFFER: the port's buffer holding `result` bytes */
+    uint32_t buf_id;     /* the port's token for that buffer (release_buffer) */
+    uint32_t code;       /* packets */
+    uint64_t arg;        /* packets */
+};
+
+struct iocp_port_config {
+    unsigned entries;       /* submission queue / batch size hint */
+    unsigned buffer_count;  /* provided receive buffers (uring: ring entries, power of two) */
+    unsigned buffer_size;   /* bytes per provided receive buffer */
+    unsigned workers;       /* threads that will wait on a shared port */
+};
+
+struct iocp_port_ops {
+    const char *name;       /* "uring", "epoll", "iocp": printed by --version and stats */
+    bool shared;            /* one port for every worker (iocp) or one per worker */
+    /* Open a port; 0 or a negative code (the caller falls back to another backend). */
+    int (*open)(struct iocp_port **out, const struct iocp_port_config *cfg);
+    /* Bind a handle to the port.  Called once per handle: the common code
+     * refuses a second bind before it gets here (seed 2c). */
+    int (*bind)(struct iocp_port *port, struct iocp_handle *h);
+    /* Forget a handle before its socket is closed (epoll: EPOLL_CTL_DEL).
+     * Every request on it must have completed. */
+    void (*unbind)(struct iocp_port *port, struct iocp_handle *h);
+    /* Start the operation in req.  0: the completion will come from wait().
+     * A negative code: nothing was started, no completion will come, the
+     * caller still owns req. */
+    int (*submit)(struct iocp_port *port, struct iocp_req *req);
+    /* Ask for req to complete early with IOCP_ECANCELED.  Harmless if it
+     * already completed.  The completion still comes through wait(). */
+    int (*cancel)(struct iocp_port *port, struct iocp_req *req);
+    /* Queue a packet.  0, or a negative code: the packet was not queued. */
+    int (*post)(struct iocp_port *port, uint32_t code, uint64_t arg);
+    /* Wait up to timeout_ms (-1: forever, 0: poll) for completions; fill up
+     * to max events and return how many, or a negative code. */
+    int (*wait)(struct iocp_port *port, struct iocp_event *events, int max, int timeout_ms);
+    /* Give a provided buffer back after its completion was dispatched. */
+    void (*release_buffer)(struct iocp_port *port, uint32_t buf_id);
+    /* Close the port.  Every handle must have been unbound and every
+     * request completed. */
+    void (*close)(struct iocp_port *port);
+};
+
+/* Every port starts with the ops it was opened with. */
+struct iocp_port {
+    const struct iocp_port_ops *ops;
+};
+
+/* The backends this build has, best first.  NULL-terminated. */
+extern const struct iocp_port_ops *const iocp__port_backends[];
+
+/* The backend called name, or NULL. */
+const struct iocp_port_ops *iocp__port_find(const char *name);
+
+/*
+ * iocp__port_bind(port, h):
+ * Bind h to port once.  IOCP_EALREADY if h is already bound (to this or
+ * another port); the OS is not asked.  A real failure comes back with the
+ * OS's error and h stays unbound.
+ */
+int iocp__port_bind(struct iocp_port *port, struct iocp_handle *h);
+
+/* Unbind h if it is bound. */
+void iocp__port_unbind(struct iocp_handle *h);
+
+/* Prepare a handle for sock. */
+void iocp__handle_init(struct iocp_handle *h, iocp_socket_t sock, enum iocp_handle_kind kind);
+
+#endif /* IOCP_PORT_H */
