@@ -9,5 +9,10 @@
 #include "iocp/types.h"
 #include "iocp/error.h"
 #include "iocp/version.h"
+#include "iocp/engine.h"
+#include "iocp/conn.h"
+#include "iocp/server.h"
+#include "iocp/client.h"
+#include "iocp/stats.h"
 
 #endif /* IOCP_H */

@@ -44,10 +44,14 @@ void iocp__mutex_unlock(struct iocp_mutex *m);
 
 /* Start fn(arg) on a new thread; 0 or a negative IOCP_E* code. */
 int iocp__thread_start(struct iocp_thread *t, void (*fn)(void *arg), void *arg);
+/* Let the thread run on its own; it must not be joined afterwards. */
+void iocp__thread_detach(struct iocp_thread *t);
 /* Wait for the thread to return. */
 void iocp__thread_join(struct iocp_thread *t);
 /* A small integer naming the calling thread, for logs and tests. */
 uint64_t iocp__thread_self(void);
+/* The number of processors online (at least 1). */
+unsigned iocp__processor_count(void);
 /* Give up the processor for about ms milliseconds. */
 void iocp__sleep_ms(unsigned ms);
 

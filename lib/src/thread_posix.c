@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -45,6 +46,11 @@ int iocp__thread_start(struct iocp_thread *t, void (*fn)(void *arg), void *arg)
     return rc ? iocp__err_from_errno(rc) : 0;
 }
 
+void iocp__thread_detach(struct iocp_thread *t)
+{
+    pthread_detach(t->handle);
+}
+
 void iocp__thread_join(struct iocp_thread *t)
 {
     pthread_join(t->handle, NULL);
@@ -72,4 +78,10 @@ uint64_t iocp__now_ns(void)
 uint64_t iocp__now_ms(void)
 {
     return iocp__now_ns() / 1000000u;
+}
+
+unsigned iocp__processor_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
 }

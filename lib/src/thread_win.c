@@ -44,6 +44,12 @@ int iocp__thread_start(struct iocp_thread *t, void (*fn)(void *arg), void *arg)
     return t->handle ? 0 : IOCP_ENOMEM;
 }
 
+void iocp__thread_detach(struct iocp_thread *t)
+{
+    CloseHandle(t->handle);
+    t->handle = NULL;
+}
+
 void iocp__thread_join(struct iocp_thread *t)
 {
     WaitForSingleObject(t->handle, INFINITE);
@@ -77,4 +83,11 @@ uint64_t iocp__now_ns(void)
 uint64_t iocp__now_ms(void)
 {
     return iocp__now_ns() / 1000000u;
+}
+
+unsigned iocp__processor_count(void)
+{
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return si.dwNumberOfProcessors ? (unsigned)si.dwNumberOfProcessors : 1;
 }

@@ -124,7 +124,7 @@ static int nonblocking_socket(void)
  * blocking socket for the test to drive. */
 static void connected_pair(struct iocp_handle *server, int *client)
 {
-    uint16_t lport;
+    uint16_t lport = 0;
     int lfd = tn_listen(&lport);
     cr_assert_geq(lfd, 0);
     *client = tn_connect(lport);
@@ -244,7 +244,7 @@ Test(port, a_full_post_queue_refuses_and_loses_nothing)
 
 Test(port, accept_completes_with_a_connected_socket_and_the_peer_address)
 {
-    uint16_t lport;
+    uint16_t lport = 0;
     int lfd = tn_listen(&lport);
     tn_set_nonblock(lfd, true);
     struct iocp_handle lh;
@@ -281,7 +281,7 @@ Test(port, accept_completes_with_a_connected_socket_and_the_peer_address)
 
 Test(port, connect_completes_with_zero_when_someone_listens)
 {
-    uint16_t lport;
+    uint16_t lport = 0;
     int lfd = tn_listen(&lport);
     struct iocp_handle h;
     iocp__handle_init(&h, nonblocking_socket(), IOCP_HANDLE_SOCKET);

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Outgoing TCP connections.  Name resolution runs off the workers (it can
+ * block for seconds), every address of the name is tried in turn, and the
+ * whole attempt is bounded by a time-out.
+ */
+#ifndef IOCP_CLIENT_H
+#define IOCP_CLIENT_H
+
+#include "conn.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct iocp_engine;
+
+struct iocp_connect_config {
+    const char *host;  /* name or numeric address */
+    uint16_t port;
+    int family;        /* enum iocp_family (server.h): 0 for any */
+    const char *source_host; /* bind to this address first; NULL: any */
+    uint16_t source_port;    /* and this port; 0: any */
+    unsigned timeout_ms;     /* for the whole attempt; 0: none */
+    /* Worker to run the connection on; -1: the engine picks (round robin).
+     * A relay puts the outgoing leg on the worker of the incoming one. */
+    int worker;
+    const struct iocp_conn_handler *handler;
+    void *data;
+    size_t send_low, send_high; /* 0: 64 KiB / 256 KiB */
+};
+
+/*
+ * iocp_connect(e, cfg):
+ * Start connecting.  On success handler->on_open runs on the chosen worker
+ * (iocp_conn_id() is valid from then on); on failure handler->on_close runs
+ * with the error (IOCP_ECONNREFUSED, IOCP_ETIMEDOUT, IOCP_ENONAME...), and
+ * nothing else.  Returns 0, or an immediate error (IOCP_EINVAL with
+ * iocp_error_detail(), IOCP_ESTATE when the engine is not running), in which
+ * case no callback runs.  Safe from any thread.
+ */
+IOCP_EXTERN int iocp_connect(struct iocp_engine *e, const struct iocp_connect_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOCP_CLIENT_H */

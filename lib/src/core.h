@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine's private structures: workers, timers, connections, servers,
+ * and the counters behind stats.  Shared by engine.c, timer.c, conn.c,
+ * server.c, client.c, pool.c and stats.c; never installed.
+ */
+#ifndef IOCP_CORE_H
+#define IOCP_CORE_H
+
+#include "iocp.h"
+
+#include "accept_pool.h"
+#include "list.h"
+#include "port.h"
+#include "registry.h"
+#include "thread.h"
+
+/* ---- packets: internal commands carry no pointer that must be freed ---- */
+
+enum iocp_packet_code {
+    IOCP_PKT_EXIT = 1,   /* arg: engine generation; stale ones are ignored */
+    IOCP_PKT_TASK = 2,   /* arg: struct iocp_task *, owned by the poster */
+    IOCP_PKT_WAKE = 3,   /* nothing: just wake the worker */
+};
+
+/* ---- timers: a binary min-heap per worker ---- */
+
+struct iocp_timer {
+    uint64_t due_ms;
+    uint32_t heap_index; /* IOCP_TIMER_IDLE when not scheduled */
+    void (*fn)(struct iocp_timer *t);
+};
+#define IOCP_TIMER_IDLE UINT32_MAX
+
+struct iocp_timer_heap {
+    struct iocp_timer **items;
+    uint32_t count, cap;
+};
+
+/* ---- counters: one writer (the worker), read by stats from any thread ---- */
+
+struct iocp_counters {
+    iocp_atomic_u64 submitted[IOCP_STAT_OPS];
+    iocp_atomic_u64 completed[IOCP_STAT_OPS];
+    iocp_atomic_u64 failed_submits;
+    iocp_atomic_u64 pool_created, pool_lent, pool_returned, pool_destroyed;
+    iocp_atomic_u64 bytes_in, bytes_out;
+    iocp_atomic_u64 accepted, connected, closed, refused;
+    iocp_atomic_u64 accept_errors, accept_backoffs;
+    iocp_atomic_u64 completions;
+    iocp_atomic_u64 conns;
+};
+
+/* Add n to a counter that only the calling worker writes: no locked RMW. */
+#define IOCP_COUNT(w, field, n)                                                                    \
+    atomic_store_explicit(&(w)->cnt.field,                                                         \
+                          atomic_load_explicit(&(w)->cnt.field, memory_order_relaxed) + (n),       \
+                          memory_order_relaxed)
+
+/* ---- workers and the engine ---- */
+
+struct iocp_send_chunk;
+
+struct iocp_worker {
+    struct iocp_engine *engine;
+    unsigned index;
+    struct iocp_port *port;
+    struct iocp_thread thread;
+    struct iocp_timer_heap timers;
+    struct iocp_list conns;       /* every connection this worker owns */
+    struct iocp_list zombies;     /* finished connections still pinned by a walker */
+    struct iocp_list acceptors;   /* the acceptors on this worker */
+    struct iocp_conn *free_conns; /* the connection pool (singly linked) */
+    uint32_t nfree_conns;
+    struct iocp_send_chunk *free_chunks; /* send-queue chunk cache */
+    uint32_t nfree_chunks;
+    uint64_t now_ms;              /* refreshed once per loop turn */
+    uint32_t exit_generation;     /* the exit packet this worker acted on */
+    bool stopping;                /* closing everything, then leaving */
+    bool leave;
+    bool started;                 /* the thread was started */
+    struct iocp_counters cnt;
+};
+
+enum iocp_engine_state { IOCP_ENGINE_STOPPED = 0, IOCP_ENGINE_RUNNING, IOCP_ENGINE_STOPPING };
+
+struct iocp_engine {
+    struct iocp_engine_config cfg;
+    const struct iocp_port_ops *ops;
+    unsigned nworkers;
+    struct iocp_worker *workers;
+    struct iocp_port *shared_port;
+    struct iocp_registry registry;
+    struct iocp_mutex lock;   /* start/stop/wait transitions, servers list */
+    iocp_atomic_int state;    /* enum iocp_engine_state */
+    iocp_atomic_u32 generation;
+    iocp_atomic_u32 round_robin;
+    iocp_atomic_u32 workers_alive;
+    bool joined;              /* the current run's threads were joined */
+    uint64_t started_ms;
+    struct iocp_mutex join_lock;  /* one joiner at a time */
+    struct iocp_list servers;
+    struct iocp_mutex resolver_lock;
+    struct iocp_list resolvers; /* name lookups in flight (client.c) */
+};
+
+/* The worker running on this thread, or NULL. */
+struct iocp_worker *iocp__worker_current(void);
+
+/* Submit req on w's port, counting it; 0 or the error (req still the caller's). */
+int iocp__submit(struct iocp_worker *w, struct iocp_req *req);
+/* Ask for req to complete early (no-op if it is not in flight). */
+void iocp__cancel(struct iocp_worker *w, struct iocp_req *req);
+/* Post a packet to worker index i, retrying a full queue up to a bound. */
+int iocp__post(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg);
+/* Set the detail text that iocp_error_detail() returns on this thread. */
+void iocp__set_error_detail(const char *fmt, ...);
+/* Log through the engine's hook. */
+void iocp__log(struct iocp_engine *e, int level, const char *fmt, ...);
+
+/* timer.c */
+int iocp__timers_init(struct iocp_timer_heap *h);
+void iocp__timers_fini(struct iocp_timer_heap *h);
+void iocp__timer_init(struct iocp_timer *t, void (*fn)(struct iocp_timer *t));
+int iocp__timer_start(struct iocp_worker *w, struct iocp_timer *t, uint64_t due_ms);
+void iocp__timer_stop(struct iocp_worker *w, struct iocp_timer *t);
+/* Run due timers; return ms until the next one, or -1. */
+int iocp__timers_run(struct iocp_worker *w);
+
+/* ---- connections ---- */
+
+enum iocp_conn_flag {
+    IOCP_CONN_OPEN = 1u << 0,       /* established and registered */
+    IOCP_CONN_READING = 1u << 1,    /* the user wants data */
+    IOCP_CONN_EOF_IN = 1u << 2,     /* the peer shut down its side */
+    IOCP_CONN_SHUT_WANTED = 1u << 3, /* shut down our side once drained */
+    IOCP_CONN_SHUT_DONE = 1u << 4,
+    IOCP_CONN_CLOSING = 1u << 5,    /* graceful close: draining */
+    IOCP_CONN_TEARDOWN = 1u << 6,   /* offline; waiting for requests to finish */
+    IOCP_CONN_ABORT = 1u << 7,
+    IOCP_CONN_PRESSURE = 1u << 8,   /* above the high watermark */
+    IOCP_CONN_AUTOPAUSED = 1u << 9, /* paused by the default pressure rule */
+    IOCP_CONN_CONNECTING = 1u << 10,
+    IOCP_CONN_FINISHED = 1u << 11,  /* on_close ran */
+    IOCP_CONN_RECV_CANCELLED = 1u << 12, /* a cancel of rreq is on its way */
+};
+
+union iocp_sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
+
+struct iocp_connect_job;
+struct iocp_server;
+
+struct iocp_conn {
+    struct iocp_reg_entry reg;
+    struct iocp_handle h;
+    struct iocp_worker *w;
+    const struct iocp_conn_handler *handler;
+    void *data;
+    struct iocp_server *server; /* NULL for outgoing connections */
+    struct iocp_list wlink;     /* in w->conns or w->zombies */
+    iocp_atomic_u32 pins;       /* registry references held by walkers */
+    uint32_t refs;              /* requests in flight (owner thread only) */
+    uint32_t flags;             /* enum iocp_conn_flag */
+    int status;                 /* what on_close will report */
+    struct iocp_req rreq;
+    struct iocp_req sreq;
+    struct iocp_send_chunk *sq_head, *sq_tail;
+    size_t queued;
+    uint32_t send_low, send_high;
+    uint32_t idle_ms;
+    struct iocp_timer timer;    /* idle or connect time-out */
+    iocp_atomic_u64 bytes_in, bytes_out, last_io_ms;
+    uint64_t created_ms;
+    union iocp_sockaddr peer;
+    struct iocp_connect_job *job; /* while connecting */
+    struct iocp_conn *next_free;  /* in the pool */
+};
+
+#define IOCP_SEND_LOW_DEFAULT (64u * 1024u)
+#define IOCP_SEND_HIGH_DEFAULT (256u * 1024u)
+
+/* pool.c: connections and send chunks, per worker */
+struct iocp_conn *iocp__conn_get(struct iocp_worker *w);
+void iocp__conn_put(struct iocp_worker *w, struct iocp_conn *c);
+void iocp__pool_drain(struct iocp_worker *w);
+
+/* conn.c */
+/* Take a connection from the pool for worker w, ready to be set up. */
+struct iocp_conn *iocp__conn_new(struct iocp_worker *w, const struct iocp_conn_handler *handler,
+                                 void *data, size_t send_low, size_t send_high);
+/* Give the connection its socket and bind it to the worker's port. */
+int iocp__conn_bind(struct iocp_conn *c, iocp_socket_t sock);
+/* The socket is connected: register the connection, call on_open, start
+ * reading.  On error nothing was registered and no callback ran. */
+int iocp__conn_establish(struct iocp_conn *c);
+/* Drop a connection the user never saw: close its socket, back to the pool. */
+void iocp__conn_discard(struct iocp_conn *c);
+/* Run a user callback's caller with a reference held, then finish if due. */
+void iocp__conn_enter(struct iocp_conn *c);
+void iocp__conn_leave(struct iocp_conn *c);
+/* Tear down whatever the connection is doing, with status. */
+void iocp__conn_fail(struct iocp_conn *c, int status);
+/* Zombies whose pins have dropped go back to the pool. */
+void iocp__conn_reap_zombies(struct iocp_worker *w);
+
+/* server.c: stop accepting on this worker (engine stop). */
+void iocp__acceptors_stop_worker(struct iocp_worker *w);
+void iocp__server_account_close(struct iocp_server *s);
+uint64_t iocp__servers_pending_accepts(struct iocp_engine *e, unsigned *low, unsigned *high);
+
+/* client.c: cancel name lookups at engine stop; let go of a finished
+ * connection's connect state. */
+void iocp__resolvers_cancel(struct iocp_engine *e);
+void iocp__connect_job_release(struct iocp_conn *c);
+
+/* sockutil_*.c */
+int iocp__socket_stream(int family, iocp_socket_t *out);
+void iocp__socket_close(iocp_socket_t sock);
+void iocp__socket_abort(iocp_socket_t sock);
+int iocp__socket_shutdown_send(iocp_socket_t sock);
+void iocp__socket_nodelay(iocp_socket_t sock);
+/* The error of the last failed socket call on this thread, as IOCP_E*. */
+int iocp__socket_error(void);
+const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif /* IOCP_CORE_H */

@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine: backend choice, worker threads, the dispatch loop, and the
+ * safe stop of seed 2b.
+ *
+ * Stopping follows DIOCP's safeStop with the lessons of its history built
+ * in.  stop() flips the state, then posts one exit packet per worker; a post
+ * that fails is retried until it lands (seed 2a), and every exit packet
+ * carries the engine's generation, so a packet left over from an earlier run
+ * can never stop a restarted engine.  A worker that takes its exit closes
+ * its listeners and connections, keeps dispatching until every request it
+ * submitted has completed, then leaves.  stop() returns only after joining
+ * every worker thread; called from a callback it cannot join its own
+ * thread, so it only requests the stop and iocp_engine_wait() joins.
+ */
+#include "core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+
+#ifdef _WIN32
+#define iocp_thread_local __declspec(thread)
+#else
+#define iocp_thread_local _Thread_local
+#endif
+
+#define EVENT_BATCH 128
+#define DEFAULT_MAX_CONNS 65536u
+
+static iocp_thread_local struct iocp_worker *current_worker;
+static iocp_thread_local char error_detail[160];
+
+struct iocp_worker *iocp__worker_current(void)
+{
+    return current_worker;
+}
+
+void iocp__set_error_detail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_detail, sizeof error_detail, fmt, ap);
+    va_end(ap);
+}
+
+const char *iocp_error_detail(void)
+{
+    return error_detail;
+}
+
+void iocp__log(struct iocp_engine *e, int level, const char *fmt, ...)
+{
+    if (!e->cfg.log)
+        return;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    e->cfg.log(e->cfg.log_arg, level, msg);
+}
+
+const char *const *iocp_backends(void)
+{
+    static const char *names[8];
+    if (!names[0]) {
+        size_t i = 0;
+        for (; iocp__port_backends[i] && i < 7; i++)
+            names[i] = iocp__port_backends[i]->name;
+        names[i] = NULL;
+    }
+    return names;
+}
+
+/* ---- registry hooks: a walker's reference pins the connection ---- */
+
+static void conn_hold(struct iocp_reg_entry *entry)
+{
+    struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
+    atomic_fetch_add_explicit(&c->pins, 1, memory_order_relaxed);
+}
+
+static void conn_release(struct iocp_reg_entry *entry)
+{
+    struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
+    atomic_fetch_sub_explicit(&c->pins, 1, memory_order_release);
+}
+
+static const struct iocp_registry_ops registry_ops = {conn_hold, conn_release};
+
+int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *cfg)
+{
+    static const struct iocp_engine_config defaults;
+    if (!out)
+        return IOCP_EINVAL;
+    if (!cfg)
+        cfg = &defaults;
+    const char *backend = cfg->backend;
+    if (!backend || !*backend)
+        backend = getenv("IOCP_BACKEND");
+    if (backend && *backend && !iocp__port_find(backend)) {
+        iocp__set_error_detail("backend '%s' is not in this build", backend);
+        return IOCP_ENOSYS;
+    }
+    unsigned workers = cfg->workers ? cfg->workers : iocp__processor_count();
+    if (workers > IOCP_STATS_MAX_WORKERS) {
+        iocp__set_error_detail("at most %d workers", IOCP_STATS_MAX_WORKERS);
+        return IOCP_EINVAL;
+    }
+
+    struct iocp_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return IOCP_ENOMEM;
+    e->cfg = *cfg;
+    e->cfg.backend = backend && *backend ? backend : NULL;
+    e->nworkers = workers;
+    if (!e->cfg.max_conns)
+        e->cfg.max_conns = DEFAULT_MAX_CONNS;
+    e->workers = calloc(workers, sizeof *e->workers);
+    int rc = e->workers ? 0 : IOCP_ENOMEM;
+    if (rc == 0)
+        rc = iocp__registry_init(&e->registry, e->cfg.max_conns, &registry_ops);
+    if (rc < 0) {
+        free(e->workers);
+        free(e);
+        return rc;
+    }
+    iocp__mutex_init(&e->lock);
+    iocp__mutex_init(&e->join_lock);
+    iocp__mutex_init(&e->resolver_lock);
+    iocp_list_init(&e->servers);
+    iocp_list_init(&e->resolvers);
+    for (unsigned i = 0; i < workers; i++) {
+        struct iocp_worker *w = &e->workers[i];
+        w->engine = e;
+        w->index = i;
+        iocp_list_init(&w->conns);
+        iocp_list_init(&w->zombies);
+        iocp_list_init(&w->acceptors);
+    }
+    e->ops = e->cfg.backend ? iocp__port_find(e->cfg.backend) : iocp__port_backends[0];
+    *out = e;
+    return 0;
+}
+
+const char *iocp_engine_backend(const struct iocp_engine *e)
+{
+    return e->ops ? e->ops->name : "none";
+}
+
+unsigned iocp_engine_workers(const struct iocp_engine *e)
+{
+    return e->nworkers;
+}
+
+bool iocp_engine_running(const struct iocp_engine *e)
+{
+    return atomic_load((iocp_atomic_int *)&e->state) != IOCP_ENGINE_STOPPED;
+}
+
+/* ---- submitting and posting ---- */
+
+static int stat_op(uint8_t op)
+{
+    switch (op) {
+    case IOCP_OP_ACCEPT:
+        return IOCP_STAT_ACCEPT;
+    case IOCP_OP_CONNECT:
+        return IOCP_STAT_CONNECT;
+    case IOCP_OP_RECV:
+        return IOCP_STAT_RECV;
+    case IOCP_OP_SEND:
+        return IOCP_STAT_SEND;
+    case IOCP_OP_READ:
+        return IOCP_STAT_READ;
+    default:
+        return IOCP_STAT_WRITE;
+    }
+}
+
+int iocp__submit(struct iocp_worker *w, struct iocp_req *req)
+{
+    int rc = iocp__fault_check(IOCP_FAULT_SUBMIT);
+    if (rc == 0)
+        rc = w->port->ops->submit(w->port, req);
+    if (rc < 0) {
+        atomic_fetch_add_explicit(&w->cnt.failed_submits, 1, memory_order_relaxed);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&w->cnt.submitted[stat_op(req->op)], 1, memory_order_relaxed);
+    return 0;
+}
+
+void iocp__cancel(struct iocp_worker *w, struct iocp_req *req)
+{
+    if (req->in_flight)
+        w->port->ops->cancel(w->port, req);
+}
+
+static struct iocp_port *worker_port(struct iocp_engine *e, unsigned i)
+{
+    return e->shared_port ? e->shared_port : e->workers[i].port;
+}
+
+int iocp__post(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg)
+{
+    struct iocp_port *port = worker_port(e, i);
+    struct iocp_counters *cnt = &e->workers[i].cnt;
+    /* A full queue drains in microseconds; retry for up to about a second so
+     * that a burst never turns into a lost command, then give the error back
+     * (the caller still owns whatever the packet named).  Posts may come from
+     * any thread, so these counters take atomic adds. */
+    for (int tries = 0;; tries++) {
+        int rc = port->ops->post(port, code, arg);
+        if (rc == 0) {
+            atomic_fetch_add_explicit(&cnt->submitted[IOCP_STAT_POST], 1, memory_order_relaxed);
+            return 0;
+        }
+        atomic_fetch_add_explicit(&cnt->failed_submits, 1, memory_order_relaxed);
+        if (rc != IOCP_EAGAIN || tries >= 1000)
+            return rc;
+        iocp__sleep_ms(1);
+    }
+}
+
+int iocp_engine_post(struct iocp_engine *e, unsigned worker, struct iocp_task *task)
+{
+    if (!task || !task->fn)
+        return IOCP_EINVAL;
+    if (atomic_load(&e->state) != IOCP_ENGINE_RUNNING)
+        return IOCP_ESTATE;
+    return iocp__post(e, worker % e->nworkers, IOCP_PKT_TASK, (uint64_t)(uintptr_t)task);
+}
+
+/* ---- the worker loop ---- */
+
+static void begin_worker_stop(struct iocp_worker *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    iocp__acceptors_stop_worker(w);
+    /* Connections leave the list as they finish; walk with the safe form. */
+    struct iocp_list *pos, *tmp;
+    iocp_list_foreach_safe(pos, tmp, &w->conns)
+    {
+        struct iocp_conn *c = iocp_container_of(pos, struct iocp_conn, wlink);
+        iocp__conn_fail(c, IOCP_ECANCELED);
+    }
+}
+
+static void on_packet(struct iocp_worker *w, const struct iocp_event *ev)
+{
+    struct iocp_engine *e = w->engine;
+    atomic_fetch_add_explicit(&w->cnt.completed[IOCP_STAT_POST], 1, memory_order_relaxed);
+    switch (ev->code) {
+    case IOCP_PKT_EXIT:
+        if ((uint32_t)ev->arg != atomic_load(&e->generation))
+            break; /* left over from an earlier run */
+        if (e->shared_port && w->exit_generation == (uint32_t)ev->arg) {
+            /* On a shared port one worker can dequeue two exit packets in one
+             * batch: hand the extra one on to a worker that has not had its. */
+            iocp__post(e, w->index, IOCP_PKT_EXIT, ev->arg);
+            break;
+        }
+        w->exit_generation = (uint32_t)ev->arg;
+        begin_worker_stop(w);
+        break;
+    case IOCP_PKT_TASK: {
+        struct iocp_task *task = (struct iocp_task *)(uintptr_t)ev->arg;
+        task->fn(task);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void dispatch(struct iocp_worker *w, struct iocp_event *ev)
+{
+    struct iocp_req *req = ev->req;
+    if (!(ev->flags & IOCP_EV_MORE))
+        IOCP_COUNT(w, completed[stat_op(req->op)], 1);
+    IOCP_COUNT(w, completions, 1);
+
+    /* Injected failures arrive the way real ones do: as a failed completion. */
+    if (ev->result >= 0) {
+        int injected = 0;
+        switch (req->op) {
+        case IOCP_OP_ACCEPT:
+            injected = iocp__fault_check(IOCP_FAULT_ACCEPT);
+            if (injected && req->accepted != IOCP_INVALID_SOCKET) {
+                iocp__socket_close(req->accepted);
+                req->accepted = IOCP_INVALID_SOCKET;
+            }
+            break;
+        case IOCP_OP_CONNECT:
+            injected = iocp__fault_check(IOCP_FAULT_CONNECT);
+            break;
+        case IOCP_OP_SEND:
+            injected = iocp__fault_check(IOCP_FAULT_SEND);
+            break;
+        case IOCP_OP_RECV:
+            injected = iocp__fault_check(IOCP_FAULT_RECV);
+            break;
+        default:
+            break;
+        }
+        if (injected)
+            ev->result = injected;
+    }
+    req->done(req, ev->result, ev->flags, ev->data);
+    if (ev->flags & IOCP_EV_BUFFER)
+        w->port->ops->release_buffer(w->port, ev->buf_id);
+}
+
+static bool worker_idle(struct iocp_worker *w)
+{
+    return iocp_list_empty(&w->conns) && iocp_list_empty(&w->acceptors);
+}
+
+static void worker_main(void *arg)
+{
+    struct iocp_worker *w = arg;
+    struct iocp_event events[EVENT_BATCH];
+    current_worker = w;
+    w->now_ms = iocp__now_ms();
+
+    while (!w->leave) {
+        int timeout = iocp__timers_run(w);
+        if (!iocp_list_empty(&w->zombies))
+            timeout = timeout < 0 || timeout > 1 ? 1 : timeout;
+        int n = w->port->ops->wait(w->port, events, EVENT_BATCH, timeout);
+        w->now_ms = iocp__now_ms();
+        for (int i = 0; i < n; i++) {
+            if (events[i].req)
+                dispatch(w, &events[i]);
+            else
+                on_packet(w, &events[i]);
+        }
+        if (!iocp_list_empty(&w->zombies))
+            iocp__conn_reap_zombies(w);
+        if (w->stopping && worker_idle(w) && iocp_list_empty(&w->zombies))
+            w->leave = true;
+    }
+    /* Tasks posted before the stop still run: their posters were told 0. */
+    for (;;) {
+        int n = w->port->ops->wait(w->port, events, EVENT_BATCH, 0);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++)
+            if (!events[i].req)
+                on_packet(w, &events[i]);
+    }
+    iocp__pool_drain(w);
+    current_worker = NULL;
+    atomic_fetch_sub(&w->engine->workers_alive, 1);
+}
+
+/* ---- start, stop, wait ---- */
+
+static void close_ports(struct iocp_engine *e)
+{
+    for (unsigned i = 0; i < e->nworkers; i++) {
+        struct iocp_worker *w = &e->workers[i];
+        if (w->port && w->port != e->shared_port)
+            w->port->ops->close(w->port);
+        w->port = NULL;
+        iocp__timers_fini(&w->timers);
+    }
+    if (e->shared_port)
+        e->shared_port->ops->close(e->shared_port);
+    e->shared_port = NULL;
+}
+
+static int open_ports(struct iocp_engine *e, const struct iocp_port_ops *ops)
+{
+    struct iocp_port_config pc = {
+        .entries = 512,
+        .buffer_count = e->cfg.recv_buffers ? e->cfg.recv_buffers : 256,
+        .buffer_size = e->cfg.recv_buffer_size ? e->cfg.recv_buffer_size : 16384,
+        .workers = e->nworkers,
+    };
+    int rc = 0;
+    if (ops->shared) {
+        rc = ops->open(&e->shared_port, &pc);
+        if (rc < 0)
+            return rc;
+    }
+    for (unsigned i = 0; i < e->nworkers && rc == 0; i++) {
+        struct iocp_worker *w = &e->workers[i];
+        rc = iocp__timers_init(&w->timers);
+        if (rc == 0)
+            rc = ops->shared ? (w->port = e->shared_port, 0) : ops->open(&w->port, &pc);
+    }
+    if (rc < 0)
+        close_ports(e);
+    return rc;
+}
+
+/* Try the named backend, or each backend best first, falling back with one
+ * log line when one cannot open here (containers often forbid io_uring). */
+static int choose_backend(struct iocp_engine *e)
+{
+    if (e->cfg.backend) {
+        const struct iocp_port_ops *ops = iocp__port_find(e->cfg.backend);
+        int rc = open_ports(e, ops);
+        if (rc == 0) {
+            e->ops = ops;
+            return 0;
+        }
+        /* An explicit choice still falls back rather than leave the user
+         * with nothing: say so. */
+        iocp__log(e, IOCP_LOG_INFO, "backend %s unavailable (%s), trying the others", ops->name,
+                  iocp_strerror(rc));
+    }
+    int rc = IOCP_ENOSYS;
+    for (size_t i = 0; iocp__port_backends[i]; i++) {
+        const struct iocp_port_ops *ops = iocp__port_backends[i];
+        if (e->cfg.backend && strcmp(ops->name, e->cfg.backend) == 0)
+            continue;
+        rc = open_ports(e, ops);
+        if (rc == 0) {
+            e->ops = ops;
+            return 0;
+        }
+        iocp__log(e, IOCP_LOG_INFO, "backend %s unavailable (%s), falling back", ops->name,
+                  iocp_strerror(rc));
+    }
+    return rc;
+}
+
+int iocp_engine_start(struct iocp_engine *e)
+{
+    iocp__fault_from_env();
+    iocp__mutex_lock(&e->lock);
+    if (atomic_load(&e->state) != IOCP_ENGINE_STOPPED || (!e->joined && e->started_ms)) {
+        iocp__mutex_unlock(&e->lock);
+        return IOCP_EALREADY;
+    }
+    int rc = choose_backend(e);
+    if (rc < 0) {
+        iocp__mutex_unlock(&e->lock);
+        return rc;
+    }
+    atomic_fetch_add(&e->generation, 1);
+    e->started_ms = iocp__now_ms();
+    e->joined = false;
+    for (unsigned i = 0; i < e->nworkers; i++) {
+        struct iocp_worker *w = &e->workers[i];
+        w->stopping = w->leave = w->started = false;
+        w->exit_generation = 0;
+        memset(&w->cnt, 0, sizeof w->cnt);
+    }
+    atomic_store(&e->state, IOCP_ENGINE_RUNNING);
+    atomic_store(&e->workers_alive, e->nworkers);
+    for (unsigned i = 0; i < e->nworkers; i++) {
+        rc = iocp__thread_start(&e->workers[i].thread, worker_main, &e->workers[i]);
+        if (rc < 0) {
+            /* Workers that did start leave through the normal stop path. */
+            atomic_fetch_sub(&e->workers_alive, e->nworkers - i);
+            break;
+        }
+        e->workers[i].started = true;
+    }
+    iocp__mutex_unlock(&e->lock);
+    if (rc < 0) {
+        iocp_engine_stop(e);
+        return rc;
+    }
+    return 0;
+}
+
+static bool on_own_worker(struct iocp_engine *e)
+{
+    return current_worker && current_worker->engine == e;
+}
+
+int iocp_engine_stop(struct iocp_engine *e)
+{
+    int expected = IOCP_ENGINE_RUNNING;
+    if (atomic_compare_exchange_strong(&e->state, &expected, IOCP_ENGINE_STOPPING)) {
+        iocp__resolvers_cancel(e);
+        uint32_t gen = atomic_load(&e->generation);
+        for (unsigned i = 0; i < e->nworkers; i++) {
+            if (!e->workers[i].started)
+                continue;
+            /* An exit packet must land: a worker that never hears it never
+             * leaves.  Keep retrying; each failure is counted (seed 2b). */
+            while (iocp__post(e, i, IOCP_PKT_EXIT, gen) < 0)
+                iocp__sleep_ms(10);
+        }
+    }
+    if (on_own_worker(e))
+        return 0;
+    return iocp_engine_wait(e);
+}
+
+int iocp_engine_wait(struct iocp_engine *e)
+{
+    if (on_own_worker(e))
+        return IOCP_EBUSY;
+    /* Only the join lock is held while joining: a worker on its way out may
+     * still need e->lock (a server freed from a callback). */
+    iocp__mutex_lock(&e->join_lock);
+    if (!e->joined && e->started_ms) {
+        for (unsigned i = 0; i < e->nworkers; i++)
+            if (e->workers[i].started)
+                iocp__thread_join(&e->workers[i].thread);
+        iocp__mutex_lock(&e->lock);
+        close_ports(e);
+        e->joined = true;
+        atomic_store(&e->state, IOCP_ENGINE_STOPPED);
+        iocp__mutex_unlock(&e->lock);
+    }
+    iocp__mutex_unlock(&e->join_lock);
+    return 0;
+}
+
+void iocp_engine_free(struct iocp_engine *e)
+{
+    if (!e)
+        return;
+    iocp_engine_stop(e);
+    iocp__registry_fini(&e->registry);
+    iocp__mutex_fini(&e->lock);
+    iocp__mutex_fini(&e->join_lock);
+    iocp__mutex_fini(&e->resolver_lock);
+    free(e->workers);
+    free(e);
+}

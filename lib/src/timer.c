@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-worker timers: a binary min-heap ordered by due time.
+ *
+ * Idle and connect time-outs must not cost an O(N) scan of connections.
+ * With a heap, arming and disarming are O(log N) and finding the next due
+ * time is O(1).  Idle time-outs are cheaper still: a connection's timer is
+ * armed once per period and, when it fires, compares the time of the last
+ * I/O to decide whether to close or re-arm, so traffic never touches the
+ * heap (see conn.c).
+ */
+#include "core.h"
+
+#include <stdlib.h>
+
+int iocp__timers_init(struct iocp_timer_heap *h)
+{
+    h->count = 0;
+    h->cap = 64;
+    h->items = malloc(h->cap * sizeof *h->items);
+    return h->items ? 0 : IOCP_ENOMEM;
+}
+
+void iocp__timers_fini(struct iocp_timer_heap *h)
+{
+    free(h->items);
+    h->items = NULL;
+    h->count = h->cap = 0;
+}
+
+void iocp__timer_init(struct iocp_timer *t, void (*fn)(struct iocp_timer *t))
+{
+    t->due_ms = 0;
+    t->heap_index = IOCP_TIMER_IDLE;
+    t->fn = fn;
+}
+
+static void place(struct iocp_timer_heap *h, uint32_t i, struct iocp_timer *t)
+{
+    h->items[i] = t;
+    t->heap_index = i;
+}
+
+static void sift_up(struct iocp_timer_heap *h, uint32_t i)
+{
+    struct iocp_timer *t = h->items[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (h->items[parent]->due_ms <= t->due_ms)
+            break;
+        place(h, i, h->items[parent]);
+        i = parent;
+    }
+    place(h, i, t);
+}
+
+static void sift_down(struct iocp_timer_heap *h, uint32_t i)
+{
+    struct iocp_timer *t = h->items[i];
+    for (;;) {
+        uint32_t child = 2 * i + 1;
+        if (child >= h->count)
+            break;
+        if (child + 1 < h->count && h->items[child + 1]->due_ms < h->items[child]->due_ms)
+            child++;
+        if (t->due_ms <= h->items[child]->due_ms)
+            break;
+        place(h, i, h->items[child]);
+        i = child;
+    }
+    place(h, i, t);
+}
+
+static void heap_remove(struct iocp_timer_heap *h, struct iocp_timer *t)
+{
+    uint32_t i = t->heap_index;
+    t->heap_index = IOCP_TIMER_IDLE;
+    h->count--;
+    if (i == h->count)
+        return;
+    /* The last timer fills the hole, then moves down or up to its place. */
+    struct iocp_timer *moved = h->items[h->count];
+    place(h, i, moved);
+    sift_down(h, i);
+    sift_up(h, moved->heap_index);
+}
+
+int iocp__timer_start(struct iocp_worker *w, struct iocp_timer *t, uint64_t due_ms)
+{
+    struct iocp_timer_heap *h = &w->timers;
+    if (t->heap_index != IOCP_TIMER_IDLE)
+        heap_remove(h, t);
+    if (h->count == h->cap) {
+        uint32_t cap = h->cap * 2;
+        struct iocp_timer **items = realloc(h->items, cap * sizeof *items);
+        if (!items)
+            return IOCP_ENOMEM;
+        h->items = items;
+        h->cap = cap;
+    }
+    t->due_ms = due_ms;
+    h->items[h->count] = t;
+    t->heap_index = h->count++;
+    sift_up(h, t->heap_index);
+    return 0;
+}
+
+void iocp__timer_stop(struct iocp_worker *w, struct iocp_timer *t)
+{
+    if (t->heap_index != IOCP_TIMER_IDLE)
+        heap_remove(&w->timers, t);
+}
+
+int iocp__timers_run(struct iocp_worker *w)
+{
+    struct iocp_timer_heap *h = &w->timers;
+    /* Bound the turn: a callback that re-arms its timer for "now" must not
+     * keep this loop from returning to the port. */
+    for (uint32_t budget = h->count; h->count && budget; budget--) {
+        struct iocp_timer *t = h->items[0];
+        if (t->due_ms > w->now_ms)
+            break;
+        heap_remove(h, t);
+        t->fn(t);
+    }
+    if (!h->count)
+        return -1;
+    uint64_t due = h->items[0]->due_ms;
+    if (due <= w->now_ms)
+        return 0;
+    uint64_t wait = due - w->now_ms;
+    return wait > 60000 ? 60000 : (int)wait;
+}
