@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "list.h"
 
 #ifndef _WIN32
 #include <sys/socket.h>
@@ -79,11 +80,19 @@ struct iocp_handle {
     uint8_t kind;             /* enum iocp_handle_kind */
     bool bound;               /* bound to `port` */
     struct iocp_port *port;
-    /* Backend state.  epoll: the requests waiting for readiness and the
-     * events registered; uring and iocp leave them alone. */
-    struct iocp_req *wait_in;  /* accept or recv or read waiting to be served */
-    struct iocp_req *wait_out; /* connect or send or write waiting */
-    uint32_t events;           /* epoll: events currently registered */
+    /* Backend state.  epoll: the requests waiting for readiness, the
+     * readiness last seen and the port list the handle is queued on; uring
+     * and iocp leave them alone.  Set up by the epoll backend's bind. */
+    struct iocp_req *wait_in;     /* accept or recv or read waiting to be served */
+    struct iocp_req *wait_out;    /* connect or send or write waiting */
+    struct iocp_list ready_link;  /* epoll: in the port's ready or buffer-wait list */
+    uint8_t listed;               /* epoll: which of those lists (0: none) */
+    bool ready_in;                /* epoll: readable (or EOF or error) until EAGAIN */
+    bool ready_out;               /* epoll: writable until EAGAIN or a short write */
+    bool hup;                     /* epoll: hang-up or error seen: reads never block again */
+    bool polled;                  /* epoll: in the epoll set (regular files are not) */
+    bool drains;                  /* epoll: a short read means nothing is left to read */
+    bool held;                    /* epoll: a multishot accept's completion is undelivered */
 };
 
 /*
