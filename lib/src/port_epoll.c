@@ -43,7 +43,7 @@
 
 /* An internal completion flag, never seen by callers: this event is a
  * multishot accept's, and its handle accepts nothing more until the event
- * has been handed out (see hold_accept). */
+ * has been handed out (see do_accept and deliver). */
 #define EV_HELD 0x80000000u
 
 /* Which port list a handle's ready_link is in. */
@@ -250,10 +250,10 @@ static void do_accept(struct epoll_port *p, struct iocp_handle *h, struct iocp_r
  * arrival after the last epoll_wait, so a read that returns less than asked
  * on a stream (or a FIFO) has emptied it and ready_in can drop without an
  * extra syscall to see EAGAIN.  A full read leaves ready_in set, and the
- * handle is served again next round.  Neither holds for datagrams or ttys
- * (one message or line per read) nor once the peer has shut down: the FIN
+ * handle is served again next round.  The rule fails for datagrams and ttys
+ * (one message or line per read), and once the peer has shut down: the FIN
  * raised its edge already and will not raise another, so after a hang-up
- * only EAGAIN clears ready_in, and it never comes.
+ * only EAGAIN may clear ready_in, and it never comes.
  */
 static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req *req)
 {
