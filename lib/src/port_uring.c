@@ -58,9 +58,13 @@ _Static_assert(sizeof(socklen_t) == sizeof(uint32_t), "req->addrlen must be a so
 /* Packets taken from the queue per drain call. */
 #define DRAIN_CHUNK          64
 
-/* The user_data of SQEs whose completions are the port's own business.  The
- * address of a static object can never be a request's address. */
-static const char cancel_tag;
+/*
+ * A cancel SQE's user_data is its target with the low bit set (a request is
+ * pointer-aligned, so the bit is free): its CQE then says which request the
+ * cancel was for.  The postq's poll uses the address of the postq itself.
+ */
+#define CANCEL_BIT 1u
+_Static_assert(_Alignof(struct iocp_req) > CANCEL_BIT, "requests must leave the low bit free");
 
 /*
  * A request the port holds on to outside the kernel: a provided-buffer recv
@@ -548,7 +552,7 @@ static int uring_cancel(struct iocp_port *port, struct iocp_req *req)
         return IOCP_EAGAIN;
     }
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req, 0);
-    io_uring_sqe_set_data(sqe, (void *)&cancel_tag);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | CANCEL_BIT);
     return 0;
 }
 
@@ -608,8 +612,10 @@ static int complete(struct uring_port *p, const struct io_uring_cqe *cqe, struct
                 give_back(p, bid);
             }
         }
-        /* Out of buffers: the caller never sees ENOBUFS.  The recv
-         * waits here, still in flight, until buffers come back. */
+        /* Out of buffers: the recv waits here, still in flight, until
+         * buffers come back, so the caller never sees ENOBUFS; only a
+         * failure to grow the parked list lets it through, as an error
+         * the caller can act on rather than a recv lost in silence. */
         if (res == IOCP_ENOBUFS && !more && (req->flags & IOCP_REQ_PROVIDED) &&
             slots_find(&p->cancelling, req) < 0 && slots_push(&p->parked, req) == 0)
             return 0;
@@ -657,22 +663,26 @@ static int reap(struct uring_port *p, struct iocp_event *events, int max)
 
     io_uring_for_each_cqe(&p->ring, head, cqe)
     {
+        uint64_t ud = cqe->user_data;
         if (n == max)
             break;
-        if (cqe->user_data != (uint64_t)(uintptr_t)&cancel_tag &&
-            cqe->user_data != (uint64_t)(uintptr_t)&p->postq &&
-            accept_in_batch(cqe->user_data, events, n))
-            break;
-        seen++;
-        if (cqe->user_data == (uint64_t)(uintptr_t)&cancel_tag)
-            continue;
-        if (cqe->user_data == (uint64_t)(uintptr_t)&p->postq) {
+        if (ud == (uint64_t)(uintptr_t)&p->postq) {
             p->packets_ready = true;
             if (!(cqe->flags & IORING_CQE_F_MORE))
                 p->poll_armed = false;
-            continue;
+        } else if (ud & CANCEL_BIT) {
+            /* ENOENT: the target had already left the kernel, and its
+             * last CQE came before this one; a cancel that outlived it
+             * must not turn a later use of the request into ECANCELED. */
+            if (cqe->res == -ENOENT)
+                slots_remove(&p->cancelling,
+                             (struct iocp_req *)(uintptr_t)(ud & ~(uint64_t)CANCEL_BIT));
+        } else if (accept_in_batch(ud, events, n)) {
+            break;
+        } else {
+            n += complete(p, cqe, &events[n]);
         }
-        n += complete(p, cqe, &events[n]);
+        seen++;
     }
     io_uring_cq_advance(&p->ring, seen);
     return n;

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "port.h"
+#include "thread.h"
 #include "testnet.h"
 
 static const struct iocp_port_ops *ops;
@@ -618,6 +619,130 @@ Test(port_uring, a_port_opened_on_one_thread_is_served_on_another)
     /* Posting from the opening thread still wakes nobody in particular,
      * and closing from it is allowed once the worker has left. */
     cr_expect_eq(ops->post(port, 1, 2), 0);
+    close(sv[1]);
+    release_handle(&h);
+}
+
+static void *post_later(void *arg)
+{
+    (void)arg;
+    iocp__sleep_ms(50);
+    return (void *)(intptr_t)ops->post(port, 9, 99);
+}
+
+Test(port_uring, a_post_wakes_a_wait_that_has_no_timeout)
+{
+    open_uring(16, 16, 4096);
+    struct iocp_event ev[4];
+    cr_assert_eq(ops->wait(port, ev, 4, 0), 0); /* the worker owns the ring from here */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, post_later, NULL), 0);
+    int n = ops->wait(port, ev, 4, -1);
+    void *rc;
+    pthread_join(t, &rc);
+    cr_expect_null(rc);
+    cr_assert_eq(n, 1);
+    cr_expect_null(ev[0].req);
+    cr_expect_eq(ev[0].code, 9);
+    cr_expect_eq(ev[0].arg, 99);
+}
+
+Test(port_uring, a_single_provided_recv_fills_one_buffer_and_ends)
+{
+    open_uring(16, 4, 1024);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct iocp_handle h;
+    bind_handle(&h, sv[0], IOCP_HANDLE_SOCKET);
+    char data[3000];
+    tn_pattern(data, sizeof data, 5, 0);
+    cr_assert(tn_write_all(sv[1], data, sizeof data));
+
+    /* Each recv takes at most one buffer; the rest waits in the socket. */
+    size_t got = 0;
+    for (int round = 0; round < 10 && got < sizeof data; round++) {
+        struct iocp_req recv;
+        req_init(&recv, &h, IOCP_OP_RECV, IOCP_REQ_PROVIDED);
+        cr_assert_eq(ops->submit(port, &recv), 0);
+        struct iocp_event ev[4];
+        int n = wait_events(ev, 4, 2000);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(ev[0].req, &recv);
+        cr_assert_gt(ev[0].result, 0, "recv: %s", iocp_strerror(ev[0].result));
+        cr_assert_leq(ev[0].result, 1024);
+        cr_expect_eq(ev[0].flags, IOCP_EV_BUFFER);
+        cr_expect_eq(memcmp(ev[0].data, data + got, (size_t)ev[0].result), 0);
+        got += (size_t)ev[0].result;
+        cr_expect_not(recv.in_flight);
+        ops->release_buffer(port, ev[0].buf_id);
+    }
+    cr_expect_eq(got, sizeof data);
+    close(sv[1]);
+    release_handle(&h);
+}
+
+Test(port_uring, a_cancel_that_finds_nothing_leaves_no_trace_on_the_request)
+{
+    enum { NBUF = 2, BUFSZ = 1024 };
+    open_uring(16, NBUF, BUFSZ);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct iocp_handle h;
+    bind_handle(&h, sv[0], IOCP_HANDLE_SOCKET);
+    struct iocp_event ev[8];
+
+    /* A dispatcher that keeps a reaped request marked in flight until it
+     * calls done may cancel it in between: the kernel then finds nothing. */
+    struct iocp_req recv;
+    char one[8];
+    req_init(&recv, &h, IOCP_OP_RECV, 0);
+    recv.buf = one;
+    recv.len = 1;
+    cr_assert(tn_write_all(sv[1], "x", 1));
+    cr_assert_eq(ops->submit(port, &recv), 0);
+    cr_assert_eq(wait_final(&recv, 2000), 1);
+    recv.in_flight = true;
+    cr_assert_eq(ops->cancel(port, &recv), 0);
+    recv.in_flight = false;
+    cr_expect_eq(ops->wait(port, ev, 8, 50), 0, "the cancel's own CQE is internal");
+
+    /* Reused as a multishot recv that runs out of buffers, it must park
+     * quietly, not end with the old cancel's ECANCELED. */
+    req_init(&recv, &h, IOCP_OP_RECV, IOCP_REQ_MULTI | IOCP_REQ_PROVIDED);
+    cr_assert_eq(ops->submit(port, &recv), 0);
+    char data[4 * BUFSZ];
+    memset(data, 'y', sizeof data);
+    cr_assert(tn_write_all(sv[1], data, sizeof data));
+    uint32_t held[NBUF];
+    int nheld = 0;
+    size_t got = 0;
+    uint64_t end = tn_now_ms() + 2000;
+    while (nheld < NBUF && tn_now_ms() < end) {
+        int n = wait_events(ev, 8, 100);
+        for (int i = 0; i < n; i++) {
+            cr_assert_gt(ev[i].result, 0, "got %s", iocp_err_name(ev[i].result));
+            cr_assert(ev[i].flags & IOCP_EV_MORE);
+            got += (size_t)ev[i].result;
+            held[nheld++] = ev[i].buf_id;
+        }
+    }
+    cr_assert_eq(nheld, NBUF);
+    cr_expect_eq(ops->wait(port, ev, 8, 100), 0, "the starved recv stays quiet");
+    for (int i = 0; i < NBUF; i++)
+        ops->release_buffer(port, held[i]);
+    size_t want = sizeof data;
+    end = tn_now_ms() + 2000;
+    while (got < want && tn_now_ms() < end) {
+        int n = wait_events(ev, 8, 100);
+        for (int i = 0; i < n; i++) {
+            cr_assert_gt(ev[i].result, 0, "got %s", iocp_err_name(ev[i].result));
+            got += (size_t)ev[i].result;
+            ops->release_buffer(port, ev[i].buf_id);
+        }
+    }
+    cr_expect_eq(got, want);
+    cr_assert_eq(ops->cancel(port, &recv), 0);
+    cr_expect_eq(wait_final(&recv, 2000), IOCP_ECANCELED);
     close(sv[1]);
     release_handle(&h);
 }
