@@ -132,21 +132,24 @@ server_argv() {
 # ---- one measurement -----------------------------------------------------
 
 # Starts server $1 on SERVER_CPU and waits for "listening on ADDR PORT".
+# A new file each time: the child truncates its stderr only after the fork,
+# and reading a reused file in between would find the last server's port.
+starts=0
 start_server() {
-    local argv
+    local argv err="$work/server.$((++starts)).err"
     server_argv "$1"
-    taskset -c "$SERVER_CPU" "${argv[@]}" >/dev/null 2>"$work/server.err" &
+    taskset -c "$SERVER_CPU" "${argv[@]}" >/dev/null 2>"$err" &
     server_pid=$!
     pids+=("$server_pid")
     server_port=
     local tries
     for ((tries = 0; tries < 100; tries++)); do
-        server_port=$(sed -n 's/^listening on .* \([0-9][0-9]*\)$/\1/p' "$work/server.err")
+        server_port=$(sed -n 's/^listening on .* \([0-9][0-9]*\)$/\1/p' "$err" | head -n 1)
         [[ -n $server_port ]] && return 0
         alive "$server_pid" || break
         sleep 0.05
     done
-    say "echo.sh: $1 did not start: $(head -c 300 "$work/server.err")"
+    say "echo.sh: $1 did not start: $(head -c 300 "$err")"
     stop_server
     return 1
 }
@@ -209,6 +212,7 @@ measure_load() {
 measure_idle() {
     local rss0 rss1 ready='' tries lg_pid
     rss0=$(rss_kib "$server_pid")
+    : >"$work/idle.out" # emptied here, not after the fork, or the last run's line shows
     taskset -c "$LOAD_CPU" "$LOADGEN" -p "$server_port" --mode idle -c "$IDLE_CONNS" \
         -b "$SOURCES" -d "$IDLE_HOLD" >"$work/idle.out" &
     lg_pid=$!

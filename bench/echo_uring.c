@@ -76,12 +76,19 @@ static uint64_t pack(enum op op, int fd, unsigned bid)
     return (uint64_t)op | (uint64_t)(uint32_t)fd << 8 | (uint64_t)bid << 40;
 }
 
+/* A full SQ is submitted on the spot, even halfway through a batch of
+ * completions; the kernel refuses only if its CQ overflow backlog is full,
+ * which CQ_ENTRIES keeps out of reach. */
 static struct io_uring_sqe *get_sqe(void)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
     if (!sqe) {
         io_uring_submit(&ring);
         sqe = io_uring_get_sqe(&ring);
+    }
+    if (!sqe) {
+        fprintf(stderr, "echo_uring: submission queue stuck full\n");
+        exit(1);
     }
     return sqe;
 }
