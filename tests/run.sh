@@ -3,8 +3,10 @@
 #   1. install what is missing (.ci/deps)
 #   2. a normal build, warnings as errors, and every CTest suite
 #   3. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
-#   4. the same suites under ThreadSanitizer
+#   4. the same suites under ThreadSanitizer (built against the minicrit
+#      harness in tests/support/minicrit: Criterion cannot start under TSan)
 #   5. the Windows cross-build with mingw-w64
+#   6. the portable unit tests of that build, under Wine (tests/wine.sh)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +50,10 @@ for dll in $dlls; do
   esac
 done
 echo "iocptool.exe imports: $(echo $dlls | tr '\n' ' ')"
+
+step "windows unit tests (wine)"
+# shellcheck source=tests/wine.sh
+. tests/wine.sh
+iocp_wine_ctest build/ci-win --timeout 900 -j "$jobs"
 
 step "all suites passed"
