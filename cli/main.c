@@ -8,7 +8,14 @@
 
 #include "iocp.h"
 
-#define EXIT_USAGE 2
+#include "cmds.h"
+#include "diag.h"
+
+#ifdef IOCPTOOL_HAVE_ENGINE
+#define ENGINE_CMD(fn) fn
+#else
+#define ENGINE_CMD(fn) NULL
+#endif
 
 struct subcommand {
     const char *name;
@@ -19,7 +26,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"listen", NULL, "accept connections and bridge them to stdin/stdout"},
     {"connect", NULL, "connect and bridge stdin/stdout to the socket"},
-    {"echo", NULL, "run an echo server"},
+    {"echo", ENGINE_CMD(cmd_echo), "run an echo server"},
     {"relay", NULL, "forward every accepted connection to a target"},
     {"stats", NULL, "show the live counters of a running iocptool"},
     {"keygen", NULL, "make a pre-shared key for --key"},
@@ -57,12 +64,12 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], subcommands[i].name) != 0)
             continue;
         if (!subcommands[i].run) {
-            fprintf(stderr, "iocptool: %s: not available in this build\n", argv[1]);
-            return 1;
+            diag_error("%s: not available in this build", argv[1]);
+            return EXIT_RUNTIME;
         }
         return subcommands[i].run(argc - 1, argv + 1);
     }
-    fprintf(stderr, "iocptool: %s: unknown command\n", argv[1]);
+    diag_error("%s: unknown command", argv[1]);
     usage(stderr);
     return EXIT_USAGE;
 }

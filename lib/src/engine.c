@@ -283,8 +283,10 @@ static void on_packet(struct iocp_worker *w, const struct iocp_event *ev)
 static void dispatch(struct iocp_worker *w, struct iocp_event *ev)
 {
     struct iocp_req *req = ev->req;
-    if (!(ev->flags & IOCP_EV_MORE))
+    if (!(ev->flags & IOCP_EV_MORE)) {
         IOCP_COUNT(w, completed[stat_op(req->op)], 1);
+        req->in_flight = false;
+    }
     IOCP_COUNT(w, completions, 1);
 
     /* Injected failures arrive the way real ones do: as a failed completion. */
@@ -336,6 +338,12 @@ static void worker_main(void *arg)
             timeout = timeout < 0 || timeout > 1 ? 1 : timeout;
         int n = w->port->ops->wait(w->port, events, EVENT_BATCH, timeout);
         w->now_ms = iocp__now_ms();
+        /* A request is in flight until its last completion is dispatched, not
+         * merely dequeued: a callback early in the batch must not resubmit a
+         * request whose completion is still waiting later in the same batch. */
+        for (int i = 0; i < n; i++)
+            if (events[i].req && !(events[i].flags & IOCP_EV_MORE))
+                events[i].req->in_flight = true;
         for (int i = 0; i < n; i++) {
             if (events[i].req)
                 dispatch(w, &events[i]);

@@ -553,6 +553,11 @@ static int uring_cancel(struct iocp_port *port, struct iocp_req *req)
     }
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req, 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | CANCEL_BIT);
+    /* Hand the cancel to the kernel now rather than with the next wait():
+     * a pause must stop a multishot recv before it fills more buffers, and
+     * a submit that does not wait runs no deferred task work, so nothing
+     * more is received on the way in. */
+    io_uring_submit(&p->ring);
     return 0;
 }
 

@@ -37,7 +37,8 @@ struct iocp_acceptor {
     struct iocp_accept_pool pool;
     struct iocp_timer backoff;
     struct iocp_list wlink;  /* in w->acceptors */
-    struct iocp_task task;   /* start or stop, run on the worker */
+    struct iocp_task start_task; /* run on the worker: start accepting */
+    struct iocp_task stop_task;  /* run on the worker: stop accepting */
     unsigned outstanding;    /* accept requests in flight */
     bool multishot;
     bool started, stopping, done, backing_off;
@@ -246,7 +247,7 @@ static void on_accept_done(struct iocp_req *req, int32_t result, uint32_t flags,
 
 static void acceptor_start_task(struct iocp_task *task)
 {
-    struct iocp_acceptor *a = iocp_container_of(task, struct iocp_acceptor, task);
+    struct iocp_acceptor *a = iocp_container_of(task, struct iocp_acceptor, start_task);
     struct iocp_worker *w = a->w;
     if (w->stopping || a->stopping) {
         a->stopping = true;
@@ -268,7 +269,7 @@ static void acceptor_start_task(struct iocp_task *task)
 
 static void acceptor_stop_task(struct iocp_task *task)
 {
-    acceptor_stop(iocp_container_of(task, struct iocp_acceptor, task));
+    acceptor_stop(iocp_container_of(task, struct iocp_acceptor, stop_task));
 }
 
 /* Runs under the pool's lock: only start the cancel. */
@@ -503,7 +504,9 @@ int iocp_server_start(struct iocp_server *s)
         rc = IOCP_ENOMEM;
         goto fail;
     }
-    bool multishot = strcmp(e->ops->name, "uring") == 0;
+    /* Per-worker ports (uring, epoll) take one armed multishot accept; a
+     * shared port (IOCP) keeps a pool of single accepts (AcceptEx). */
+    bool multishot = !e->ops->shared;
     for (unsigned i = 0; i < s->nacceptors; i++) {
         struct iocp_acceptor *a = &s->acceptors[i];
         a->s = s;
@@ -512,6 +515,8 @@ int iocp_server_start(struct iocp_server *s)
         iocp__handle_init(&a->h, s->lsock[i / e->nworkers], IOCP_HANDLE_SOCKET);
         iocp__timer_init(&a->backoff, on_backoff_timer);
         iocp_list_init(&a->wlink);
+        a->start_task.fn = acceptor_start_task;
+        a->stop_task.fn = acceptor_stop_task;
         /* One armed multishot accept yields every connection; a spare is
          * pointless.  Single-shot accepts keep a pool between the marks. */
         size_t low = multishot ? 0 : s->cfg.accept_low;
@@ -524,8 +529,7 @@ int iocp_server_start(struct iocp_server *s)
     iocp__mutex_unlock(&e->lock);
     for (unsigned i = 0; i < s->nacceptors; i++) {
         struct iocp_acceptor *a = &s->acceptors[i];
-        a->task.fn = acceptor_start_task;
-        if (iocp__post(e, a->w->index, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&a->task) < 0) {
+        if (iocp__post(e, a->w->index, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&a->start_task) < 0) {
             /* The worker cannot hear us: this acceptor never starts. */
             a->stopping = true;
             acceptor_maybe_done(a);
@@ -554,9 +558,8 @@ int iocp_server_stop(struct iocp_server *s)
                 acceptor_stop(a);
                 continue;
             }
-            a->task.fn = acceptor_stop_task;
             /* If the worker is gone (engine stopped), it stopped the acceptor. */
-            iocp__post(s->e, a->w->index, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&a->task);
+            iocp__post(s->e, a->w->index, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&a->stop_task);
         }
     }
     if (iocp__worker_current())

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iocptool echo: an echo server.  Every byte a client sends comes back to
+ * it; a client that shuts down its side gets the rest of its echo, then an
+ * orderly close.  It runs until SIGINT or SIGTERM, then stops safely and
+ * exits 0.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iocp.h"
+
+#include "cmds.h"
+#include "diag.h"
+#include "opts.h"
+#include "stop.h"
+
+static void echo_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    /* A full send queue pauses this connection's reading on its own (the
+     * default pressure rule), so a client that never reads cannot make the
+     * server buffer without bound. */
+    if (iocp_conn_send(c, data, len) < 0)
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+}
+
+static void echo_close(struct iocp_conn *c, int status)
+{
+    char peer[64];
+    if (diag_verbosity >= 2)
+        diag_info(2, "echo: %s closed: %s", iocp_conn_peer(c, peer, sizeof peer),
+                  status ? iocp_strerror(status) : "done");
+}
+
+static const struct iocp_conn_handler echo_handler = {
+    .on_data = echo_data,
+    .on_close = echo_close,
+};
+
+static const struct option echo_options[] = {
+    {"workers", required_argument, NULL, 'W'},
+    {"backend", required_argument, NULL, 'B'},
+    {"max-conns", required_argument, NULL, 'm'},
+    {"idle-timeout", required_argument, NULL, 'i'},
+    {"ipv4", no_argument, NULL, '4'},
+    {"ipv6", no_argument, NULL, '6'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void echo_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: iocptool echo [options] [ADDR:]PORT\n"
+            "\n"
+            "Run an echo server: every byte a client sends comes back to it.\n"
+            "\n"
+            "  -W, --workers N        worker threads (default: one per processor)\n"
+            "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+            "  -m, --max-conns N      refuse connections beyond N (default: no limit)\n"
+            "  -i, --idle-timeout S   close a connection idle for S seconds\n"
+            "  -4, --ipv4             IPv4 only\n"
+            "  -6, --ipv6             IPv6 only\n"
+            "  -v, --verbose          say more (-vv: more still)\n"
+            "  -h, --help             this help\n");
+}
+
+int cmd_echo(int argc, char **argv)
+{
+    struct iocp_engine_config ecfg = {.log = diag_lib_log};
+    struct iocp_server_config scfg = {.handler = &echo_handler};
+    long long n;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "W:B:m:i:46vh", echo_options, NULL)) != -1) {
+        switch (opt) {
+        case 'W':
+            if (!opt_number("echo", "--workers", optarg, 1, IOCP_STATS_MAX_WORKERS, &n))
+                return EXIT_USAGE;
+            ecfg.workers = (unsigned)n;
+            break;
+        case 'B':
+            ecfg.backend = optarg;
+            break;
+        case 'm':
+            if (!opt_number("echo", "--max-conns", optarg, 1, 10000000, &n))
+                return EXIT_USAGE;
+            scfg.max_conns = (uint32_t)n;
+            break;
+        case 'i':
+            if (!opt_seconds("echo", "--idle-timeout", optarg, &scfg.idle_timeout_ms))
+                return EXIT_USAGE;
+            break;
+        case '4':
+        case '6':
+            if (scfg.family && scfg.family != opt - '0') {
+                diag_error("echo: -4 and -6 exclude each other");
+                return EXIT_USAGE;
+            }
+            scfg.family = opt - '0';
+            break;
+        case 'v':
+            diag_verbosity++;
+            break;
+        case 'h':
+            echo_usage(stdout);
+            return EXIT_OK;
+        default:
+            echo_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        diag_error("echo: expected one [ADDR:]PORT argument");
+        echo_usage(stderr);
+        return EXIT_USAGE;
+    }
+    char host[256];
+    if (!opt_hostport("echo", argv[optind], host, sizeof host, &scfg.port))
+        return EXIT_USAGE;
+    scfg.host = host[0] ? host : NULL;
+
+    return cli_run_server("echo", &ecfg, &scfg, NULL);
+}

@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine, servers and clients end to end, on the backend named by
+ * IOCP_BACKEND: byte-exact echo at scale, connect/close churn, safe stop
+ * under load, restarts, injected failures, descriptor exhaustion, back-
+ * pressure against a slow reader, and the client side.  Every test ends
+ * with the stop audit: each request submitted completed, each pooled
+ * connection came back.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include <criterion/criterion.h>
+
+#include "core.h"
+#include "echoclient.h"
+#include "fault.h"
+#include "testnet.h"
+
+#ifdef IOCP_TEST_SANITIZED
+/* Sanitizers slow byte-heavy loops several times over: the same scenarios,
+ * smaller volumes. */
+#define SCALE 8
+#else
+#define SCALE 1
+#endif
+
+static struct iocp_engine *engine;
+static struct iocp_server *server;
+static uint16_t port;
+
+static void echo_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    if (iocp_conn_send(c, data, len) < 0)
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+}
+
+static void quiet_close(struct iocp_conn *c, int status)
+{
+    (void)c;
+    (void)status;
+}
+
+static const struct iocp_conn_handler echo_handler = {.on_data = echo_data,
+                                                      .on_close = quiet_close};
+
+static void start_engine(unsigned workers)
+{
+    struct iocp_engine_config cfg = {.workers = workers};
+    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
+    int rc = iocp_engine_start(engine);
+    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
+    const char *want = getenv("IOCP_BACKEND");
+    if (want)
+        cr_assert_str_eq(iocp_engine_backend(engine), want, "the backend asked for must run");
+}
+
+static void start_server(const struct iocp_server_config *cfg)
+{
+    struct iocp_server_config def = {.host = "127.0.0.1", .handler = &echo_handler};
+    if (!cfg)
+        cfg = &def;
+    cr_assert_eq(iocp_server_new(&server, engine, cfg), 0);
+    int rc = iocp_server_start(server);
+    cr_assert_eq(rc, 0, "server start: %s", iocp_strerror(rc));
+    port = iocp_server_port(server);
+    cr_assert_neq(port, 0);
+}
+
+/* Stop everything and insist that the books balance. */
+static void stop_and_audit(void)
+{
+    if (!engine)
+        return;
+    if (server)
+        iocp_server_stop(server);
+    iocp_engine_stop(engine);
+    char report[512];
+    int bad = iocp_engine_audit(engine, report, sizeof report);
+    iocp_server_free(server);
+    server = NULL;
+    iocp_engine_free(engine);
+    engine = NULL;
+    cr_assert_eq(bad, 0, "audit: %s", report);
+}
+
+static void setup(void)
+{
+    start_engine(2);
+}
+
+TestSuite(server, .init = setup, .fini = stop_and_audit, .timeout = 240);
+
+static bool wait_for(bool (*cond)(void *), void *arg, unsigned timeout_ms)
+{
+    uint64_t end = tn_now_ms() + timeout_ms;
+    while (!cond(arg)) {
+        if (tn_now_ms() > end)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+static bool server_empty(void *arg)
+{
+    (void)arg;
+    return iocp_server_conns(server) == 0;
+}
+
+static uint32_t want_conns;
+static bool server_has_want(void *arg)
+{
+    (void)arg;
+    return iocp_server_conns(server) >= want_conns;
+}
+
+Test(server, a_thousand_clients_each_echo_a_mebibyte_byte_exact)
+{
+    start_server(NULL);
+    struct ec_result r = ec_run(port, 1000, (1u << 20) / SCALE, 180000);
+    cr_expect_eq(r.ok, 1000, "%d ok, %d bad, %d unfinished", r.ok, r.bad, r.pending);
+    cr_expect(wait_for(server_empty, NULL, 10000), "connections left: %u",
+              iocp_server_conns(server));
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, true);
+    cr_expect_eq(st.accepted, 1000);
+    cr_expect_eq(st.bytes_in, (uint64_t)1000 * ((1u << 20) / SCALE));
+    cr_expect_eq(st.bytes_out, st.bytes_in);
+}
+
+struct churn {
+    int cycles;
+    int failures;
+};
+
+static void *churn_thread(void *arg)
+{
+    struct churn *ch = arg;
+    for (int i = 0; i < ch->cycles; i++) {
+        int fd = tn_connect(port);
+        if (fd < 0) {
+            ch->failures++;
+            continue;
+        }
+        if (i % 2) {
+            /* Half the clients reset, half close in order: both paths. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
+{
+    start_server(NULL);
+    enum { THREADS = 4 };
+    struct churn ch[THREADS];
+    pthread_t t[THREADS];
+    int total = 100000 / SCALE;
+    for (int i = 0; i < THREADS; i++) {
+        ch[i] = (struct churn){.cycles = total / THREADS};
+        pthread_create(&t[i], NULL, churn_thread, &ch[i]);
+    }
+    int failures = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        failures += ch[i].failures;
+    }
+    cr_expect_eq(failures, 0, "%d connects failed", failures);
+    cr_expect(wait_for(server_empty, NULL, 20000), "%u connections never closed",
+              iocp_server_conns(server));
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, true);
+    cr_expect_eq(st.accepted, (uint64_t)total);
+    cr_expect_eq(st.closed, (uint64_t)total);
+    cr_expect_eq(st.online, 0);
+    cr_expect_eq(st.walked, 0);
+    cr_expect_eq(st.pool_lent, st.pool_returned);
+    cr_expect_eq(st.accept_errors, 0);
+}
+
+Test(server, stop_with_a_thousand_live_connections_returns_within_a_second)
+{
+    start_server(NULL);
+    enum { N = 1000 };
+    static int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tn_connect(port);
+        cr_assert_geq(fds[i], 0);
+    }
+    want_conns = N;
+    cr_assert(wait_for(server_has_want, NULL, 10000), "only %u accepted",
+              iocp_server_conns(server));
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, true);
+    cr_expect_eq(st.online, N);
+    cr_expect_eq(st.walked, N, "the walk must agree with the counter");
+    cr_expect_eq(st.hashed, N);
+
+    uint64_t t0 = tn_now_ms();
+    iocp_server_stop(server);
+    iocp_engine_stop(engine);
+    uint64_t took = tn_now_ms() - t0;
+    cr_expect_lt(took, 1000, "stop took %llu ms", (unsigned long long)took);
+    cr_expect_not(iocp_engine_running(engine));
+    /* Every client sees its connection end. */
+    int ended = 0;
+    for (int i = 0; i < N; i++) {
+        if (tn_wait_eof(fds[i], 2000))
+            ended++;
+        close(fds[i]);
+    }
+    cr_expect_eq(ended, N);
+}
+
+Test(server, start_and_stop_a_hundred_times_in_one_process)
+{
+    stop_and_audit();
+    for (int round = 0; round < 100; round++) {
+        start_engine(2);
+        start_server(NULL);
+        int fd = tn_connect(port);
+        cr_assert_geq(fd, 0, "round %d", round);
+        char buf[5];
+        cr_assert(tn_write_all(fd, "ping!", 5));
+        cr_assert_eq(tn_read_full(fd, buf, 5, 5000), 5, "round %d: no echo", round);
+        cr_assert_eq(memcmp(buf, "ping!", 5), 0);
+        close(fd);
+        stop_and_audit();
+    }
+}
+
+Test(server, the_same_engine_starts_again_after_a_stop)
+{
+    start_server(NULL);
+    iocp_server_stop(server);
+    iocp_server_free(server);
+    server = NULL;
+    cr_assert_eq(iocp_engine_stop(engine), 0);
+    for (int round = 0; round < 20; round++) {
+        cr_assert_eq(iocp_engine_start(engine), 0, "round %d", round);
+        start_server(NULL);
+        struct ec_result r = ec_run(port, 4, 4096, 10000);
+        cr_assert_eq(r.ok, 4, "round %d", round);
+        iocp_server_stop(server);
+        iocp_server_free(server);
+        server = NULL;
+        cr_assert_eq(iocp_engine_stop(engine), 0);
+        char report[256];
+        cr_assert_eq(iocp_engine_audit(engine, report, sizeof report), 0, "%s", report);
+    }
+}
+
+Test(server, injected_failures_on_every_operation_leave_the_server_serving)
+{
+    start_server(NULL);
+    cr_assert_eq(iocp__fault_configure("accept=7,recv=13,send=17,submit=29,seed=3"), 0);
+    struct ec_result r = ec_run(port, 200, 64 * 1024, 60000);
+    cr_expect_eq(r.ok + r.bad, 200, "every client ends one way or the other (%d pending)",
+                 r.pending);
+    cr_expect_gt(r.ok, 0);
+    cr_expect_gt(iocp__fault_injected(IOCP_FAULT_RECV) + iocp__fault_injected(IOCP_FAULT_SEND), 0);
+    iocp__fault_configure(NULL);
+    /* The server is unharmed: a clean round passes in full. */
+    r = ec_run(port, 50, 64 * 1024, 60000);
+    cr_expect_eq(r.ok, 50, "%d ok, %d bad, %d pending", r.ok, r.bad, r.pending);
+    cr_expect(wait_for(server_empty, NULL, 10000));
+}
+
+Test(server, failed_posts_are_retried_and_lose_nothing)
+{
+    cr_assert_eq(iocp__fault_configure("post=2"), 0);
+    start_server(NULL); /* acceptor start tasks are posts */
+    struct ec_result r = ec_run(port, 20, 4096, 20000);
+    cr_expect_eq(r.ok, 20);
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    cr_expect_gt(st.failed_submits, 0, "posts must have failed and been retried");
+    stop_and_audit(); /* exit packets are posts too */
+    iocp__fault_configure(NULL);
+}
+
+Test(server, running_out_of_descriptors_pauses_accepting_and_resumes)
+{
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        /* The client side, with its own descriptor limit. */
+        /* The server starts after the fork: its port comes through the pipe. */
+        if (read(go[0], &port, sizeof port) != sizeof port)
+            _exit(2);
+        static int fds[300];
+        int connected = 0;
+        for (int i = 0; i < 300; i++)
+            connected += (fds[i] = tn_connect(port)) >= 0;
+        if (connected < 300)
+            _exit(3);
+        usleep(300 * 1000);
+        for (int i = 0; i < 300; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        _exit(0);
+    }
+    /* Leave the server room for about 100 connections. */
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int probe = dup(0);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 100;
+    close(probe);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    /* io_uring takes the descriptor limit when an accept is queued, so the
+     * server starts under the low limit. */
+    start_server(NULL);
+    cr_assert_eq(write(go[1], &port, sizeof port), (ssize_t)sizeof port);
+    int status;
+    waitpid(child, &status, 0);
+    cr_expect_eq(status, 0);
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    cr_expect_gt(st.accept_backoffs, 0, "EMFILE must have paused accepting (accepted %llu, errors %llu, refused %llu)", (unsigned long long)st.accepted, (unsigned long long)st.accept_errors, (unsigned long long)st.refused);
+    setrlimit(RLIMIT_NOFILE, &old);
+    cr_expect(wait_for(server_empty, NULL, 10000));
+    /* Accepting resumed: new clients are served. */
+    struct ec_result r = ec_run(port, 20, 1024, 20000);
+    cr_expect_eq(r.ok, 20, "%d ok, %d bad, %d pending", r.ok, r.bad, r.pending);
+}
+
+/* ---- back-pressure ---- */
+
+static iocp_atomic_size max_queued;
+
+static void tracking_echo(struct iocp_conn *c, const void *data, size_t len)
+{
+    echo_data(c, data, len);
+    size_t q = iocp_conn_queued(c);
+    size_t seen = atomic_load(&max_queued);
+    while (q > seen && !atomic_compare_exchange_weak(&max_queued, &seen, q))
+        ;
+}
+
+static const struct iocp_conn_handler tracking_handler = {.on_data = tracking_echo,
+                                                          .on_close = quiet_close};
+
+struct slow_reader {
+    int fd;
+    size_t total;
+    size_t got;
+};
+
+static void *slow_read(void *arg)
+{
+    struct slow_reader *sr = arg;
+    char buf[4096];
+    while (sr->got < sr->total) {
+        ssize_t n = read(sr->fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        sr->got += (size_t)n;
+        /* Slow at first, so that the server's queue fills; then catch up. */
+        if (sr->got < 64u * 1024 * 1024 / SCALE)
+            usleep(50);
+    }
+    return NULL;
+}
+
+Test(server, a_slow_reader_holds_server_memory_to_the_watermarks)
+{
+    /* Few receive buffers: a completion port may fill every free one before
+     * a pause reaches it, and that is the slack above the high mark. */
+    stop_and_audit();
+    struct iocp_engine_config ecfg = {.workers = 1, .recv_buffers = 16, .recv_buffer_size = 16384};
+    cr_assert_eq(iocp_engine_new(&engine, &ecfg), 0);
+    cr_assert_eq(iocp_engine_start(engine), 0);
+    struct iocp_server_config cfg = {.host = "127.0.0.1",
+                                     .handler = &tracking_handler,
+                                     .send_low = 64 * 1024,
+                                     .send_high = 256 * 1024};
+    start_server(&cfg);
+    atomic_store(&max_queued, 0);
+    int fd = tn_connect(port);
+    cr_assert_geq(fd, 0);
+    struct slow_reader sr = {.fd = fd, .total = (size_t)1 << 30};
+    sr.total /= SCALE;
+    pthread_t t;
+    pthread_create(&t, NULL, slow_read, &sr);
+    const unsigned char *block = ec_block();
+    size_t sent = 0;
+    while (sent < sr.total) {
+        size_t n = sr.total - sent < EC_BLOCK ? sr.total - sent : EC_BLOCK;
+        cr_assert(tn_write_all(fd, block, n));
+        sent += n;
+    }
+    pthread_join(t, NULL);
+    close(fd);
+    cr_expect_eq(sr.got, sr.total, "every byte came back");
+    /* At most the high mark plus the receive buffers that can already be
+     * full when the pause lands. */
+    size_t bound = 256 * 1024 + 16 * 16384;
+    cr_expect_leq(atomic_load(&max_queued), bound, "queue reached %zu bytes",
+                  atomic_load(&max_queued));
+    cr_expect_gt(atomic_load(&max_queued), 64 * 1024, "the reader was slow enough to matter");
+}
+
+/* ---- callbacks and stop from inside ---- */
+
+static void stopping_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    /* Stop from inside a callback: must not deadlock or crash. */
+    cr_expect_eq(iocp_engine_stop(iocp_conn_engine(c)), 0);
+}
+
+static const struct iocp_conn_handler stopping_handler = {.on_data = stopping_data,
+                                                          .on_close = quiet_close};
+
+Test(server, stop_may_be_called_from_inside_a_callback)
+{
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &stopping_handler};
+    start_server(&cfg);
+    int fd = tn_connect(port);
+    cr_assert(tn_write_all(fd, "x", 1));
+    cr_assert_eq(iocp_engine_wait(engine), 0);
+    cr_expect_not(iocp_engine_running(engine));
+    cr_expect(tn_wait_eof(fd, 5000));
+    close(fd);
+}
+
+Test(server, a_missing_callback_fails_at_start_and_is_named)
+{
+    struct iocp_conn_handler no_data = {.on_close = quiet_close};
+    struct iocp_server_config cfg = {.handler = &no_data};
+    struct iocp_server *s = NULL;
+    cr_expect_eq(iocp_server_new(&s, engine, &cfg), IOCP_EINVAL);
+    cr_expect_null(s);
+    cr_expect(strstr(iocp_error_detail(), "on_data") != NULL, "detail: %s", iocp_error_detail());
+    struct iocp_conn_handler no_close = {.on_data = echo_data};
+    cfg.handler = &no_close;
+    cr_expect_eq(iocp_server_new(&s, engine, &cfg), IOCP_EINVAL);
+    cr_expect(strstr(iocp_error_detail(), "on_close") != NULL, "detail: %s", iocp_error_detail());
+    struct iocp_connect_config cc = {.host = "127.0.0.1", .port = 1, .handler = &no_close};
+    cr_expect_eq(iocp_connect(engine, &cc), IOCP_EINVAL);
+    cr_expect(strstr(iocp_error_detail(), "on_close") != NULL);
+}
+
+Test(server, a_port_in_use_is_reported_as_eaddrinuse)
+{
+    start_server(NULL);
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .port = port, .handler = &echo_handler};
+    struct iocp_server *second;
+    cr_assert_eq(iocp_server_new(&second, engine, &cfg), 0);
+    cr_expect_eq(iocp_server_start(second), IOCP_EADDRINUSE);
+    iocp_server_free(second);
+}
+
+Test(server, max_conns_refuses_the_next_and_accepts_again_after_a_close)
+{
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &echo_handler,
+                                     .max_conns = 2};
+    start_server(&cfg);
+    int a = tn_connect(port), b = tn_connect(port);
+    want_conns = 2;
+    cr_assert(wait_for(server_has_want, NULL, 5000));
+    int c = tn_connect(port);
+    cr_expect(tn_wait_eof(c, 5000), "the third connection must be closed");
+    close(c);
+    close(a);
+    cr_assert(tn_write_all(b, "ok", 2));
+    char buf[2];
+    cr_expect_eq(tn_read_full(b, buf, 2, 5000), 2);
+    want_conns = 1;
+    uint64_t end = tn_now_ms() + 5000;
+    while (iocp_server_conns(server) != 1 && tn_now_ms() < end)
+        usleep(1000);
+    int d = tn_connect(port);
+    cr_assert(tn_write_all(d, "hi", 2));
+    cr_expect_eq(tn_read_full(d, buf, 2, 5000), 2, "a place freed up: the next one is served");
+    close(b);
+    close(d);
+}
+
+Test(server, an_idle_connection_is_closed_after_the_idle_timeout)
+{
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &echo_handler,
+                                     .idle_timeout_ms = 200};
+    start_server(&cfg);
+    int fd = tn_connect(port);
+    uint64_t t0 = tn_now_ms();
+    cr_expect(tn_wait_eof(fd, 5000));
+    cr_expect_geq(tn_now_ms() - t0, 150, "closed too early");
+    close(fd);
+}
+
+/* ---- clients ---- */
+
+struct client_state {
+    iocp_atomic_int opened;
+    iocp_atomic_int closed;
+    iocp_atomic_int status;
+    char got[64];
+    iocp_atomic_size ngot;
+};
+static struct client_state cs;
+
+static void client_open(struct iocp_conn *c)
+{
+    atomic_store(&cs.opened, 1);
+    cr_expect_neq(iocp_conn_id(c), IOCP_CONN_ID_NONE);
+    iocp_conn_send(c, "hello", 5);
+}
+
+static void client_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    size_t n = atomic_load(&cs.ngot);
+    if (n + len <= sizeof cs.got)
+        memcpy(cs.got + n, data, len);
+    atomic_store(&cs.ngot, n + len);
+    if (n + len >= 5)
+        iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+}
+
+static void client_close(struct iocp_conn *c, int status)
+{
+    (void)c;
+    atomic_store(&cs.status, status);
+    atomic_store(&cs.closed, 1);
+}
+
+static const struct iocp_conn_handler client_handler = {
+    .on_open = client_open, .on_data = client_data, .on_close = client_close};
+
+static bool client_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&cs.closed) == 1;
+}
+
+static void reset_client(void)
+{
+    memset(&cs, 0, sizeof cs);
+}
+
+Test(server, a_client_connects_echoes_and_closes)
+{
+    start_server(NULL);
+    reset_client();
+    struct iocp_connect_config cc = {
+        .host = "127.0.0.1", .port = port, .worker = -1, .handler = &client_handler};
+    cr_assert_eq(iocp_connect(engine, &cc), 0);
+    cr_assert(wait_for(client_done, NULL, 5000));
+    cr_expect_eq(atomic_load(&cs.opened), 1);
+    cr_expect_eq(atomic_load(&cs.status), 0);
+    cr_expect_eq(atomic_load(&cs.ngot), 5);
+    cr_expect_eq(memcmp(cs.got, "hello", 5), 0);
+}
+
+Test(server, a_client_resolves_a_name_and_falls_back_between_stacks)
+{
+    /* The server listens on IPv4 only; "localhost" may resolve to ::1
+     * first, which is refused, and the client must go on to 127.0.0.1. */
+    start_server(NULL);
+    reset_client();
+    struct iocp_connect_config cc = {
+        .host = "localhost", .port = port, .worker = -1, .handler = &client_handler};
+    cr_assert_eq(iocp_connect(engine, &cc), 0);
+    cr_assert(wait_for(client_done, NULL, 10000));
+    cr_expect_eq(atomic_load(&cs.status), 0, "%s", iocp_strerror(atomic_load(&cs.status)));
+    cr_expect_eq(atomic_load(&cs.ngot), 5);
+}
+
+Test(server, a_client_to_a_closed_port_gets_econnrefused)
+{
+    reset_client();
+    struct iocp_connect_config cc = {
+        .host = "127.0.0.1", .port = tn_closed_port(), .worker = -1, .handler = &client_handler};
+    cr_assert_eq(iocp_connect(engine, &cc), 0);
+    cr_assert(wait_for(client_done, NULL, 5000));
+    cr_expect_eq(atomic_load(&cs.opened), 0, "on_open must not run");
+    cr_expect_eq(atomic_load(&cs.status), IOCP_ECONNREFUSED, "%s",
+                 iocp_err_name(atomic_load(&cs.status)));
+}
+
+Test(server, a_client_times_out_against_a_full_backlog)
+{
+    /* A listener that never accepts, with its backlog filled: further SYNs
+     * are dropped, so a connect hangs until its time-out. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = tn_loopback(0);
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    getsockname(lfd, (struct sockaddr *)&sa, &len);
+    uint16_t full = ntohs(sa.sin_port);
+    int fillers[8];
+    for (int i = 0; i < 8; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)&sa, sizeof sa);
+    }
+    usleep(100 * 1000);
+    reset_client();
+    struct iocp_connect_config cc = {.host = "127.0.0.1", .port = full, .worker = -1,
+                                     .timeout_ms = 300, .handler = &client_handler};
+    uint64_t t0 = tn_now_ms();
+    cr_assert_eq(iocp_connect(engine, &cc), 0);
+    cr_assert(wait_for(client_done, NULL, 10000));
+    cr_expect_eq(atomic_load(&cs.status), IOCP_ETIMEDOUT, "%s",
+                 iocp_err_name(atomic_load(&cs.status)));
+    cr_expect_geq(tn_now_ms() - t0, 250);
+    for (int i = 0; i < 8; i++)
+        close(fillers[i]);
+    close(lfd);
+}
+
+Test(server, an_unknown_name_fails_with_enoname_without_blocking_a_worker)
+{
+    start_server(NULL);
+    reset_client();
+    struct iocp_connect_config cc = {.host = "no-such-host.invalid", .port = 9, .worker = 0,
+                                     .handler = &client_handler};
+    cr_assert_eq(iocp_connect(engine, &cc), 0);
+    /* Meanwhile the same worker keeps serving. */
+    struct ec_result r = ec_run(port, 4, 1024, 5000);
+    cr_expect_eq(r.ok, 4);
+    cr_assert(wait_for(client_done, NULL, 30000));
+    int st = atomic_load(&cs.status);
+    cr_expect(st == IOCP_ENONAME || st == IOCP_EAITEMP || st == IOCP_EAINOADDR, "got %s",
+              iocp_err_name(st));
+}
