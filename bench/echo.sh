@@ -132,12 +132,14 @@ server_argv() {
 # ---- one measurement -----------------------------------------------------
 
 # Starts server $1 on SERVER_CPU and waits for "listening on ADDR PORT".
-# A new file each time: the child truncates its stderr only after the fork,
-# and reading a reused file in between would find the last server's port.
+# A new file each time, made before the fork: the child truncates its stderr
+# only after it, and a reused file read in between shows the last server's
+# port.
 starts=0
 start_server() {
     local argv err="$work/server.$((++starts)).err"
     server_argv "$1"
+    : >"$err"
     taskset -c "$SERVER_CPU" "${argv[@]}" >/dev/null 2>"$err" &
     server_pid=$!
     pids+=("$server_pid")
