@@ -14,5 +14,6 @@
 #include "iocp/server.h"
 #include "iocp/client.h"
 #include "iocp/stats.h"
+#include "iocp/pipe.h"
 
 #endif /* IOCP_H */

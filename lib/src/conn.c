@@ -16,9 +16,14 @@
  */
 #include "core.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "sendq.h"
+
+/* Streams (pipes, terminals, files) read into a buffer of their own: the
+ * port's provided buffers are for sockets. */
+#define STREAM_READ_SIZE (64u * 1024u)
 
 static void on_recv(struct iocp_req *req, int32_t result, uint32_t flags, void *data);
 static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *data);
@@ -51,7 +56,9 @@ struct iocp_conn *iocp__conn_new(struct iocp_worker *w, const struct iocp_conn_h
 
 int iocp__conn_bind(struct iocp_conn *c, iocp_socket_t sock)
 {
-    iocp__handle_init(&c->h, sock, IOCP_HANDLE_SOCKET);
+    enum iocp_handle_kind kind =
+        (c->flags & IOCP_CONN_STREAM) ? iocp__handle_kind(sock) : IOCP_HANDLE_SOCKET;
+    iocp__handle_init(&c->h, sock, kind);
     return iocp__port_bind(c->w->port, &c->h);
 }
 
@@ -85,10 +92,17 @@ static void update_reading(struct iocp_conn *c)
             return;
         c->rreq.done = on_recv;
         c->rreq.handle = &c->h;
-        c->rreq.op = IOCP_OP_RECV;
-        c->rreq.flags = IOCP_REQ_MULTI | IOCP_REQ_PROVIDED;
-        c->rreq.buf = NULL;
-        c->rreq.len = 0;
+        if (c->flags & IOCP_CONN_STREAM) {
+            c->rreq.op = IOCP_OP_READ;
+            c->rreq.flags = 0;
+            c->rreq.buf = c->rbuf;
+            c->rreq.len = STREAM_READ_SIZE;
+        } else {
+            c->rreq.op = IOCP_OP_RECV;
+            c->rreq.flags = IOCP_REQ_MULTI | IOCP_REQ_PROVIDED;
+            c->rreq.buf = NULL;
+            c->rreq.len = 0;
+        }
         int rc = iocp__submit(c->w, &c->rreq);
         if (rc < 0) {
             begin_teardown(c, rc);
@@ -104,13 +118,22 @@ static void update_reading(struct iocp_conn *c)
 int iocp__conn_establish(struct iocp_conn *c)
 {
     struct iocp_worker *w = c->w;
-    int rc = iocp__registry_add(&w->engine->registry, &c->reg, c->h.sock);
-    if (rc <= 0)
-        return rc < 0 ? rc : IOCP_EEXIST;
-    c->flags |= IOCP_CONN_OPEN | IOCP_CONN_READING;
+    if (c->flags & IOCP_CONN_STREAM) {
+        /* Streams are not network connections: not in the registry. */
+        c->rbuf = malloc(STREAM_READ_SIZE);
+        if (!c->rbuf)
+            return IOCP_ENOMEM;
+    } else {
+        int rc = iocp__registry_add(&w->engine->registry, &c->reg, c->h.sock);
+        if (rc <= 0)
+            return rc < 0 ? rc : IOCP_EEXIST;
+        iocp__socket_nodelay(c->h.sock);
+    }
+    c->flags |= IOCP_CONN_OPEN;
+    if (!(c->flags & IOCP_CONN_WRITE_ONLY))
+        c->flags |= IOCP_CONN_READING;
     c->flags &= ~IOCP_CONN_CONNECTING;
     atomic_store_explicit(&c->last_io_ms, w->now_ms, memory_order_relaxed);
-    iocp__socket_nodelay(c->h.sock);
     iocp__timer_stop(w, &c->timer); /* the connect time-out, for a client */
     c->timer.fn = on_idle_timer;
     if (c->idle_ms)
@@ -186,7 +209,7 @@ int iocp_conn_pause(struct iocp_conn *c)
 
 int iocp_conn_resume(struct iocp_conn *c)
 {
-    if (c->flags & (IOCP_CONN_TEARDOWN | IOCP_CONN_FINISHED))
+    if (c->flags & (IOCP_CONN_TEARDOWN | IOCP_CONN_FINISHED | IOCP_CONN_WRITE_ONLY))
         return IOCP_ENOTCONN;
     c->flags |= IOCP_CONN_READING;
     if (c->flags & IOCP_CONN_OPEN)
@@ -203,7 +226,7 @@ static void kick_send(struct iocp_conn *c)
         return;
     c->sreq.done = on_send;
     c->sreq.handle = &c->h;
-    c->sreq.op = IOCP_OP_SEND;
+    c->sreq.op = (c->flags & IOCP_CONN_STREAM) ? IOCP_OP_WRITE : IOCP_OP_SEND;
     c->sreq.flags = 0;
     c->sreq.buf = k->data + k->start;
     c->sreq.len = k->end - k->start;
@@ -241,6 +264,13 @@ static void pressure_off(struct iocp_conn *c)
 /* The queue is empty: carry out a pending half-close or graceful close. */
 static void queue_drained(struct iocp_conn *c)
 {
+    if ((c->flags & IOCP_CONN_SHUT_WANTED) && (c->flags & IOCP_CONN_STREAM)) {
+        /* A stream has no half-close: closing it is how its reader sees
+         * the end (a pipe's EOF). */
+        c->flags |= IOCP_CONN_SHUT_DONE;
+        begin_teardown(c, c->status);
+        return;
+    }
     if ((c->flags & IOCP_CONN_SHUT_WANTED) && !(c->flags & IOCP_CONN_SHUT_DONE)) {
         c->flags |= IOCP_CONN_SHUT_DONE;
         int rc = iocp__socket_shutdown_send(c->h.sock);
@@ -386,7 +416,7 @@ static void begin_teardown(struct iocp_conn *c, int status)
         c->status = status;
     if (status < 0)
         c->flags |= IOCP_CONN_ABORT;
-    if (c->flags & IOCP_CONN_OPEN)
+    if ((c->flags & IOCP_CONN_OPEN) && !(c->flags & IOCP_CONN_STREAM))
         iocp__registry_remove(&c->w->engine->registry, &c->reg);
     iocp__timer_stop(c->w, &c->timer);
     if (c->rreq.in_flight && !(c->flags & IOCP_CONN_RECV_CANCELLED)) {
@@ -407,15 +437,19 @@ static void maybe_finish(struct iocp_conn *c)
     drop_queue(c);
     if (c->h.sock != IOCP_INVALID_SOCKET) {
         iocp__port_unbind(&c->h);
-        if (c->flags & IOCP_CONN_ABORT)
+        if (c->flags & IOCP_CONN_STREAM)
+            iocp__handle_close(c->h.sock);
+        else if (c->flags & IOCP_CONN_ABORT)
             iocp__socket_abort(c->h.sock);
         else
             iocp__socket_close(c->h.sock);
         c->h.sock = IOCP_INVALID_SOCKET;
     }
+    free(c->rbuf);
+    c->rbuf = NULL;
     iocp_list_remove(&c->wlink);
     IOCP_COUNT(w, conns, (uint64_t)-1);
-    if (c->flags & IOCP_CONN_OPEN) {
+    if ((c->flags & IOCP_CONN_OPEN) && !(c->flags & IOCP_CONN_STREAM)) {
         IOCP_COUNT(w, closed, 1);
         if (c->server)
             iocp__server_account_close(c->server);

@@ -143,6 +143,8 @@ enum iocp_conn_flag {
     IOCP_CONN_CONNECTING = 1u << 10,
     IOCP_CONN_FINISHED = 1u << 11,  /* on_close ran */
     IOCP_CONN_RECV_CANCELLED = 1u << 12, /* a cancel of rreq is on its way */
+    IOCP_CONN_STREAM = 1u << 13,    /* a pipe, terminal or file, not a socket */
+    IOCP_CONN_WRITE_ONLY = 1u << 14, /* never read (a terminal on stdout is readable!) */
 };
 
 union iocp_sockaddr {
@@ -177,6 +179,7 @@ struct iocp_conn {
     uint64_t created_ms;
     union iocp_sockaddr peer;
     struct iocp_connect_job *job; /* while connecting */
+    unsigned char *rbuf;          /* streams only: their read buffer */
     struct iocp_conn *next_free;  /* in the pool */
 };
 
@@ -226,5 +229,9 @@ void iocp__socket_nodelay(iocp_socket_t sock);
 /* The error of the last failed socket call on this thread, as IOCP_E*. */
 int iocp__socket_error(void);
 const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len);
+/* What kind of handle a descriptor is: socket, pipe-like or regular file. */
+enum iocp_handle_kind iocp__handle_kind(iocp_socket_t fd);
+/* Close a non-socket handle. */
+void iocp__handle_close(iocp_socket_t fd);
 
 #endif /* IOCP_CORE_H */

@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -76,4 +77,23 @@ const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len)
         snprintf(buf, len, "?");
     }
     return buf;
+}
+
+enum iocp_handle_kind iocp__handle_kind(iocp_socket_t fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return IOCP_HANDLE_PIPE;
+    if (S_ISSOCK(st.st_mode))
+        return IOCP_HANDLE_SOCKET;
+    /* Regular files (and block devices) are always "ready": no readiness
+     * API watches them, and a read returns at once. */
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+        return IOCP_HANDLE_FILE;
+    return IOCP_HANDLE_PIPE;
+}
+
+void iocp__handle_close(iocp_socket_t fd)
+{
+    close(fd);
 }

@@ -633,3 +633,100 @@ Test(server, an_unknown_name_fails_with_enoname_without_blocking_a_worker)
     cr_expect(st == IOCP_ENONAME || st == IOCP_EAITEMP || st == IOCP_EAINOADDR, "got %s",
               iocp_err_name(st));
 }
+
+/* ---- streams: pipes and files through the engine ---- */
+
+struct stream_state {
+    iocp_atomic_int writer_open, reader_eof, closes;
+    iocp_atomic_size got;
+    unsigned char data[256 * 1024];
+};
+static struct stream_state ss;
+static size_t stream_total;
+
+static void writer_open(struct iocp_conn *c)
+{
+    /* More than a pipe holds (64 KiB): the write queue must drain in turns. */
+    const unsigned char *block = ec_block();
+    cr_expect_eq(iocp_conn_send(c, block, stream_total), 0);
+    cr_expect_eq(iocp_conn_shutdown(c), 0);
+    atomic_store(&ss.writer_open, 1);
+}
+
+static void reader_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    (void)c;
+    size_t n = atomic_load(&ss.got);
+    if (n + len <= sizeof ss.data)
+        memcpy(ss.data + n, data, len);
+    atomic_store(&ss.got, n + len);
+}
+
+static void reader_eof(struct iocp_conn *c)
+{
+    atomic_store(&ss.reader_eof, 1);
+    iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+}
+
+static void stream_close(struct iocp_conn *c, int status)
+{
+    (void)c;
+    cr_expect_eq(status, 0, "%s", iocp_strerror(status));
+    atomic_fetch_add(&ss.closes, 1);
+}
+
+static const struct iocp_conn_handler writer_handler = {
+    .on_open = writer_open, .on_data = reader_data, .on_close = stream_close};
+static const struct iocp_conn_handler reader_handler = {
+    .on_data = reader_data, .on_eof = reader_eof, .on_close = stream_close};
+
+static bool two_closed(void *arg)
+{
+    (void)arg;
+    return atomic_load(&ss.closes) == 2;
+}
+
+Test(server, a_pipe_carries_a_stream_through_the_engine_and_ends_in_eof)
+{
+    memset(&ss, 0, sizeof ss);
+    stream_total = sizeof ss.data;
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+    struct iocp_pipe_config rd = {.handle = fds[0], .worker = 0, .readable = true,
+                                  .handler = &reader_handler};
+    struct iocp_pipe_config wr = {.handle = fds[1], .worker = 1, .readable = false,
+                                  .handler = &writer_handler};
+    cr_assert_eq(iocp_pipe_open(engine, &rd), 0);
+    cr_assert_eq(iocp_pipe_open(engine, &wr), 0);
+    cr_assert(wait_for(two_closed, NULL, 10000), "closes: %d", atomic_load(&ss.closes));
+    cr_expect_eq(atomic_load(&ss.reader_eof), 1);
+    cr_expect_eq(atomic_load(&ss.got), stream_total);
+    cr_expect_eq(memcmp(ss.data, ec_block(), stream_total), 0);
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, true);
+    cr_expect_eq(st.walked, 0, "streams are not network connections");
+}
+
+static bool one_closed(void *arg)
+{
+    (void)arg;
+    return atomic_load(&ss.closes) == 1;
+}
+
+Test(server, a_regular_file_is_read_to_its_end)
+{
+    memset(&ss, 0, sizeof ss);
+    char path[] = "/tmp/iocp-test-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    size_t total = 200000;
+    cr_assert(tn_write_all(fd, ec_block(), total));
+    lseek(fd, 0, SEEK_SET);
+    struct iocp_pipe_config rd = {.handle = fd, .worker = -1, .readable = true,
+                                  .handler = &reader_handler};
+    cr_assert_eq(iocp_pipe_open(engine, &rd), 0);
+    cr_assert(wait_for(one_closed, NULL, 10000));
+    cr_expect_eq(atomic_load(&ss.got), total);
+    cr_expect_eq(memcmp(ss.data, ec_block(), total), 0);
+}
