@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Running the real iocptool from tests: spawn it with pipes on stdin,
+ * stdout and stderr, read its "listening on ADDR PORT" line, feed and drain
+ * it with deadlines, and reap it.  Every child started here is killed and
+ * reaped by proc_cleanup_all(), which a suite's .fini calls, so a failing
+ * test never leaves a process behind.
+ */
+#ifndef IOCP_PROC_H
+#define IOCP_PROC_H
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "testnet.h"
+
+#ifndef IOCPTOOL_PATH
+#error "IOCPTOOL_PATH must name the iocptool binary under test"
+#endif
+
+#define PROC_MAX 64
+
+struct proc {
+    pid_t pid;
+    int in;   /* write end of the child's stdin, -1 once closed */
+    int out;  /* read end of the child's stdout */
+    int err;  /* read end of the child's stderr */
+    int status; /* exit status once reaped (-1 before; 128+N for signal N) */
+    char errbuf[8192]; /* stderr collected so far */
+    size_t errlen;
+};
+
+static struct proc *proc_table[PROC_MAX];
+
+/*
+ * proc_start(p, stdin_fd, argv...):
+ * Start IOCPTOOL_PATH with the NULL-terminated arguments.  stdin_fd >= 0
+ * gives the child that descriptor as stdin (a file, /dev/null); -1 gives it a
+ * pipe whose write end is p->in.  stdout and stderr are always pipes.
+ */
+static inline bool proc_startv(struct proc *p, int stdin_fd, char *const argv[])
+{
+    int in[2] = {-1, -1}, out[2], err[2];
+    memset(p, 0, sizeof *p);
+    p->status = -1;
+    if ((stdin_fd < 0 && pipe2(in, O_CLOEXEC) < 0) || pipe2(out, O_CLOEXEC) < 0 ||
+        pipe2(err, O_CLOEXEC) < 0)
+        return false;
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(stdin_fd >= 0 ? stdin_fd : in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        execv(IOCPTOOL_PATH, argv);
+        _exit(127);
+    }
+    if (stdin_fd < 0)
+        close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    p->in = stdin_fd < 0 ? in[1] : -1;
+    p->out = out[0];
+    p->err = err[0];
+    for (int i = 0; i < PROC_MAX; i++)
+        if (!proc_table[i]) {
+            proc_table[i] = p;
+            break;
+        }
+    return p->pid > 0;
+}
+
+/* proc_start(p, stdin_fd, "listen", "0", NULL): argv[0] is added. */
+static inline bool proc_start(struct proc *p, int stdin_fd, ...)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)IOCPTOOL_PATH;
+    va_list ap;
+    va_start(ap, stdin_fd);
+    char *a;
+    while (n < 63 && (a = va_arg(ap, char *)) != NULL)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return proc_startv(p, stdin_fd, argv);
+}
+
+/* Read what stderr has (without blocking past timeout_ms) into errbuf. */
+static inline void proc_pump_err(struct proc *p, unsigned timeout_ms)
+{
+    struct pollfd pfd = {.fd = p->err, .events = POLLIN};
+    if (p->err < 0 || poll(&pfd, 1, (int)timeout_ms) <= 0)
+        return;
+    ssize_t n = read(p->err, p->errbuf + p->errlen, sizeof p->errbuf - 1 - p->errlen);
+    if (n > 0) {
+        p->errlen += (size_t)n;
+        p->errbuf[p->errlen] = '\0';
+    } else if (n == 0) {
+        close(p->err);
+        p->err = -1;
+    }
+}
+
+/*
+ * proc_listening(p, timeout_ms):
+ * Wait for "listening on ADDR PORT" on stderr; the port, or 0 on time-out.
+ */
+static inline uint16_t proc_listening(struct proc *p, unsigned timeout_ms)
+{
+    uint64_t end = tn_now_ms() + timeout_ms;
+    while (tn_now_ms() < end) {
+        char *line = strstr(p->errbuf, "listening on ");
+        if (line && strchr(line, '\n')) {
+            char addr[128];
+            unsigned port;
+            if (sscanf(line, "listening on %127s %u", addr, &port) == 2)
+                return (uint16_t)port;
+        }
+        if (p->err < 0)
+            return 0;
+        proc_pump_err(p, 50);
+    }
+    return 0;
+}
+
+/* Close the child's stdin (EOF on its input). */
+static inline void proc_close_in(struct proc *p)
+{
+    if (p->in >= 0)
+        close(p->in);
+    p->in = -1;
+}
+
+/*
+ * proc_wait(p, timeout_ms):
+ * Wait for the child to exit, collecting stderr meanwhile.  Returns its exit
+ * status (128+N after signal N), or -1 if it is still running at the
+ * deadline (it keeps running).
+ */
+static inline int proc_wait(struct proc *p, unsigned timeout_ms)
+{
+    uint64_t end = tn_now_ms() + timeout_ms;
+    for (;;) {
+        if (p->status >= 0)
+            return p->status;
+        int st;
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid) {
+            p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            while (p->err >= 0)
+                proc_pump_err(p, 100);
+            return p->status;
+        }
+        if (tn_now_ms() >= end)
+            return -1;
+        proc_pump_err(p, 10);
+    }
+}
+
+/* Send sig and wait for the exit; -1 if it did not exit in time. */
+static inline int proc_signal(struct proc *p, int sig, unsigned timeout_ms)
+{
+    if (p->status < 0)
+        kill(p->pid, sig);
+    return proc_wait(p, timeout_ms);
+}
+
+/* Kill (if needed), reap and close everything of every child started. */
+static inline void proc_cleanup_all(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = proc_table[i];
+        if (!p)
+            continue;
+        if (p->status < 0 && proc_signal(p, SIGTERM, 2000) < 0)
+            proc_signal(p, SIGKILL, 2000);
+        if (p->in >= 0)
+            close(p->in);
+        if (p->out >= 0)
+            close(p->out);
+        if (p->err >= 0)
+            close(p->err);
+        p->in = p->out = p->err = -1;
+        proc_table[i] = NULL;
+    }
+}
+
+#endif /* IOCP_PROC_H */
