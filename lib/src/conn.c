@@ -445,8 +445,10 @@ static void maybe_finish(struct iocp_conn *c)
             iocp__socket_close(c->h.sock);
         c->h.sock = IOCP_INVALID_SOCKET;
     }
-    free(c->rbuf);
-    c->rbuf = NULL;
+    if (c->flags & IOCP_CONN_STREAM) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+    }
     iocp_list_remove(&c->wlink);
     IOCP_COUNT(w, conns, (uint64_t)-1);
     if ((c->flags & IOCP_CONN_OPEN) && !(c->flags & IOCP_CONN_STREAM)) {
@@ -454,7 +456,7 @@ static void maybe_finish(struct iocp_conn *c)
         if (c->server)
             iocp__server_account_close(c->server);
     }
-    if (c->job)
+    if (!(c->flags & IOCP_CONN_STREAM) && c->job)
         iocp__connect_job_release(c);
     c->handler->on_close(c, c->status);
 

@@ -178,9 +178,13 @@ struct iocp_conn {
     iocp_atomic_u64 bytes_in, bytes_out, last_io_ms;
     uint64_t created_ms;
     union iocp_sockaddr peer;
-    struct iocp_connect_job *job; /* while connecting */
-    unsigned char *rbuf;          /* streams only: their read buffer */
-    struct iocp_conn *next_free;  /* in the pool */
+    /* Never needed at the same time, so they share the space: idle
+     * connections are what a server holds most of. */
+    union {
+        struct iocp_connect_job *job; /* a client while connecting */
+        unsigned char *rbuf;          /* a stream: its read buffer */
+        struct iocp_conn *next_free;  /* in the pool */
+    };
 };
 
 #define IOCP_SEND_LOW_DEFAULT (64u * 1024u)

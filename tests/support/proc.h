@@ -4,7 +4,9 @@
  * stdout and stderr, read its "listening on ADDR PORT" line, feed and drain
  * it with deadlines, and reap it.  Every child started here is killed and
  * reaped by proc_cleanup_all(), which a suite's .fini calls, so a failing
- * test never leaves a process behind.
+ * test never leaves a process behind.  The cleanup keeps its own record of
+ * each child (pid and descriptors), so a struct proc may live on a test's
+ * stack.
  */
 #ifndef IOCP_PROC_H
 #define IOCP_PROC_H
@@ -31,9 +33,24 @@ struct proc {
     int status; /* exit status once reaped (-1 before; 128+N for signal N) */
     char errbuf[8192]; /* stderr collected so far */
     size_t errlen;
+    int slot;   /* its record in proc_table */
 };
 
-static struct proc *proc_table[PROC_MAX];
+/* What the cleanup needs, kept apart from the (possibly stack) struct proc. */
+static struct proc_record {
+    pid_t pid; /* 0: free */
+    bool reaped;
+    int fds[3];
+} proc_table[PROC_MAX];
+
+static inline void proc_forget_fd(struct proc *p, int fd)
+{
+    if (p->slot < 0)
+        return;
+    for (int i = 0; i < 3; i++)
+        if (proc_table[p->slot].fds[i] == fd)
+            proc_table[p->slot].fds[i] = -1;
+}
 
 /*
  * proc_start(p, stdin_fd, argv...):
@@ -64,9 +81,11 @@ static inline bool proc_startv(struct proc *p, int stdin_fd, char *const argv[])
     p->in = stdin_fd < 0 ? in[1] : -1;
     p->out = out[0];
     p->err = err[0];
+    p->slot = -1;
     for (int i = 0; i < PROC_MAX; i++)
-        if (!proc_table[i]) {
-            proc_table[i] = p;
+        if (!proc_table[i].pid) {
+            proc_table[i] = (struct proc_record){p->pid, false, {p->in, p->out, p->err}};
+            p->slot = i;
             break;
         }
     return p->pid > 0;
@@ -99,6 +118,7 @@ static inline void proc_pump_err(struct proc *p, unsigned timeout_ms)
         p->errlen += (size_t)n;
         p->errbuf[p->errlen] = '\0';
     } else if (n == 0) {
+        proc_forget_fd(p, p->err);
         close(p->err);
         p->err = -1;
     }
@@ -129,8 +149,10 @@ static inline uint16_t proc_listening(struct proc *p, unsigned timeout_ms)
 /* Close the child's stdin (EOF on its input). */
 static inline void proc_close_in(struct proc *p)
 {
-    if (p->in >= 0)
+    if (p->in >= 0) {
+        proc_forget_fd(p, p->in);
         close(p->in);
+    }
     p->in = -1;
 }
 
@@ -150,6 +172,8 @@ static inline int proc_wait(struct proc *p, unsigned timeout_ms)
         pid_t r = waitpid(p->pid, &st, WNOHANG);
         if (r == p->pid) {
             p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            if (p->slot >= 0)
+                proc_table[p->slot].reaped = true;
             while (p->err >= 0)
                 proc_pump_err(p, 100);
             return p->status;
@@ -172,19 +196,26 @@ static inline int proc_signal(struct proc *p, int sig, unsigned timeout_ms)
 static inline void proc_cleanup_all(void)
 {
     for (int i = 0; i < PROC_MAX; i++) {
-        struct proc *p = proc_table[i];
-        if (!p)
+        struct proc_record *r = &proc_table[i];
+        if (!r->pid)
             continue;
-        if (p->status < 0 && proc_signal(p, SIGTERM, 2000) < 0)
-            proc_signal(p, SIGKILL, 2000);
-        if (p->in >= 0)
-            close(p->in);
-        if (p->out >= 0)
-            close(p->out);
-        if (p->err >= 0)
-            close(p->err);
-        p->in = p->out = p->err = -1;
-        proc_table[i] = NULL;
+        if (!r->reaped) {
+            kill(r->pid, SIGTERM);
+            uint64_t end = tn_now_ms() + 2000;
+            int st;
+            while (waitpid(r->pid, &st, WNOHANG) == 0) {
+                if (tn_now_ms() > end) {
+                    kill(r->pid, SIGKILL);
+                    waitpid(r->pid, &st, 0);
+                    break;
+                }
+                usleep(5000);
+            }
+        }
+        for (int k = 0; k < 3; k++)
+            if (r->fds[k] >= 0)
+                close(r->fds[k]);
+        *r = (struct proc_record){0, false, {-1, -1, -1}};
     }
 }
 
