@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "iocp.h"
 
@@ -38,6 +39,25 @@ static const struct iocp_conn_handler echo_handler = {
     .on_data = echo_data,
     .on_close = echo_close,
 };
+
+/* A person at a terminal gets told how to try the server; scripts, whose
+ * stderr is rarely a terminal, get only the listening line. */
+static void echo_ready(struct iocp_engine *e, struct iocp_server *s)
+{
+    (void)e;
+    if (!isatty(2))
+        return;
+    char addr[80];
+    iocp_server_address(s, addr, sizeof addr);
+    const char *host = strncmp(addr, "[::]", 4) == 0 || strncmp(addr, "0.0.0.0", 7) == 0
+                           ? "127.0.0.1"
+                           : NULL;
+    char *colon = strrchr(addr, ':');
+    if (colon)
+        *colon = '\0';
+    diag_error("echo: try: iocptool connect %s %u   (Ctrl-C stops the server)",
+               host ? host : addr, iocp_server_port(s));
+}
 
 static const struct option echo_options[] = {
     {"workers", required_argument, NULL, 'W'},
@@ -123,5 +143,5 @@ int cmd_echo(int argc, char **argv)
         return EXIT_USAGE;
     scfg.host = host[0] ? host : NULL;
 
-    return cli_run_server("echo", &ecfg, &scfg, NULL);
+    return cli_run_server("echo", &ecfg, &scfg, echo_ready);
 }
