@@ -22,17 +22,11 @@
 
 #include "fault.h"
 
-#ifdef _WIN32
-#define iocp_thread_local __declspec(thread)
-#else
-#define iocp_thread_local _Thread_local
-#endif
-
 #define EVENT_BATCH 128
 #define DEFAULT_MAX_CONNS 65536u
 
-static iocp_thread_local struct iocp_worker *current_worker;
-static iocp_thread_local char error_detail[160];
+static IOCP_THREAD_LOCAL struct iocp_worker *current_worker;
+static IOCP_THREAD_LOCAL char error_detail[160];
 
 struct iocp_worker *iocp__worker_current(void)
 {
@@ -394,6 +388,11 @@ static int open_ports(struct iocp_engine *e, const struct iocp_port_ops *ops)
         .workers = e->nworkers,
     };
     int rc = 0;
+    if (ops == (e->cfg.backend ? iocp__port_find(e->cfg.backend) : iocp__port_backends[0])) {
+        rc = iocp__fault_check(IOCP_FAULT_OPEN);
+        if (rc < 0)
+            return rc;
+    }
     if (ops->shared) {
         rc = ops->open(&e->shared_port, &pc);
         if (rc < 0)

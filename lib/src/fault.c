@@ -27,7 +27,7 @@ static iocp_atomic_bool fault_active;
 static iocp_atomic_bool env_read;
 
 static const char *const point_names[IOCP_FAULT_COUNT] = {
-    "post", "submit", "accept", "connect", "send", "recv", "bind", "socket",
+    "post", "submit", "accept", "connect", "send", "recv", "bind", "socket", "open",
 };
 
 /* The error each point reports: what the OS would most plausibly say. */
@@ -40,6 +40,7 @@ static const int point_errors[IOCP_FAULT_COUNT] = {
     IOCP_ECONNRESET,   /* recv */
     IOCP_EINVAL,       /* bind */
     IOCP_EMFILE,       /* socket */
+    IOCP_EPERM,        /* open: what a container's seccomp filter says to io_uring */
 };
 
 const char *iocp__fault_name(enum iocp_fault_point point)

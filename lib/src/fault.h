@@ -12,8 +12,9 @@
  *
  *     IOCP_FAULT=post=5,accept=3,send=p0.01,seed=42
  *
- * Points: post, submit, accept, connect, send, recv, bind, socket.  post,
- * submit, bind and socket fail the call itself; accept, connect, send and
+ * Points: post, submit, accept, connect, send, recv, bind, socket, open.
+ * post, submit, bind and socket fail the call itself; open makes the
+ * preferred backend fail to open (so the fallback to the next one runs); accept, connect, send and
  * recv turn the operation's completion into an error (an accepted socket is
  * closed first), which is how such failures arrive from a real network.
  * A probability rule is deterministic for a given seed and call number.
@@ -33,6 +34,7 @@ enum iocp_fault_point {
     IOCP_FAULT_RECV,
     IOCP_FAULT_BIND,
     IOCP_FAULT_SOCKET,
+    IOCP_FAULT_OPEN,
     IOCP_FAULT_COUNT
 };
 

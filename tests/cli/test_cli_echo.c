@@ -77,3 +77,24 @@ Test(cli_echo, help_goes_to_stdout_and_exits_zero)
     cr_expect(strstr(buf, "usage: iocptool echo") != NULL);
     cr_expect_eq(p.errlen, 0, "nothing on stderr: %s", p.errbuf);
 }
+
+Test(cli_echo, a_backend_that_cannot_open_falls_back_with_one_verbose_line)
+{
+    /* The fault layer makes the preferred backend fail to open, as a
+     * container that forbids io_uring does. */
+    setenv("IOCP_FAULT", "open=1", 1);
+    const char *want = getenv("IOCP_BACKEND");
+    cr_assert(proc_start(&server, -1, "echo", "-v", "-W", "1", "127.0.0.1:0", NULL));
+    unsetenv("IOCP_FAULT");
+    uint16_t port = proc_listening(&server, 10000);
+    cr_assert_neq(port, 0, "stderr: %s", server.errbuf);
+    struct ec_result r = ec_run(port, 5, 4096, 10000);
+    cr_expect_eq(r.ok, 5, "the fallback backend serves");
+    cr_expect(strstr(server.errbuf, "unavailable") != NULL, "stderr: %s", server.errbuf);
+    if (want) {
+        char line[64];
+        snprintf(line, sizeof line, "backend %s unavailable", want);
+        cr_expect(strstr(server.errbuf, line) != NULL, "stderr: %s", server.errbuf);
+    }
+    cr_expect_eq(proc_signal(&server, SIGTERM, 10000), 0);
+}
