@@ -189,7 +189,10 @@ Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
               iocp_server_conns(server));
     struct iocp_stats st;
     iocp_engine_stats(engine, &st, true);
-    cr_expect_eq(st.accepted, (uint64_t)total);
+    cr_expect_eq(st.accepted, (uint64_t)total,
+                 "accepted %llu, refused %llu, accept errors %llu, back-offs %llu",
+                 (unsigned long long)st.accepted, (unsigned long long)st.refused,
+                 (unsigned long long)st.accept_errors, (unsigned long long)st.accept_backoffs);
     cr_expect_eq(st.closed, (uint64_t)total);
     cr_expect_eq(st.online, 0);
     cr_expect_eq(st.walked, 0);
@@ -337,7 +340,10 @@ Test(server, running_out_of_descriptors_pauses_accepting_and_resumes)
     cr_expect_eq(status, 0);
     struct iocp_stats st;
     iocp_engine_stats(engine, &st, false);
-    cr_expect_gt(st.accept_backoffs, 0, "EMFILE must have paused accepting (accepted %llu, errors %llu, refused %llu)", (unsigned long long)st.accepted, (unsigned long long)st.accept_errors, (unsigned long long)st.refused);
+    cr_expect_gt(st.accept_backoffs, 0,
+                 "EMFILE must have paused accepting (accepted %llu, errors %llu, refused %llu)",
+                 (unsigned long long)st.accepted, (unsigned long long)st.accept_errors,
+                 (unsigned long long)st.refused);
     setrlimit(RLIMIT_NOFILE, &old);
     cr_expect(wait_for(server_empty, NULL, 10000));
     /* Accepting resumed: new clients are served. */
@@ -475,8 +481,7 @@ Test(server, a_port_in_use_is_reported_as_eaddrinuse)
 
 Test(server, max_conns_refuses_the_next_and_accepts_again_after_a_close)
 {
-    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &echo_handler,
-                                     .max_conns = 2};
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &echo_handler, .max_conns = 2};
     start_server(&cfg);
     int a = tn_connect(port), b = tn_connect(port);
     want_conns = 2;
@@ -501,8 +506,8 @@ Test(server, max_conns_refuses_the_next_and_accepts_again_after_a_close)
 
 Test(server, an_idle_connection_is_closed_after_the_idle_timeout)
 {
-    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &echo_handler,
-                                     .idle_timeout_ms = 200};
+    struct iocp_server_config cfg = {
+        .host = "127.0.0.1", .handler = &echo_handler, .idle_timeout_ms = 200};
     start_server(&cfg);
     int fd = tn_connect(port);
     uint64_t t0 = tn_now_ms();
@@ -618,8 +623,11 @@ Test(server, a_client_times_out_against_a_full_backlog)
     }
     usleep(100 * 1000);
     reset_client();
-    struct iocp_connect_config cc = {.host = "127.0.0.1", .port = full, .worker = -1,
-                                     .timeout_ms = 300, .handler = &client_handler};
+    struct iocp_connect_config cc = {.host = "127.0.0.1",
+                                     .port = full,
+                                     .worker = -1,
+                                     .timeout_ms = 300,
+                                     .handler = &client_handler};
     uint64_t t0 = tn_now_ms();
     cr_assert_eq(iocp_connect(engine, &cc), 0);
     cr_assert(wait_for(client_done, NULL, 10000));
@@ -635,8 +643,8 @@ Test(server, an_unknown_name_fails_with_enoname_without_blocking_a_worker)
 {
     start_server(NULL);
     reset_client();
-    struct iocp_connect_config cc = {.host = "no-such-host.invalid", .port = 9, .worker = 0,
-                                     .handler = &client_handler};
+    struct iocp_connect_config cc = {
+        .host = "no-such-host.invalid", .port = 9, .worker = 0, .handler = &client_handler};
     cr_assert_eq(iocp_connect(engine, &cc), 0);
     /* Meanwhile the same worker keeps serving. */
     struct ec_result r = ec_run(port, 4, 1024, 5000);
@@ -705,10 +713,10 @@ Test(server, a_pipe_carries_a_stream_through_the_engine_and_ends_in_eof)
     stream_total = sizeof ss.data;
     int fds[2];
     cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
-    struct iocp_pipe_config rd = {.handle = fds[0], .worker = 0, .readable = true,
-                                  .handler = &reader_handler};
-    struct iocp_pipe_config wr = {.handle = fds[1], .worker = 1, .readable = false,
-                                  .handler = &writer_handler};
+    struct iocp_pipe_config rd = {
+        .handle = fds[0], .worker = 0, .readable = true, .handler = &reader_handler};
+    struct iocp_pipe_config wr = {
+        .handle = fds[1], .worker = 1, .readable = false, .handler = &writer_handler};
     cr_assert_eq(iocp_pipe_open(engine, &rd), 0);
     cr_assert_eq(iocp_pipe_open(engine, &wr), 0);
     cr_assert(wait_for(two_closed, NULL, 10000), "closes: %d", atomic_load(&ss.closes));
@@ -736,8 +744,8 @@ Test(server, a_regular_file_is_read_to_its_end)
     size_t total = 200000;
     cr_assert(tn_write_all(fd, ec_block(), total));
     lseek(fd, 0, SEEK_SET);
-    struct iocp_pipe_config rd = {.handle = fd, .worker = -1, .readable = true,
-                                  .handler = &reader_handler};
+    struct iocp_pipe_config rd = {
+        .handle = fd, .worker = -1, .readable = true, .handler = &reader_handler};
     cr_assert_eq(iocp_pipe_open(engine, &rd), 0);
     cr_assert(wait_for(one_closed, NULL, 10000));
     cr_expect_eq(atomic_load(&ss.got), total);
