@@ -131,6 +131,32 @@ Test(server, a_thousand_clients_each_echo_a_mebibyte_byte_exact)
     cr_expect_eq(st.bytes_out, st.bytes_in);
 }
 
+/* The kernel's count of connections dropped because a listen queue was full
+ * (TcpExt ListenDrops): a client may see its connect succeed and still never
+ * reach accept() when the queue overflows under load. */
+static uint64_t listen_drops(void)
+{
+    FILE *f = fopen("/proc/net/netstat", "r");
+    char names[4096], values[4096];
+    uint64_t drops = 0;
+    if (!f)
+        return 0;
+    while (fgets(names, sizeof names, f) && fgets(values, sizeof values, f)) {
+        if (strncmp(names, "TcpExt:", 7) != 0)
+            continue;
+        char *ns, *vs;
+        char *n = strtok_r(names, " \n", &ns), *v = strtok_r(values, " \n", &vs);
+        while (n && v) {
+            if (strcmp(n, "ListenDrops") == 0)
+                drops = strtoull(v, NULL, 10);
+            n = strtok_r(NULL, " \n", &ns);
+            v = strtok_r(NULL, " \n", &vs);
+        }
+    }
+    fclose(f);
+    return drops;
+}
+
 static uint64_t want_accepted;
 static bool all_accepted_and_closed(void *arg)
 {
@@ -172,6 +198,7 @@ Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
     struct churn ch[THREADS];
     pthread_t t[THREADS];
     int total = 100000 / SCALE;
+    uint64_t drops_before = listen_drops();
     for (int i = 0; i < THREADS; i++) {
         ch[i] = (struct churn){.cycles = total / THREADS};
         pthread_create(&t[i], NULL, churn_thread, &ch[i]);
@@ -183,17 +210,22 @@ Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
     }
     cr_expect_eq(failures, 0, "%d connects failed", failures);
     /* The last connections may still sit in the accept queue: wait until
-     * every one was accepted and closed again. */
-    want_accepted = (uint64_t)total;
+     * every one was accepted and closed again.  Under heavy load the kernel
+     * may drop some from a full queue (ListenDrops, counted machine-wide, so
+     * other processes' drops only loosen the bound). */
+    uint64_t dropped = listen_drops() - drops_before;
+    want_accepted = (uint64_t)total - (dropped < (uint64_t)total ? dropped : (uint64_t)total);
     cr_expect(wait_for(all_accepted_and_closed, NULL, 30000), "%u connections never closed",
               iocp_server_conns(server));
     struct iocp_stats st;
     iocp_engine_stats(engine, &st, true);
-    cr_expect_eq(st.accepted, (uint64_t)total,
-                 "accepted %llu, refused %llu, accept errors %llu, back-offs %llu",
-                 (unsigned long long)st.accepted, (unsigned long long)st.refused,
-                 (unsigned long long)st.accept_errors, (unsigned long long)st.accept_backoffs);
-    cr_expect_eq(st.closed, (uint64_t)total);
+    cr_expect(st.accepted >= want_accepted && st.accepted <= (uint64_t)total,
+              "accepted %llu of %d (%llu dropped by the kernel), refused %llu, accept errors "
+              "%llu, back-offs %llu",
+              (unsigned long long)st.accepted, total, (unsigned long long)dropped,
+              (unsigned long long)st.refused, (unsigned long long)st.accept_errors,
+              (unsigned long long)st.accept_backoffs);
+    cr_expect_eq(st.closed, st.accepted, "every accepted connection was closed");
     cr_expect_eq(st.online, 0);
     cr_expect_eq(st.walked, 0);
     cr_expect_eq(st.pool_lent, st.pool_returned);
