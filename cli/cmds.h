@@ -8,6 +8,8 @@
 #include "iocp.h"
 
 int cmd_echo(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
 
 /*
  * cli_run_server(cmd, ecfg, scfg, ready):

@@ -24,8 +24,8 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-    {"listen", NULL, "accept connections and bridge them to stdin/stdout"},
-    {"connect", NULL, "connect and bridge stdin/stdout to the socket"},
+    {"listen", ENGINE_CMD(cmd_listen), "accept connections and bridge them to stdin/stdout"},
+    {"connect", ENGINE_CMD(cmd_connect), "connect and bridge stdin/stdout to the socket"},
     {"echo", ENGINE_CMD(cmd_echo), "run an echo server"},
     {"relay", NULL, "forward every accepted connection to a target"},
     {"stats", NULL, "show the live counters of a running iocptool"},

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bridge between standard input/output and network connections, shared
+ * by listen and connect: copying both ways with back-pressure, the end of
+ * input rules of docs/EOF.md, fan-in of many clients (-k), the broker, the
+ * -q and -i timers and the --progress line.
+ *
+ * Everything runs on the engine's worker 0: the stdio streams, every
+ * connection (servers and clients must be set up with worker 0, which an
+ * engine of one worker guarantees) and the timer task.  The main thread
+ * only starts things, waits for stop_wake() or a signal, and reads the
+ * result after the engine has stopped.
+ */
+#ifndef IOCPTOOL_BRIDGE_H
+#define IOCPTOOL_BRIDGE_H
+
+#include <stdbool.h>
+
+#include "iocp.h"
+
+enum bridge_mode {
+    BRIDGE_SINGLE,    /* one connection; its end is the tool's end */
+    BRIDGE_KEEP_OPEN, /* -k: many clients, fan-in to stdout, stdin to all */
+    BRIDGE_BROKER,    /* --broker: each client's data to every other client */
+};
+
+struct bridge_config {
+    const char *cmd; /* "listen" or "connect": the <what> of messages */
+    enum bridge_mode mode;
+    bool send_only;   /* never write stdout; socket data is discarded */
+    bool recv_only;   /* never read stdin */
+    bool no_shutdown; /* stdin EOF does not half-close the connection */
+    int quit_ms;      /* -q: end this long after stdin EOF; -1: never */
+    unsigned idle_ms; /* -i: close a connection idle this long; 0: never */
+    bool progress;    /* --progress: a live line on stderr if it is a terminal */
+};
+
+struct bridge;
+
+/* Long-only options shared by listen and connect (getopt_long codes). */
+enum {
+    BRIDGE_OPT_SEND_ONLY = 256,
+    BRIDGE_OPT_RECV_ONLY,
+    BRIDGE_OPT_NO_SHUTDOWN,
+    BRIDGE_OPT_PROGRESS,
+    BRIDGE_OPT_NEXT, /* the first code free for the subcommand's own */
+};
+
+/* The struct option entries of the shared options: -q, -i, --send-only,
+ * --recv-only, --no-shutdown, --progress, -v. */
+#define BRIDGE_LONG_OPTIONS                                                                        \
+    {"quit-after", required_argument, NULL, 'q'}, {"idle-timeout", required_argument, NULL, 'i'},  \
+        {"send-only", no_argument, NULL, BRIDGE_OPT_SEND_ONLY},                                    \
+        {"recv-only", no_argument, NULL, BRIDGE_OPT_RECV_ONLY},                                    \
+        {"no-shutdown", no_argument, NULL, BRIDGE_OPT_NO_SHUTDOWN},                                \
+        {"progress", no_argument, NULL, BRIDGE_OPT_PROGRESS},                                      \
+    {                                                                                              \
+        "verbose", no_argument, NULL, 'v'                                                          \
+    }
+
+/* Their short letters, for the getopt string. */
+#define BRIDGE_SHORT_OPTIONS "q:i:v"
+
+/*
+ * bridge_option(cfg, opt, arg):
+ * Handle one shared option.  1: handled; 0: not a shared option; -1: a bad
+ * value (the message is printed).
+ */
+int bridge_option(struct bridge_config *cfg, int opt, const char *arg);
+
+/*
+ * bridge_conflicts(cfg):
+ * Print one message per contradiction among the shared options and the
+ * mode; return how many there were.
+ */
+int bridge_conflicts(const struct bridge_config *cfg);
+
+/* The help lines of the shared options. */
+extern const char bridge_options_help[];
+
+/* Allocate a bridge for an engine that runs (or will run) one worker. */
+int bridge_new(struct bridge **out, struct iocp_engine *e, const struct bridge_config *cfg);
+
+/* The handlers for accepted connections and for the outgoing connection;
+ * the connection's initial user data must be the bridge. */
+extern const struct iocp_conn_handler bridge_server_handler;
+extern const struct iocp_conn_handler bridge_client_handler;
+
+/* listen: the server, stopped once its single connection arrives.  Call
+ * before bridge_start(). */
+void bridge_set_server(struct bridge *b, struct iocp_server *s);
+
+/* connect: an iocp_connect() to target ("host:port") with the bridge as
+ * data will follow bridge_start(); its failure is reported against that
+ * name.  Call before bridge_start(). */
+void bridge_connecting(struct bridge *b, const char *target);
+
+/*
+ * bridge_start(b):
+ * Open stdin and stdout through the engine (as the mode needs them) and the
+ * ticker.  The engine must be running.  From this call on only the worker
+ * touches the bridge, until bridge_end().  0, or -1 (the error is printed;
+ * stop the engine and free the bridge).
+ */
+int bridge_start(struct bridge *b);
+
+/*
+ * bridge_end(b, sig):
+ * Call after the engine has stopped, with the signal that ended the wait
+ * (0 when the bridge itself woke it).  Stops the ticker, prints the -v
+ * summary, restores the file status flags of fds 0 and 1, and returns the
+ * exit status.
+ */
+int bridge_end(struct bridge *b, int sig);
+
+/* Stop the ticker (call before stopping the engine).  Idempotent. */
+void bridge_stop_ticker(struct bridge *b);
+
+void bridge_free(struct bridge *b);
+
+#endif /* IOCPTOOL_BRIDGE_H */

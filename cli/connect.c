@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iocptool connect: connect and bridge stdin/stdout to the socket, with the
+ * end of input rules of docs/EOF.md; or, with -z, probe which of a list of
+ * ports accept a connection (probe.c).
+ */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iocp.h"
+
+#include "bridge.h"
+#include "cmds.h"
+#include "diag.h"
+#include "opts.h"
+#include "probe.h"
+#include "stop.h"
+
+static const struct option connect_options[] = {
+    {"wait", required_argument, NULL, 'w'},
+    {"source", required_argument, NULL, 's'},
+    {"source-port", required_argument, NULL, 'p'},
+    {"zero-io", no_argument, NULL, 'z'},
+    {"ipv4", no_argument, NULL, '4'},
+    {"ipv6", no_argument, NULL, '6'},
+    {"numeric", no_argument, NULL, 'n'},
+    {"keep-open", no_argument, NULL, 'k'},
+    {"backend", required_argument, NULL, 'B'},
+    {"help", no_argument, NULL, 'h'},
+    BRIDGE_LONG_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+static void connect_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: iocptool connect [options] HOST PORT\n"
+            "       iocptool connect -z [options] HOST PORT|FROM-TO ...\n"
+            "\n"
+            "Connect and bridge stdin/stdout to the socket: end of stdin half-closes\n"
+            "the connection, end of the socket closes stdout and ends the tool.\n"
+            "\n"
+            "  -w, --wait S           give up connecting after S seconds\n"
+            "  -s, --source ADDR      connect from this local address\n"
+            "  -p, --source-port PORT connect from this local port\n"
+            "  -z, --zero-io          probe the ports (lists and ranges, e.g. 20 22-25 80)\n"
+            "                         concurrently; print \"HOST PORT open\" for each open\n"
+            "                         one; exit 0 if any is open, 1 if none\n"
+            "  -4, --ipv4             IPv4 only\n"
+            "  -6, --ipv6             IPv6 only\n"
+            "  -n, --numeric          HOST must be a numeric address (no name lookup)\n"
+            "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+            "%s"
+            "  -h, --help             this help\n",
+            bridge_options_help);
+}
+
+static bool is_numeric(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int cmd_connect(int argc, char **argv)
+{
+    struct bridge_config bcfg = {.cmd = "connect", .mode = BRIDGE_SINGLE, .quit_ms = -1};
+    struct iocp_engine_config ecfg = {.workers = 1, .log = diag_lib_log};
+    const char *source = NULL;
+    uint16_t source_port = 0;
+    unsigned timeout_ms = 0;
+    bool probe_mode = false, numeric = false, keep_open = false, listen_flag = false;
+    int family = 0, conflicts = 0;
+    int opt, r;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "w:s:p:z46nklB:h" BRIDGE_SHORT_OPTIONS, connect_options,
+                              NULL)) != -1) {
+        if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'w':
+            if (!opt_seconds("connect", "-w", optarg, &timeout_ms))
+                return EXIT_USAGE;
+            if (timeout_ms == 0) {
+                diag_error("connect: -w %s: too small (the time-out must be positive)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 's':
+            source = optarg;
+            break;
+        case 'p':
+            if (!opt_port("connect", optarg, false, &source_port))
+                return EXIT_USAGE;
+            break;
+        case 'z':
+            probe_mode = true;
+            break;
+        case '4':
+        case '6':
+            if (family && family != opt - '0') {
+                diag_error("connect: -4 and -6 exclude each other");
+                conflicts++;
+            }
+            family = opt - '0';
+            break;
+        case 'n':
+            numeric = true;
+            break;
+        case 'k':
+            keep_open = true;
+            break;
+        case 'l':
+            listen_flag = true;
+            break;
+        case 'B':
+            ecfg.backend = optarg;
+            break;
+        case 'h':
+            connect_usage(stdout);
+            return EXIT_OK;
+        default:
+            connect_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+
+    /* Every contradiction, one message each. */
+    conflicts += bridge_conflicts(&bcfg);
+    if (listen_flag) {
+        diag_error("connect: -l: use 'iocptool listen' to listen");
+        conflicts++;
+    }
+    if (keep_open) {
+        diag_error("connect: -k: keeping a listener open is for 'iocptool listen'");
+        conflicts++;
+    }
+    if (probe_mode) {
+        static const char *const what[] = {"--send-only", "--recv-only", "--no-shutdown",
+                                           "-q",          "-i",          "--progress"};
+        bool set[] = {bcfg.send_only,    bcfg.recv_only,   bcfg.no_shutdown,
+                      bcfg.quit_ms >= 0, bcfg.idle_ms > 0, bcfg.progress};
+        for (unsigned i = 0; i < sizeof set / sizeof set[0]; i++) {
+            if (set[i]) {
+                diag_error("connect: %s: -z moves no data", what[i]);
+                conflicts++;
+            }
+        }
+        if (source_port) {
+            diag_error("connect: -p: -z probes many ports at once from one source port");
+            conflicts++;
+        }
+    }
+    int nargs = argc - optind;
+    if (probe_mode ? nargs < 2 : nargs != 2) {
+        diag_error("connect: expected HOST PORT%s", probe_mode ? " [PORT|FROM-TO ...]" : "");
+        conflicts++;
+    }
+    if (conflicts) {
+        connect_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *host = argv[optind];
+    if (numeric && !is_numeric(host)) {
+        diag_error("connect: %s: not a numeric address (-n)", host);
+        return EXIT_USAGE;
+    }
+    if (source && !is_numeric(source)) {
+        diag_error("connect: -s %s: not a numeric address", source);
+        return EXIT_USAGE;
+    }
+
+    if (probe_mode) {
+        struct probe_config pcfg = {
+            .host = host,
+            .family = family,
+            .numeric = numeric,
+            .source_host = source,
+            .timeout_ms = timeout_ms,
+            .backend = ecfg.backend,
+            .ports = argv + optind + 1,
+            .nports = nargs - 1,
+        };
+        return probe_run(&pcfg);
+    }
+
+    uint16_t port;
+    if (!opt_port("connect", argv[optind + 1], false, &port))
+        return EXIT_USAGE;
+    char target[300];
+    snprintf(target, sizeof target, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+
+    struct iocp_engine *e = NULL;
+    struct bridge *b = NULL;
+    int status = EXIT_RUNTIME;
+
+    stop_prepare();
+    int rc = iocp_engine_new(&e, &ecfg);
+    if (rc < 0) {
+        diag_error("connect: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
+        return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    rc = iocp_engine_start(e);
+    if (rc < 0) {
+        diag_error("connect: cannot start the engine: %s", iocp_strerror(rc));
+        goto out;
+    }
+    diag_info(2, "connect: backend %s", iocp_engine_backend(e));
+    if (bridge_new(&b, e, &bcfg) < 0) {
+        diag_error("connect: %s", iocp_strerror(IOCP_ENOMEM));
+        goto out;
+    }
+    struct iocp_connect_config ccfg = {
+        .host = host,
+        .port = port,
+        .family = family,
+        .source_host = source,
+        .source_port = source_port,
+        .timeout_ms = timeout_ms,
+        .worker = 0,
+        .handler = &bridge_client_handler,
+        .data = b,
+    };
+    bridge_connecting(b, target);
+    if (bridge_start(b) < 0)
+        goto out;
+    rc = iocp_connect(e, &ccfg);
+    if (rc < 0) {
+        const char *detail = iocp_error_detail();
+        diag_error("connect: %s: %s", target, *detail ? detail : iocp_strerror(rc));
+        goto out;
+    }
+
+    int sig = stop_wait();
+    bridge_stop_ticker(b);
+    iocp_engine_stop(e);
+    status = bridge_end(b, sig);
+
+out:
+    iocp_engine_stop(e);
+    if (diag_verbosity >= 1) {
+        char report[512];
+        if (iocp_engine_audit(e, report, sizeof report) > 0)
+            diag_error("connect: accounting mismatch at stop: %s", report);
+    }
+    bridge_free(b);
+    iocp_engine_free(e);
+    return status;
+}

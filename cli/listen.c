@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iocptool listen: accept and bridge the connection to stdin/stdout.
+ *
+ * Without -k one connection is bridged and its end is the tool's end
+ * (docs/EOF.md).  With -k clients come and go concurrently, each one's
+ * data fanned in to stdout and stdin sent to all of them; --broker relays
+ * each client's data to all the others instead.  --allow and --deny filter
+ * clients by address before anything is read from them.  The line
+ * "listening on ADDR PORT" goes to stderr once the socket is bound, always.
+ */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "iocp.h"
+
+#include "acl.h"
+#include "bridge.h"
+#include "cmds.h"
+#include "diag.h"
+#include "opts.h"
+#include "stop.h"
+
+#define LISTEN_MAX_CONNS_DEFAULT 100
+
+enum {
+    OPT_BROKER = BRIDGE_OPT_NEXT,
+    OPT_ALLOW,
+    OPT_DENY,
+};
+
+/* The filter runs on the accepting worker; the list is read-only by then. */
+static struct acl listen_acl;
+
+static bool listen_filter(const struct sockaddr *peer, void *data)
+{
+    (void)data;
+    if (acl_admits(&listen_acl, peer))
+        return true;
+    if (diag_verbosity >= 1) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        const void *addr =
+            peer->sa_family == AF_INET
+                ? (const void *)&((const struct sockaddr_in *)(const void *)peer)->sin_addr
+                : (const void *)&((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr;
+        inet_ntop(peer->sa_family, addr, host, sizeof host);
+        diag_info(1, "listen: %s: denied by --allow/--deny", host);
+    }
+    return false;
+}
+
+static const struct option listen_options[] = {
+    {"keep-open", no_argument, NULL, 'k'},
+    {"broker", no_argument, NULL, OPT_BROKER},
+    {"max-conns", required_argument, NULL, 'm'},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"deny", required_argument, NULL, OPT_DENY},
+    {"ipv4", no_argument, NULL, '4'},
+    {"ipv6", no_argument, NULL, '6'},
+    {"source", required_argument, NULL, 's'},
+    {"port", required_argument, NULL, 'p'},
+    {"numeric", no_argument, NULL, 'n'},
+    {"backend", required_argument, NULL, 'B'},
+    {"help", no_argument, NULL, 'h'},
+    BRIDGE_LONG_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+static void listen_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: iocptool listen [options] [ADDR:]PORT\n"
+            "       iocptool listen [options] [-s ADDR] -p PORT\n"
+            "\n"
+            "Accept a connection and bridge it to stdin/stdout.  Without -k the tool\n"
+            "ends with its connection.  \"listening on ADDR PORT\" is printed on stderr\n"
+            "once the socket is bound (PORT 0 picks a free port).\n"
+            "\n"
+            "  -k, --keep-open        serve many clients at once: their data goes to\n"
+            "                         stdout, stdin goes to all of them\n"
+            "      --broker           relay each client's data to all the other clients\n"
+            "  -m, --max-conns N      with -k or --broker: at most N clients at once\n"
+            "                         (default %d; more are closed at once)\n"
+            "      --allow LIST       admit only these clients: addresses or CIDR ranges,\n"
+            "                         comma-separated, IPv4 or IPv6; may be repeated\n"
+            "      --deny LIST        turn these clients away (deny wins over allow)\n"
+            "  -4, --ipv4             IPv4 only\n"
+            "  -6, --ipv6             IPv6 only (default: both)\n"
+            "  -s, --source ADDR      the address to listen on\n"
+            "  -p, --port PORT        the port to listen on\n"
+            "  -n, --numeric          addresses must be numeric (no name lookup)\n"
+            "  -l                     accepted for netcat compatibility\n"
+            "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+            "%s"
+            "  -h, --help             this help\n",
+            LISTEN_MAX_CONNS_DEFAULT, bridge_options_help);
+}
+
+static bool is_numeric(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int cmd_listen(int argc, char **argv)
+{
+    struct bridge_config bcfg = {.cmd = "listen", .mode = BRIDGE_SINGLE, .quit_ms = -1};
+    struct iocp_engine_config ecfg = {.workers = 1, .log = diag_lib_log};
+    const char *source = NULL, *port_opt = NULL;
+    bool keep_open = false, broker = false, numeric = false, max_given = false;
+    bool z_given = false, w_given = false;
+    int family = 0, conflicts = 0;
+    long long max_conns = LISTEN_MAX_CONNS_DEFAULT;
+    char why[256];
+    int opt, r;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "km:46s:p:nlB:hzw:" BRIDGE_SHORT_OPTIONS, listen_options,
+                              NULL)) != -1) {
+        if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
+            goto usage_error;
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'k':
+            keep_open = true;
+            break;
+        case OPT_BROKER:
+            broker = true;
+            break;
+        case 'm':
+            if (!opt_number("listen", "--max-conns", optarg, 1, 65536, &max_conns))
+                goto usage_error;
+            max_given = true;
+            break;
+        case OPT_ALLOW:
+        case OPT_DENY:
+            if (!acl_add(&listen_acl, opt == OPT_DENY, optarg, why, sizeof why)) {
+                diag_error("listen: %s %s", opt == OPT_DENY ? "--deny" : "--allow", why);
+                goto usage_error;
+            }
+            break;
+        case '4':
+        case '6':
+            if (family && family != opt - '0') {
+                diag_error("listen: -4 and -6 exclude each other");
+                conflicts++;
+            }
+            family = opt - '0';
+            break;
+        case 's':
+            source = optarg;
+            break;
+        case 'p':
+            port_opt = optarg;
+            break;
+        case 'n':
+            numeric = true;
+            break;
+        case 'l':
+            break;
+        case 'B':
+            ecfg.backend = optarg;
+            break;
+        case 'z':
+            z_given = true;
+            break;
+        case 'w':
+            w_given = true;
+            break;
+        case 'h':
+            listen_usage(stdout);
+            acl_fini(&listen_acl);
+            return EXIT_OK;
+        default:
+            listen_usage(stderr);
+            goto usage_error;
+        }
+    }
+
+    /* Every contradiction, one message each. */
+    bcfg.mode = broker ? BRIDGE_BROKER : keep_open ? BRIDGE_KEEP_OPEN : BRIDGE_SINGLE;
+    conflicts += bridge_conflicts(&bcfg);
+    if (z_given) {
+        diag_error("listen: -z: port probing is done by 'iocptool connect -z'");
+        conflicts++;
+    }
+    if (w_given) {
+        diag_error("listen: -w: a connect time-out; use -i for an idle time-out");
+        conflicts++;
+    }
+    if (broker && keep_open) {
+        diag_error("listen: -k: --broker already keeps the listener open");
+        conflicts++;
+    }
+    if (max_given && bcfg.mode == BRIDGE_SINGLE) {
+        diag_error("listen: --max-conns: without -k or --broker there is one connection");
+        conflicts++;
+    }
+    int nargs = argc - optind;
+    if (port_opt && nargs > 0) {
+        diag_error("listen: -p: the port is given twice (-p and %s)", argv[optind]);
+        conflicts++;
+    } else if (!port_opt && nargs != 1) {
+        diag_error("listen: expected one [ADDR:]PORT argument (or -p PORT)");
+        conflicts++;
+    }
+    if (conflicts)
+        goto usage_error;
+
+    char host[256] = "";
+    uint16_t port;
+    if (port_opt) {
+        if (!opt_port("listen", port_opt, true, &port))
+            goto usage_error;
+    } else if (!opt_hostport("listen", argv[optind], host, sizeof host, &port)) {
+        goto usage_error;
+    }
+    if (source && host[0]) {
+        diag_error("listen: -s: the address is given twice (-s and %s)", argv[optind]);
+        goto usage_error;
+    }
+    if (source)
+        snprintf(host, sizeof host, "%s", source);
+    if (numeric && host[0] && !is_numeric(host)) {
+        diag_error("listen: %s: not a numeric address (-n)", host);
+        goto usage_error;
+    }
+
+    struct iocp_server_config scfg = {
+        .host = host[0] ? host : NULL,
+        .port = port,
+        .family = family,
+        .handler = &bridge_server_handler,
+        .filter = acl_empty(&listen_acl) ? NULL : listen_filter,
+        /* Without -k a second client is closed at once while the first is
+         * served; the listener stops as soon as the first one arrives. */
+        .max_conns = bcfg.mode == BRIDGE_SINGLE ? 1u : (uint32_t)max_conns,
+    };
+
+    struct iocp_engine *e = NULL;
+    struct iocp_server *s = NULL;
+    struct bridge *b = NULL;
+    int status = EXIT_RUNTIME;
+
+    stop_prepare();
+    int rc = iocp_engine_new(&e, &ecfg);
+    if (rc < 0) {
+        diag_error("listen: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
+        acl_fini(&listen_acl);
+        return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    rc = iocp_engine_start(e);
+    if (rc < 0) {
+        diag_error("listen: cannot start the engine: %s", iocp_strerror(rc));
+        goto out;
+    }
+    diag_info(2, "listen: backend %s", iocp_engine_backend(e));
+    if (bridge_new(&b, e, &bcfg) < 0) {
+        diag_error("listen: %s", iocp_strerror(IOCP_ENOMEM));
+        goto out;
+    }
+    scfg.data = b;
+    rc = iocp_server_new(&s, e, &scfg);
+    if (rc == 0) {
+        bridge_set_server(b, s);
+        if (bridge_start(b) < 0)
+            goto out;
+        rc = iocp_server_start(s);
+    }
+    if (rc < 0) {
+        const char *detail = iocp_error_detail();
+        diag_error("listen: %s%s%s", *detail ? detail : "", *detail ? ": " : "", iocp_strerror(rc));
+        goto out;
+    }
+    cli_print_listening(s);
+
+    int sig = stop_wait();
+    bridge_stop_ticker(b);
+    iocp_server_stop(s);
+    iocp_engine_stop(e);
+    status = bridge_end(b, sig);
+
+out:
+    if (s)
+        iocp_server_stop(s);
+    iocp_engine_stop(e);
+    if (diag_verbosity >= 1) {
+        char report[512];
+        if (iocp_engine_audit(e, report, sizeof report) > 0)
+            diag_error("listen: accounting mismatch at stop: %s", report);
+    }
+    bridge_free(b);
+    iocp_server_free(s);
+    iocp_engine_free(e);
+    acl_fini(&listen_acl);
+    return status;
+
+usage_error:
+    acl_fini(&listen_acl);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * connect -z: which of these ports accept a connection?
+ *
+ * The name is looked up once, on the main thread, before anything starts;
+ * every probe then connects to that numeric address, so a thousand ports do
+ * not mean a thousand lookups.  Up to PROBE_WINDOW connects are in flight
+ * at once on the engine's one worker, each bounded by -w; results are
+ * printed in the order the ports were given, as soon as every port before
+ * them is decided, so a long scan streams.
+ */
+#include "probe.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "iocp.h"
+
+#include "diag.h"
+#include "opts.h"
+#include "stop.h"
+
+#define PROBE_WINDOW 256
+
+enum { SLOT_WAITING = 0, SLOT_RUNNING, SLOT_OPEN, SLOT_CLOSED };
+
+struct slot {
+    uint16_t port;
+    uint8_t state;
+    int error;
+};
+
+struct probe {
+    const struct probe_config *cfg;
+    struct iocp_engine *e;
+    char addr[INET6_ADDRSTRLEN];
+    struct slot *slots;
+    size_t n, next, cursor, running;
+    unsigned open;
+    struct iocp_task start;
+};
+
+/* One probe runs per process; its callbacks find it here. */
+static struct probe probe;
+
+static void launch(void);
+
+static void report(void)
+{
+    bool printed = false;
+    while (probe.cursor < probe.n && probe.slots[probe.cursor].state >= SLOT_OPEN) {
+        struct slot *s = &probe.slots[probe.cursor++];
+        if (s->state == SLOT_OPEN) {
+            printf("%s %u open\n", probe.cfg->host, s->port);
+            printed = true;
+        } else {
+            diag_info(1, "connect: %s port %u: %s", probe.cfg->host, s->port,
+                      iocp_strerror(s->error));
+        }
+    }
+    if (printed)
+        fflush(stdout);
+    if (probe.cursor == probe.n)
+        stop_wake();
+}
+
+static void probe_open(struct iocp_conn *c)
+{
+    struct slot *s = iocp_conn_data(c);
+    s->state = SLOT_OPEN;
+    iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+}
+
+static void probe_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    (void)len;
+}
+
+static void probe_close(struct iocp_conn *c, int status)
+{
+    struct slot *s = iocp_conn_data(c);
+    if (s->state == SLOT_OPEN) {
+        probe.open++;
+    } else {
+        s->state = SLOT_CLOSED;
+        s->error = status < 0 ? status : IOCP_ECONNABORTED;
+    }
+    probe.running--;
+    launch();
+    report();
+}
+
+static const struct iocp_conn_handler probe_handler = {
+    .on_open = probe_open,
+    .on_data = probe_data,
+    .on_close = probe_close,
+};
+
+/* Keep the window full.  On worker 0. */
+static void launch(void)
+{
+    while (probe.next < probe.n && probe.running < PROBE_WINDOW) {
+        struct slot *s = &probe.slots[probe.next++];
+        struct iocp_connect_config cc = {
+            .host = probe.addr,
+            .port = s->port,
+            .source_host = probe.cfg->source_host,
+            .timeout_ms = probe.cfg->timeout_ms,
+            .worker = 0,
+            .handler = &probe_handler,
+            .data = s,
+        };
+        int rc = iocp_connect(probe.e, &cc);
+        if (rc < 0) {
+            s->state = SLOT_CLOSED;
+            s->error = rc;
+            continue;
+        }
+        s->state = SLOT_RUNNING;
+        probe.running++;
+    }
+}
+
+static void start_task(struct iocp_task *task)
+{
+    (void)task;
+    launch();
+    report();
+}
+
+/* Parse the port arguments into probe.slots, each port once. */
+static bool parse_ports(const struct probe_config *cfg)
+{
+    static unsigned char seen[65536 / 8];
+    memset(seen, 0, sizeof seen);
+    probe.slots = calloc(65535, sizeof *probe.slots);
+    if (!probe.slots) {
+        diag_error("connect: %s", iocp_strerror(IOCP_ENOMEM));
+        return false;
+    }
+    for (int i = 0; i < cfg->nports; i++) {
+        char *list = strdup(cfg->ports[i]);
+        if (!list)
+            return false;
+        char *save = NULL;
+        bool ok = true;
+        for (char *tok = strtok_r(list, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+            char *dash = strchr(tok, '-');
+            uint16_t lo, hi;
+            if (dash) {
+                *dash = '\0';
+                ok = opt_port("connect", tok, false, &lo) &&
+                     opt_port("connect", dash + 1, false, &hi);
+                if (ok && hi < lo) {
+                    diag_error("connect: port range %u-%u: goes backwards", lo, hi);
+                    ok = false;
+                }
+            } else {
+                ok = opt_port("connect", tok, false, &lo);
+                hi = lo;
+            }
+            for (unsigned p = lo; ok && p <= hi; p++) {
+                if (seen[p / 8] & (1u << (p % 8)))
+                    continue;
+                seen[p / 8] |= (unsigned char)(1u << (p % 8));
+                probe.slots[probe.n++].port = (uint16_t)p;
+            }
+        }
+        free(list);
+        if (!ok)
+            return false;
+    }
+    if (probe.n == 0) {
+        diag_error("connect: -z: no port to probe");
+        return false;
+    }
+    return true;
+}
+
+/* Look the host up once; the numeric address goes to every probe. */
+static int resolve(const struct probe_config *cfg)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = cfg->family == IOCP_FAMILY_IPV4   ? AF_INET
+                      : cfg->family == IOCP_FAMILY_IPV6 ? AF_INET6
+                                                        : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG | (cfg->numeric ? AI_NUMERICHOST : 0);
+    int gai = getaddrinfo(cfg->host, NULL, &hints, &res);
+    if (gai != 0) {
+        int err = gai == EAI_AGAIN    ? IOCP_EAITEMP
+                  : gai == EAI_NODATA ? IOCP_EAINOADDR
+                                      : IOCP_ENONAME;
+        diag_error("connect: %s: %s", cfg->host, iocp_strerror(err));
+        return -1;
+    }
+    int rc = getnameinfo(res->ai_addr, res->ai_addrlen, probe.addr, sizeof probe.addr, NULL, 0,
+                         NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        diag_error("connect: %s: %s", cfg->host, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int probe_run(const struct probe_config *cfg)
+{
+    memset(&probe, 0, sizeof probe);
+    probe.cfg = cfg;
+    int status = EXIT_RUNTIME;
+    if (!parse_ports(cfg)) {
+        free(probe.slots);
+        return EXIT_USAGE;
+    }
+    if (resolve(cfg) < 0) {
+        free(probe.slots);
+        return EXIT_RUNTIME;
+    }
+
+    struct iocp_engine_config ecfg = {.workers = 1, .backend = cfg->backend, .log = diag_lib_log};
+    stop_prepare();
+    int rc = iocp_engine_new(&probe.e, &ecfg);
+    if (rc < 0) {
+        diag_error("connect: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
+        free(probe.slots);
+        return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    rc = iocp_engine_start(probe.e);
+    if (rc < 0) {
+        diag_error("connect: cannot start the engine: %s", iocp_strerror(rc));
+        goto out;
+    }
+    probe.start.fn = start_task;
+    rc = iocp_engine_post(probe.e, 0, &probe.start);
+    if (rc < 0) {
+        diag_error("connect: %s", iocp_strerror(rc));
+        goto out;
+    }
+    int sig = stop_wait();
+    iocp_engine_stop(probe.e);
+    if (sig)
+        diag_info(1, "connect: stopped by a signal");
+    else
+        status = probe.open ? EXIT_OK : EXIT_RUNTIME;
+    diag_info(1, "connect: %u of %zu ports open", probe.open, probe.n);
+out:
+    iocp_engine_stop(probe.e);
+    iocp_engine_free(probe.e);
+    free(probe.slots);
+    return status;
+}
