@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <poll.h>
 
 #include <criterion/criterion.h>
 
@@ -783,4 +784,117 @@ Test(server, a_regular_file_is_read_to_its_end)
     cr_assert(wait_for(one_closed, NULL, 10000));
     cr_expect_eq(atomic_load(&ss.got), total);
     cr_expect_eq(memcmp(ss.data, ec_block(), total), 0);
+}
+
+/* ---- address families and close modes ---- */
+
+static int connect6(uint16_t p)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(p),
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static bool echo_once(int fd, const char *msg)
+{
+    size_t n = strlen(msg);
+    char buf[64];
+    return fd >= 0 && tn_write_all(fd, msg, n) && tn_read_full(fd, buf, n, 5000) == n &&
+           memcmp(buf, msg, n) == 0;
+}
+
+Test(server, with_no_address_one_server_serves_ipv4_and_ipv6_clients)
+{
+    struct iocp_server_config cfg = {.handler = &echo_handler};
+    start_server(&cfg);
+    int fd4 = tn_connect(port);
+    int fd6 = connect6(port);
+    if (fd6 < 0 && errno == EADDRNOTAVAIL)
+        cr_skip_test("no IPv6 loopback on this machine");
+    cr_expect(echo_once(fd4, "over ipv4"));
+    cr_expect(echo_once(fd6, "over ipv6"));
+    close(fd4);
+    close(fd6);
+}
+
+Test(server, an_ipv6_only_server_refuses_ipv4_clients)
+{
+    struct iocp_server_config cfg = {.host = "::1", .handler = &echo_handler};
+    start_server(&cfg);
+    int fd6 = connect6(port);
+    cr_expect(echo_once(fd6, "v6"));
+    cr_expect_lt(tn_connect(port), 0, "nothing listens on 127.0.0.1 at that port");
+    close(fd6);
+}
+
+static void abort_on_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    iocp_conn_close(c, IOCP_CLOSE_ABORT);
+}
+
+static const struct iocp_conn_handler abort_handler = {.on_data = abort_on_data,
+                                                       .on_close = quiet_close};
+
+Test(server, an_abortive_close_resets_the_connection)
+{
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &abort_handler};
+    start_server(&cfg);
+    int fd = tn_connect(port);
+    cr_assert(tn_write_all(fd, "x", 1));
+    char buf[16];
+    ssize_t n;
+    uint64_t end = tn_now_ms() + 5000;
+    do {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        poll(&pfd, 1, 100);
+        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    } while (n < 0 && errno == EAGAIN && tn_now_ms() < end);
+    cr_expect_eq(n, -1, "no orderly EOF: got %zd", n);
+    cr_expect_eq(errno, ECONNRESET);
+    close(fd);
+}
+
+static void shut_on_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    /* Answer, then half-close: the client reads the answer and EOF, and can
+     * still send, which the server keeps reading. */
+    iocp_conn_send(c, data, len);
+    iocp_conn_shutdown(c);
+    cr_expect_eq(iocp_conn_send(c, "late", 4), IOCP_ESHUTDOWN);
+}
+
+static iocp_atomic_size after_shutdown;
+static void count_eof(struct iocp_conn *c)
+{
+    atomic_store(&after_shutdown, iocp_conn_bytes_in(c));
+    iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+}
+
+static const struct iocp_conn_handler shut_handler = {
+    .on_data = shut_on_data, .on_eof = count_eof, .on_close = quiet_close};
+
+Test(server, a_half_close_sends_eof_and_keeps_reading)
+{
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &shut_handler};
+    start_server(&cfg);
+    atomic_store(&after_shutdown, 0);
+    int fd = tn_connect(port);
+    cr_assert(tn_write_all(fd, "ab", 2));
+    char buf[8];
+    cr_expect_eq(tn_read_full(fd, buf, 2, 5000), 2);
+    cr_expect(tn_wait_eof(fd, 5000), "the server's half-close arrives as EOF");
+    cr_expect(tn_write_all(fd, "more", 4), "the client may still send");
+    shutdown(fd, SHUT_WR);
+    uint64_t end = tn_now_ms() + 5000;
+    while (atomic_load(&after_shutdown) == 0 && tn_now_ms() < end)
+        usleep(1000);
+    cr_expect_geq(atomic_load(&after_shutdown), 6, "the server read past its own half-close");
+    close(fd);
 }
