@@ -22,11 +22,17 @@
 
 #include "fault.h"
 
+#ifdef _WIN32
+#define iocp_thread_local __declspec(thread)
+#else
+#define iocp_thread_local _Thread_local
+#endif
+
 #define EVENT_BATCH 128
 #define DEFAULT_MAX_CONNS 65536u
 
-static IOCP_THREAD_LOCAL struct iocp_worker *current_worker;
-static IOCP_THREAD_LOCAL char error_detail[160];
+static iocp_thread_local struct iocp_worker *current_worker;
+static iocp_thread_local char error_detail[160];
 
 struct iocp_worker *iocp__worker_current(void)
 {
