@@ -14,10 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef _WIN32
-#include <netdb.h>
-#endif
-
 struct iocp_connect_job {
     struct iocp_engine *e;
     struct iocp_worker *w;

@@ -15,6 +15,10 @@
 #include "registry.h"
 #include "thread.h"
 
+#ifndef _WIN32
+#include <netdb.h> /* getaddrinfo; Windows has it in <ws2tcpip.h>, through port.h */
+#endif
+
 /* ---- packets: internal commands carry no pointer that must be freed ---- */
 
 enum iocp_packet_code {
@@ -80,6 +84,13 @@ struct iocp_worker {
     bool leave;
     bool started;                 /* the thread was started */
     struct iocp_counters cnt;
+    /* Shared ports only (IOCP: one port, N threads).  Any thread may dequeue
+     * a completion for this worker; it dispatches it holding `lock`, so the
+     * worker's state still sees one thread at a time.  next_due mirrors the
+     * earliest timer (UINT64_MAX: none) for the threads deciding how long to
+     * wait, since any of them may have to run it. */
+    struct iocp_mutex lock;
+    iocp_atomic_u64 next_due;
 };
 
 enum iocp_engine_state { IOCP_ENGINE_STOPPED = 0, IOCP_ENGINE_RUNNING, IOCP_ENGINE_STOPPING };
@@ -102,9 +113,11 @@ struct iocp_engine {
     struct iocp_list servers;
     struct iocp_mutex resolver_lock;
     struct iocp_list resolvers; /* name lookups in flight (client.c) */
+    iocp_atomic_u32 threads_out; /* shared ports: threads that left their loop */
 };
 
-/* The worker running on this thread, or NULL. */
+/* The worker running on this thread, or NULL.  On a shared port this is the
+ * worker whose completion is being dispatched, not the thread's own. */
 struct iocp_worker *iocp__worker_current(void);
 
 /* Submit req on w's port, counting it; 0 or the error (req still the caller's). */
@@ -230,6 +243,11 @@ void iocp__socket_close(iocp_socket_t sock);
 void iocp__socket_abort(iocp_socket_t sock);
 int iocp__socket_shutdown_send(iocp_socket_t sock);
 void iocp__socket_nodelay(iocp_socket_t sock);
+/* Options a listening socket needs before bind().  POSIX: SO_REUSEADDR, so a
+ * restart does not wait for old connections in TIME_WAIT.  Windows:
+ * SO_EXCLUSIVEADDRUSE, since SO_REUSEADDR there lets another socket take
+ * over a port in use. */
+void iocp__socket_listen_opts(iocp_socket_t sock);
 /* The error of the last failed socket call on this thread, as IOCP_E*. */
 int iocp__socket_error(void);
 const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len);

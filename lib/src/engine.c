@@ -22,17 +22,11 @@
 
 #include "fault.h"
 
-#ifdef _WIN32
-#define iocp_thread_local __declspec(thread)
-#else
-#define iocp_thread_local _Thread_local
-#endif
-
 #define EVENT_BATCH 128
 #define DEFAULT_MAX_CONNS 65536u
 
-static iocp_thread_local struct iocp_worker *current_worker;
-static iocp_thread_local char error_detail[160];
+static IOCP_THREAD_LOCAL struct iocp_worker *current_worker;
+static IOCP_THREAD_LOCAL char error_detail[160];
 
 struct iocp_worker *iocp__worker_current(void)
 {
@@ -138,6 +132,8 @@ int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *c
         struct iocp_worker *w = &e->workers[i];
         w->engine = e;
         w->index = i;
+        iocp__mutex_init(&w->lock);
+        atomic_init(&w->next_due, UINT64_MAX);
         iocp_list_init(&w->conns);
         iocp_list_init(&w->zombies);
         iocp_list_init(&w->acceptors);
@@ -185,6 +181,7 @@ static int stat_op(uint8_t op)
 int iocp__submit(struct iocp_worker *w, struct iocp_req *req)
 {
     int rc = iocp__fault_check(IOCP_FAULT_SUBMIT);
+    req->owner = w;
     if (rc == 0)
         rc = w->port->ops->submit(w->port, req);
     if (rc < 0) {
@@ -207,10 +204,17 @@ static struct iocp_port *worker_port(struct iocp_engine *e, unsigned i)
     return e->shared_port ? e->shared_port : e->workers[i].port;
 }
 
+/* On a shared port a packet names its worker in the high bits of its code:
+ * whichever thread dequeues it runs it under that worker's lock. */
+#define PKT_TARGET_SHIFT 16
+#define PKT_CODE_MASK    0xffffu
+
 int iocp__post(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg)
 {
     struct iocp_port *port = worker_port(e, i);
     struct iocp_counters *cnt = &e->workers[i].cnt;
+    if (e->shared_port)
+        code |= (uint32_t)i << PKT_TARGET_SHIFT;
     /* A full queue drains in microseconds; retry for up to about a second so
      * that a burst never turns into a lost command, then give the error back
      * (the caller still owns whatever the packet named).  Posts may come from
@@ -326,10 +330,154 @@ static bool worker_idle(struct iocp_worker *w)
     return iocp_list_empty(&w->conns) && iocp_list_empty(&w->acceptors);
 }
 
+/* ---- shared ports: one port, every thread, a lock per worker ---- */
+
+/*
+ * With one IOCP port served by N threads, any thread may dequeue any
+ * completion.  The layers above were written for "a connection's callbacks
+ * run on its worker, one at a time", so every completion is dispatched under
+ * the lock of the worker that submitted the request (req->owner) with
+ * current_worker set to it: callbacks get the same guarantees as on Linux.
+ * The lock is held across a run of events for the same worker.
+ *
+ * Timers: a thread blocked in GetQueuedCompletionStatusEx cannot be woken on
+ * its own (a post wakes whichever thread the port picks), and a timer is
+ * often armed on a worker by another thread (a connection accepted for
+ * worker 1 dispatched by thread 2).  So every thread runs any worker's due
+ * timers, under that worker's lock, and waits no longer than the earliest
+ * timer of all (next_due, published by timer.c).
+ *
+ * Stop: a thread that dequeues an exit packet stops its own worker; one that
+ * already had its exit hands the extra packet on (on_packet).  A stopping
+ * thread waits in short slices, since the completions that finish its
+ * connections may be dispatched by other threads, and it leaves once its
+ * worker is idle.  The last thread out drains what is left on the port.
+ */
+
+static void hold_worker(struct iocp_worker **held, struct iocp_worker *w)
+{
+    if (*held == w)
+        return;
+    if (*held)
+        iocp__mutex_unlock(&(*held)->lock);
+    iocp__mutex_lock(&w->lock);
+    *held = w;
+    current_worker = w;
+    w->now_ms = iocp__now_ms();
+}
+
+static void release_worker(struct iocp_worker **held, struct iocp_worker *self)
+{
+    if (*held)
+        iocp__mutex_unlock(&(*held)->lock);
+    *held = NULL;
+    current_worker = self;
+}
+
+static int cap_timeout(int timeout, int cap)
+{
+    return timeout < 0 || timeout > cap ? cap : timeout;
+}
+
+/* Run every worker's due timers; return the wait until the next one, or -1. */
+static int run_shared_timers(struct iocp_worker *self)
+{
+    struct iocp_engine *e = self->engine;
+    uint64_t now = iocp__now_ms();
+    uint64_t next = UINT64_MAX;
+    for (unsigned i = 0; i < e->nworkers; i++) {
+        struct iocp_worker *w = &e->workers[i];
+        if (atomic_load_explicit(&w->next_due, memory_order_relaxed) <= now) {
+            struct iocp_worker *held = NULL;
+            hold_worker(&held, w);
+            iocp__timers_run(w);
+            release_worker(&held, self);
+        }
+        uint64_t due = atomic_load_explicit(&w->next_due, memory_order_relaxed);
+        if (due < next)
+            next = due;
+    }
+    if (next == UINT64_MAX)
+        return -1;
+    now = iocp__now_ms();
+    if (next <= now)
+        return 0;
+    return next - now > 60000 ? 60000 : (int)(next - now);
+}
+
+static void shared_event(struct iocp_worker *self, struct iocp_worker **held, struct iocp_event *ev)
+{
+    struct iocp_engine *e = self->engine;
+    if (ev->req) {
+        hold_worker(held, ev->req->owner);
+        dispatch(*held, ev);
+        return;
+    }
+    uint32_t target = ev->code >> PKT_TARGET_SHIFT;
+    ev->code &= PKT_CODE_MASK;
+    /* An exit packet stops whichever thread takes it (see on_packet). */
+    bool own = ev->code == IOCP_PKT_EXIT || target >= e->nworkers;
+    hold_worker(held, own ? self : &e->workers[target]);
+    on_packet(*held, ev);
+}
+
+static void worker_main_shared(struct iocp_worker *self)
+{
+    struct iocp_engine *e = self->engine;
+    struct iocp_port *port = e->shared_port;
+    struct iocp_event events[EVENT_BATCH];
+    struct iocp_worker *held = NULL;
+
+    for (;;) {
+        int timeout = run_shared_timers(self);
+        hold_worker(&held, self);
+        if (!iocp_list_empty(&self->zombies))
+            iocp__conn_reap_zombies(self);
+        bool zombies = !iocp_list_empty(&self->zombies);
+        bool stopping = self->stopping;
+        bool leave = stopping && worker_idle(self) && !zombies;
+        release_worker(&held, self);
+        if (leave)
+            break;
+        if (zombies)
+            timeout = cap_timeout(timeout, 1);
+        if (stopping)
+            timeout = cap_timeout(timeout, 10);
+        int n = port->ops->wait(port, events, EVENT_BATCH, timeout);
+        for (int i = 0; i < n; i++)
+            shared_event(self, &held, &events[i]);
+        release_worker(&held, self);
+    }
+
+    /* The last thread out runs what is still queued: tasks posted before the
+     * stop (their posters were told 0) and any late completion. */
+    unsigned started = 0;
+    for (unsigned i = 0; i < e->nworkers; i++)
+        started += e->workers[i].started;
+    if (atomic_fetch_add(&e->threads_out, 1) + 1 >= started) {
+        for (;;) {
+            int n = port->ops->wait(port, events, EVENT_BATCH, 0);
+            if (n <= 0)
+                break;
+            for (int i = 0; i < n; i++)
+                shared_event(self, &held, &events[i]);
+            release_worker(&held, self);
+        }
+    }
+    hold_worker(&held, self);
+    iocp__pool_drain(self);
+    release_worker(&held, NULL);
+    atomic_fetch_sub(&e->workers_alive, 1);
+}
+
 static void worker_main(void *arg)
 {
     struct iocp_worker *w = arg;
     struct iocp_event events[EVENT_BATCH];
+    if (w->engine->shared_port) {
+        worker_main_shared(w);
+        return;
+    }
     current_worker = w;
     w->now_ms = iocp__now_ms();
 
@@ -469,7 +617,9 @@ int iocp_engine_start(struct iocp_engine *e)
         w->stopping = w->leave = w->started = false;
         w->exit_generation = 0;
         memset(&w->cnt, 0, sizeof w->cnt);
+        atomic_store(&w->next_due, UINT64_MAX);
     }
+    atomic_store(&e->threads_out, 0);
     atomic_store(&e->state, IOCP_ENGINE_RUNNING);
     atomic_store(&e->workers_alive, e->nworkers);
     for (unsigned i = 0; i < e->nworkers; i++) {
@@ -544,6 +694,8 @@ void iocp_engine_free(struct iocp_engine *e)
     iocp__mutex_fini(&e->lock);
     iocp__mutex_fini(&e->join_lock);
     iocp__mutex_fini(&e->resolver_lock);
+    for (unsigned i = 0; i < e->nworkers; i++)
+        iocp__mutex_fini(&e->workers[i].lock);
     free(e->workers);
     free(e);
 }

@@ -20,4 +20,12 @@ int iocp__err_from_win32(unsigned long code);
 
 #define IOCP_UNUSED(x) ((void)(x))
 
+/* Thread-local storage: C11's keyword where the compiler has it (GCC and
+ * Clang everywhere, mingw-w64 included), MSVC's own spelling otherwise. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define IOCP_THREAD_LOCAL __declspec(thread)
+#else
+#define IOCP_THREAD_LOCAL _Thread_local
+#endif
+
 #endif /* IOCP_INTERNAL_H */

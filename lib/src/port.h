@@ -46,10 +46,13 @@
 #else
 #include <winsock2.h>
 #include <ws2tcpip.h>
+/* What POSIX calls the type of sa_family; Windows calls it ADDRESS_FAMILY. */
+typedef ADDRESS_FAMILY sa_family_t;
 #endif
 
 struct iocp_port;
 struct iocp_req;
+struct iocp_worker;
 
 enum iocp_op {
     IOCP_OP_NONE = 0,
@@ -93,6 +96,18 @@ struct iocp_handle {
     bool polled;                  /* epoll: in the epoll set (regular files are not) */
     bool drains;                  /* epoll: a short read means nothing is left to read */
     bool held;                    /* epoll: a multishot accept's completion is undelivered */
+#ifdef _WIN32
+    /* iocp backend state, set up by its bind.  wait_in is the armed
+     * multishot receive; ready_link/listed park it while every provided
+     * buffer is lent out. */
+    uint16_t family;              /* sockets: AF_INET or AF_INET6 (AcceptEx, ConnectEx) */
+    uint8_t io;                   /* how the handle is served (port_iocp.c) */
+    uint8_t rstate;               /* the multishot receive's phase (port_iocp.c) */
+    bool rcancel;                 /* a cancel of the multishot receive is pending */
+    bool skip;                    /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is on */
+    uint64_t offset;              /* overlapped files: where the next read starts */
+    struct iocp_stream_io *reader, *writer; /* threads for handles without overlapped I/O */
+#endif
 };
 
 /*
@@ -130,13 +145,26 @@ struct iocp_req {
     uint32_t len;
     uint8_t op;          /* enum iocp_op */
     uint8_t flags;       /* IOCP_REQ_* */
-    bool in_flight;      /* submitted, last completion not yet seen */
+    /* Submitted, last completion not yet dispatched.  On a shared port the
+     * backend leaves it set until the caller has dispatched that completion
+     * (the engine clears it under the owner's lock): the owner may test it
+     * on another thread while the completion is dequeued. */
+    bool in_flight;
+    /* The worker that submitted it, set by the engine's submit: a completion
+     * dequeued by any thread of a shared port is dispatched under its lock. */
+    struct iocp_worker *owner;
     /* ACCEPT: the accepted socket comes back in `accepted`, the peer in
-     * `addr`.  CONNECT: the target is in `addr`. */
+     * `addr`; buf/len give IOCP_ACCEPT_SCRATCH bytes of scratch space, which
+     * the iocp backend needs for AcceptEx's addresses (others ignore it).
+     * CONNECT: the target is in `addr`. */
     iocp_socket_t accepted;
     struct sockaddr_storage *addr;
     uint32_t addrlen;
 };
+
+/* Scratch space an accept request carries: AcceptEx writes both addresses,
+ * each in a sockaddr_storage plus 16 bytes. */
+#define IOCP_ACCEPT_SCRATCH (2 * (sizeof(struct sockaddr_storage) + 16))
 
 /*
  * One completion, as wait() returns it.  A packet posted with post() comes

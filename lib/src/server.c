@@ -19,11 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef _WIN32
-#include <netdb.h>
-#include <unistd.h>
-#endif
-
 #define ACCEPT_LOW_DEFAULT 4u
 #define ACCEPT_HIGH_DEFAULT 16u
 #define ACCEPT_HIGH_MAX 128u
@@ -34,6 +29,10 @@ struct iocp_acceptor {
     struct iocp_server *s;
     struct iocp_worker *w;
     struct iocp_handle h;
+    /* The handle accepts go through: h itself where each worker has its own
+     * port; on a shared port the first acceptor's h for this listener, bound
+     * once for all of them (a socket binds to an IOCP port only once). */
+    struct iocp_handle *hp;
     struct iocp_accept_pool pool;
     struct iocp_timer backoff;
     struct iocp_list wlink;  /* in w->acceptors */
@@ -49,6 +48,7 @@ struct accept_request {
     struct iocp_req req;
     struct iocp_acceptor *a;
     struct sockaddr_storage addr;
+    unsigned char scratch[IOCP_ACCEPT_SCRATCH];
 };
 
 enum server_state { SERVER_NEW, SERVER_RUNNING, SERVER_STOPPING, SERVER_STOPPED };
@@ -96,7 +96,9 @@ static int request_post(void *ctx, struct iocp_accept_req *base)
     struct iocp_acceptor *a = ctx;
     struct accept_request *ar = iocp_container_of(base, struct accept_request, base);
     ar->req.done = on_accept_done;
-    ar->req.handle = &a->h;
+    ar->req.handle = a->hp;
+    ar->req.buf = ar->scratch;
+    ar->req.len = sizeof ar->scratch;
     ar->req.op = IOCP_OP_ACCEPT;
     ar->req.flags = a->multishot ? IOCP_REQ_MULTI : 0;
     ar->req.accepted = IOCP_INVALID_SOCKET;
@@ -254,7 +256,7 @@ static void acceptor_start_task(struct iocp_task *task)
         acceptor_maybe_done(a);
         return;
     }
-    int rc = iocp__port_bind(w->port, &a->h);
+    int rc = w->engine->ops->shared ? 0 : iocp__port_bind(w->port, &a->h);
     if (rc < 0) {
         iocp__log(w->engine, IOCP_LOG_ERROR, "worker %u cannot watch the listener: %s", w->index,
                   iocp_strerror(rc));
@@ -299,12 +301,15 @@ static void acceptor_maybe_done(struct iocp_acceptor *a)
         return;
     a->done = true;
     if (a->started) {
-        iocp__port_unbind(&a->h);
+        if (!a->w->engine->ops->shared)
+            iocp__port_unbind(&a->h);
         iocp_list_remove(&a->wlink);
     }
     struct iocp_server *s = a->s;
     if (atomic_fetch_sub(&s->active, 1) == 1) {
         /* The last acceptor out closes the listening sockets. */
+        for (unsigned i = 0; s->e->ops->shared && i < s->nacceptors; i += s->e->nworkers)
+            iocp__port_unbind(&s->acceptors[i].h);
         for (int i = 0; i < s->nlisteners; i++) {
             iocp__socket_close(s->lsock[i]);
             s->lsock[i] = IOCP_INVALID_SOCKET;
@@ -388,11 +393,7 @@ static int listen_on(struct iocp_server *s, const struct sockaddr *addr, socklen
     int rc = iocp__socket_stream(addr->sa_family, &sock);
     if (rc < 0)
         return rc;
-    int one = 1;
-#ifndef _WIN32
-    /* Restarting a server must not wait for old connections in TIME_WAIT. */
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-#endif
+    iocp__socket_listen_opts(sock);
     if (addr->sa_family == AF_INET6) {
         /* With no address, one IPv6 socket serves both stacks (IPV6_V6ONLY
          * off, which Windows does not default to); -6 asks for IPv6 only. */
@@ -513,6 +514,7 @@ int iocp_server_start(struct iocp_server *s)
         a->w = &e->workers[i % e->nworkers];
         a->multishot = multishot;
         iocp__handle_init(&a->h, s->lsock[i / e->nworkers], IOCP_HANDLE_SOCKET);
+        a->hp = e->ops->shared ? &s->acceptors[i / e->nworkers * e->nworkers].h : &a->h;
         iocp__timer_init(&a->backoff, on_backoff_timer);
         iocp_list_init(&a->wlink);
         a->start_task.fn = acceptor_start_task;
@@ -522,6 +524,20 @@ int iocp_server_start(struct iocp_server *s)
         size_t low = multishot ? 0 : s->cfg.accept_low;
         size_t high = multishot ? 1 : s->cfg.accept_high;
         iocp__accept_pool_init(&a->pool, low, high, &pool_ops, a);
+    }
+    for (unsigned i = 0; e->ops->shared && i < s->nacceptors; i += e->nworkers) {
+        rc = iocp__port_bind(e->shared_port, &s->acceptors[i].h);
+        if (rc < 0) {
+            iocp__set_error_detail("cannot bind the listener to the port");
+            for (unsigned j = 0; j < s->nacceptors; j++) {
+                iocp__port_unbind(&s->acceptors[j].h);
+                iocp__accept_pool_fini(&s->acceptors[j].pool);
+            }
+            free(s->acceptors);
+            s->acceptors = NULL;
+            s->nacceptors = 0;
+            goto fail;
+        }
     }
     atomic_store(&s->active, s->nacceptors);
     iocp__mutex_lock(&e->lock);

@@ -60,6 +60,12 @@ void iocp__socket_nodelay(iocp_socket_t sock)
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void iocp__socket_listen_opts(iocp_socket_t sock)
+{
+    int one = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+}
+
 const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN];

@@ -35,6 +35,15 @@ void iocp__timer_init(struct iocp_timer *t, void (*fn)(struct iocp_timer *t))
     t->fn = fn;
 }
 
+/* Publish the earliest due time for the threads of a shared port, which
+ * may run this worker's timers (engine.c); one relaxed store otherwise. */
+static void publish(struct iocp_worker *w)
+{
+    struct iocp_timer_heap *h = &w->timers;
+    atomic_store_explicit(&w->next_due, h->count ? h->items[0]->due_ms : UINT64_MAX,
+                          memory_order_relaxed);
+}
+
 static void place(struct iocp_timer_heap *h, uint32_t i, struct iocp_timer *t)
 {
     h->items[i] = t;
@@ -102,13 +111,16 @@ int iocp__timer_start(struct iocp_worker *w, struct iocp_timer *t, uint64_t due_
     h->items[h->count] = t;
     t->heap_index = h->count++;
     sift_up(h, t->heap_index);
+    publish(w);
     return 0;
 }
 
 void iocp__timer_stop(struct iocp_worker *w, struct iocp_timer *t)
 {
-    if (t->heap_index != IOCP_TIMER_IDLE)
+    if (t->heap_index != IOCP_TIMER_IDLE) {
         heap_remove(&w->timers, t);
+        publish(w);
+    }
 }
 
 int iocp__timers_run(struct iocp_worker *w)
@@ -123,6 +135,7 @@ int iocp__timers_run(struct iocp_worker *w)
         heap_remove(h, t);
         t->fn(t);
     }
+    publish(w);
     if (!h->count)
         return -1;
     uint64_t due = h->items[0]->due_ms;
