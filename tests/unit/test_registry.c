@@ -43,6 +43,25 @@ static void release(struct iocp_reg_entry *e)
 
 static const struct iocp_registry_ops item_ops = {.hold = hold, .release = release};
 
+/* On Windows the tests share one process: start each from zero. */
+static void reset_counts(void)
+{
+    atomic_store(&holds, 0);
+    atomic_store(&releases, 0);
+}
+
+/*
+ * A socket value in hash bucket b, the k-th of the values that share it.  On
+ * Windows the registry drops a SOCKET's two low bits (always zero there), so
+ * the values are multiples of 4; the bucket function itself says which
+ * scheme is in force.
+ */
+static iocp_socket_t sock_at(uint32_t b, uint32_t k)
+{
+    uint64_t unit = iocp__registry_bucket(4) == 1 ? 4 : 1;
+    return (iocp_socket_t)(((uint64_t)b + (uint64_t)k * 65536u) * unit);
+}
+
 static void setup(uint32_t capacity)
 {
     cr_assert_eq(iocp__registry_init(&reg, capacity, &item_ops), 0);
@@ -103,7 +122,7 @@ static void remove_all(struct item *items, int n)
         iocp__registry_remove(&reg, &items[i].reg);
 }
 
-TestSuite(registry, .timeout = 120);
+TestSuite(registry, .init = reset_counts, .timeout = 120);
 
 Test(registry, init_rejects_zero_capacity_and_missing_callbacks)
 {
@@ -114,6 +133,15 @@ Test(registry, init_rejects_zero_capacity_and_missing_callbacks)
     cr_expect_eq(iocp__registry_init(&reg, (1u << 31) + 1, &item_ops), IOCP_EINVAL);
 }
 
+#ifdef _WIN32
+Test(registry, bucket_of_a_socket_skips_its_two_always_zero_bits)
+{
+    cr_expect_eq(iocp__registry_bucket(4 * 5), 5u);
+    cr_expect_eq(iocp__registry_bucket(4 * (5 + 65536)), 5u);
+    cr_expect_eq(iocp__registry_bucket(4 * 0xFFFF), 0xFFFFu);
+    cr_expect_eq(iocp__registry_bucket(4 * 0x10000), 0u);
+}
+#else
 Test(registry, bucket_of_a_socket_is_its_low_16_bits)
 {
     cr_expect_eq(iocp__registry_bucket(5), 5u);
@@ -121,18 +149,19 @@ Test(registry, bucket_of_a_socket_is_its_low_16_bits)
     cr_expect_eq(iocp__registry_bucket(0xFFFF), 0xFFFFu);
     cr_expect_eq(iocp__registry_bucket(0x10000), 0u);
 }
+#endif
 
 Test(registry, added_entry_is_found_by_its_socket_and_held)
 {
     struct item a;
     items_init(&a, 1);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &a.reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &a.reg, sock_at(7, 0)), 1);
     cr_expect(iocp_casflag_get(&a.reg.connected));
     cr_expect_neq(id_of(&a), IOCP_CONN_ID_NONE);
-    expect_found(7, &a);
-    expect_found(8, NULL);
-    expect_found(7 + 65536, NULL);
+    expect_found(sock_at(7, 0), &a);
+    expect_found(sock_at(8, 0), NULL);
+    expect_found(sock_at(7, 1), NULL);
     cr_expect_eq(atomic_load(&a.refs), 0, "every reference taken by find was dropped");
     expect_counts(1, 1, 1);
     remove_all(&a, 1);
@@ -144,9 +173,9 @@ Test(registry, removed_entry_is_no_longer_found)
     struct item a;
     items_init(&a, 1);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &a.reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &a.reg, sock_at(7, 0)), 1);
     cr_expect(iocp__registry_remove(&reg, &a.reg));
-    expect_found(7, NULL);
+    expect_found(sock_at(7, 0), NULL);
     cr_expect_not(iocp_casflag_get(&a.reg.connected));
     cr_expect_eq(id_of(&a), IOCP_CONN_ID_NONE);
     expect_counts(0, 0, 0);
@@ -158,17 +187,17 @@ Test(registry, second_add_returns_zero_and_changes_nothing)
     struct item a;
     items_init(&a, 1);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &a.reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &a.reg, sock_at(7, 0)), 1);
     iocp_conn_id_t id = id_of(&a);
     struct iocp_registry_counts before = counts_now();
 
-    cr_expect_eq(iocp__registry_add(&reg, &a.reg, 9), 0);
+    cr_expect_eq(iocp__registry_add(&reg, &a.reg, sock_at(9, 0)), 0);
     struct iocp_registry_counts after = counts_now();
     cr_expect_eq(memcmp(&before, &after, sizeof before), 0, "counts changed");
-    cr_expect_eq(a.reg.sock, 7);
+    cr_expect_eq(a.reg.sock, sock_at(7, 0));
     cr_expect_eq(id_of(&a), id);
-    expect_found(7, &a);
-    expect_found(9, NULL);
+    expect_found(sock_at(7, 0), &a);
+    expect_found(sock_at(9, 0), NULL);
     remove_all(&a, 1);
     iocp__registry_fini(&reg);
 }
@@ -178,15 +207,15 @@ Test(registry, second_remove_returns_false_and_changes_nothing)
     struct item it[2];
     items_init(it, 2);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, 7), 1);
-    cr_assert_eq(iocp__registry_add(&reg, &it[1].reg, 7 + 65536), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, sock_at(7, 0)), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &it[1].reg, sock_at(7, 1)), 1);
     cr_expect(iocp__registry_remove(&reg, &it[0].reg));
     struct iocp_registry_counts before = counts_now();
 
     cr_expect_not(iocp__registry_remove(&reg, &it[0].reg));
     struct iocp_registry_counts after = counts_now();
     cr_expect_eq(memcmp(&before, &after, sizeof before), 0, "counts changed");
-    expect_found(7 + 65536, &it[1]);
+    expect_found(sock_at(7, 1), &it[1]);
     expect_counts(1, 1, 1);
     remove_all(it, 2);
     iocp__registry_fini(&reg);
@@ -203,7 +232,10 @@ Test(registry, remove_of_an_entry_never_added_returns_false)
 }
 
 /* Three sockets that share bucket 7. */
-static const iocp_socket_t colliding[3] = {7, 7 + 65536, 7 + 131072};
+static iocp_socket_t colliding(int i)
+{
+    return sock_at(7, (uint32_t)i);
+}
 
 Test(registry, colliding_sockets_are_all_found_whatever_the_insert_order)
 {
@@ -215,12 +247,12 @@ Test(registry, colliding_sockets_are_all_found_whatever_the_insert_order)
         setup(64);
         for (int k = 0; k < 3; k++) {
             int i = orders[o][k];
-            cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, colliding[i]), 1);
+            cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, colliding(i)), 1);
             /* Every entry inserted so far stays reachable after each insert:
              * an insert that forgot to store the new chain head would lose
              * the earlier ones (or the new one). */
             for (int m = 0; m <= k; m++)
-                expect_found(colliding[orders[o][m]], &it[orders[o][m]]);
+                expect_found(colliding(orders[o][m]), &it[orders[o][m]]);
         }
         cr_expect_eq(reg.bucket_len[7], 3u);
         expect_counts(3, 1, 3);
@@ -236,10 +268,10 @@ Test(registry, removing_the_first_middle_or_last_of_a_chain_keeps_the_others_fou
         items_init(it, 3);
         setup(64);
         for (int i = 0; i < 3; i++)
-            cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, colliding[i]), 1);
+            cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, colliding(i)), 1);
         cr_expect(iocp__registry_remove(&reg, &it[victim].reg));
         for (int i = 0; i < 3; i++)
-            expect_found(colliding[i], i == victim ? NULL : &it[i]);
+            expect_found(colliding(i), i == victim ? NULL : &it[i]);
         cr_expect_eq(reg.bucket_len[7], 2u);
         expect_counts(2, 1, 2);
 
@@ -250,7 +282,7 @@ Test(registry, removing_the_first_middle_or_last_of_a_chain_keeps_the_others_fou
             cr_expect(iocp__registry_remove(&reg, &it[i].reg));
             for (int j = 0; j < 3; j++)
                 if (iocp_casflag_get(&it[j].reg.connected))
-                    expect_found(colliding[j], &it[j]);
+                    expect_found(colliding(j), &it[j]);
         }
         expect_counts(0, 0, 0);
         cr_expect_eq(reg.bucket_len[7], 0u);
@@ -263,12 +295,12 @@ Test(registry, reused_socket_value_finds_the_new_entry_and_the_old_id_is_stale)
     struct item it[2];
     items_init(it, 2);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, sock_at(7, 0)), 1);
     iocp_conn_id_t old_id = id_of(&it[0]);
     cr_assert(iocp__registry_remove(&reg, &it[0].reg));
     /* The system hands socket 7 to the next connection at once. */
-    cr_assert_eq(iocp__registry_add(&reg, &it[1].reg, 7), 1);
-    expect_found(7, &it[1]);
+    cr_assert_eq(iocp__registry_add(&reg, &it[1].reg, sock_at(7, 0)), 1);
+    expect_found(sock_at(7, 0), &it[1]);
     cr_expect_null(iocp__registry_lookup(&reg, old_id));
     cr_expect_neq(id_of(&it[1]), old_id);
     expect_counts(1, 1, 1);
@@ -282,7 +314,7 @@ Test(registry, lookup_by_id_returns_the_entry_held)
     items_init(it, 40);
     setup(64);
     for (int i = 0; i < 40; i++)
-        cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, 100 + i), 1);
+        cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, sock_at(100 + (uint32_t)i, 0)), 1);
     for (int i = 0; i < 40; i++) {
         iocp_conn_id_t id = id_of(&it[i]);
         cr_expect_neq(id, IOCP_CONN_ID_NONE);
@@ -302,7 +334,7 @@ Test(registry, lookup_of_a_removed_entrys_id_returns_null)
     struct item a;
     items_init(&a, 1);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &a.reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &a.reg, sock_at(7, 0)), 1);
     iocp_conn_id_t id = id_of(&a);
     cr_assert(iocp__registry_remove(&reg, &a.reg));
     cr_expect_null(iocp__registry_lookup(&reg, id));
@@ -315,7 +347,7 @@ Test(registry, lookup_of_id_zero_or_an_index_out_of_range_returns_null)
     struct item a;
     items_init(&a, 1);
     setup(64);
-    cr_assert_eq(iocp__registry_add(&reg, &a.reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &a.reg, sock_at(7, 0)), 1);
     iocp_conn_id_t id = id_of(&a);
     uint64_t gen = id >> 32;
     cr_expect_null(iocp__registry_lookup(&reg, IOCP_CONN_ID_NONE));
@@ -335,14 +367,14 @@ Test(registry, reused_slot_gets_a_different_id)
     struct item it[3];
     items_init(it, 3);
     setup(1);
-    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, sock_at(7, 0)), 1);
     iocp_conn_id_t first = id_of(&it[0]);
     cr_assert(iocp__registry_remove(&reg, &it[0].reg));
-    cr_assert_eq(iocp__registry_add(&reg, &it[1].reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &it[1].reg, sock_at(7, 0)), 1);
     iocp_conn_id_t second = id_of(&it[1]);
     cr_assert(iocp__registry_remove(&reg, &it[1].reg));
     /* The same entry added again is a new connection too. */
-    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, 7), 1);
+    cr_assert_eq(iocp__registry_add(&reg, &it[0].reg, sock_at(7, 0)), 1);
     iocp_conn_id_t third = id_of(&it[0]);
 
     cr_expect_eq((uint32_t)first, (uint32_t)second, "one slot, so one index");
@@ -368,20 +400,21 @@ static void fill_to_capacity(uint32_t capacity)
     items_init(it, (int)capacity + 1);
     setup(capacity);
     for (uint32_t i = 0; i < capacity; i++)
-        cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, (iocp_socket_t)(10 + i)), 1,
-                     "add %u of %u", i, capacity);
+        cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, sock_at(10 + i, 0)), 1, "add %u of %u", i,
+                     capacity);
 
     struct item *extra = &it[capacity];
-    cr_expect_eq(iocp__registry_add(&reg, &extra->reg, 5), IOCP_ENFILE);
+    cr_expect_eq(iocp__registry_add(&reg, &extra->reg, sock_at(5, 0)), IOCP_ENFILE);
     cr_expect_not(iocp_casflag_get(&extra->reg.connected), "a refused entry stays offline");
     cr_expect_eq(id_of(extra), IOCP_CONN_ID_NONE);
-    expect_found(5, NULL);
+    expect_found(sock_at(5, 0), NULL);
     cr_expect_not(iocp__registry_remove(&reg, &extra->reg));
     expect_counts(capacity, capacity, 1);
 
     cr_assert(iocp__registry_remove(&reg, &it[capacity / 2].reg));
-    cr_expect_eq(iocp__registry_add(&reg, &extra->reg, 5), 1, "a freed slot is used again");
-    expect_found(5, extra);
+    cr_expect_eq(iocp__registry_add(&reg, &extra->reg, sock_at(5, 0)), 1,
+                 "a freed slot is used again");
+    expect_found(sock_at(5, 0), extra);
     expect_counts(capacity, capacity, 1);
     remove_all(it, (int)capacity + 1);
     iocp__registry_fini(&reg);
@@ -439,7 +472,7 @@ static void add_many(struct item *it, int n)
 {
     items_init(it, n);
     for (int i = 0; i < n; i++)
-        cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, (iocp_socket_t)(1000 + i)), 1);
+        cr_assert_eq(iocp__registry_add(&reg, &it[i].reg, sock_at(1000 + (uint32_t)i, 0)), 1);
 }
 
 Test(registry, foreach_visits_every_entry_exactly_once)
@@ -563,7 +596,7 @@ static bool reenter(struct iocp_reg_entry *e, void *arg)
 Test(registry, foreach_callback_may_call_find_lookup_add_remove_and_foreach)
 {
     struct item it[21];
-    struct walk w = {.items = it, .n = 21, .reused = 5};
+    struct walk w = {.items = it, .n = 21, .reused = sock_at(5, 0)};
     setup(64);
     add_many(it, 20);
     items_init(&it[20], 1);
@@ -585,11 +618,11 @@ Test(registry, counters_agree_with_what_was_inserted)
     items_init(it, 33);
     setup(128);
     for (int k = 0; k < 10; k++)
-        cr_assert_eq(iocp__registry_add(&reg, &it[n++].reg, 5 + k * 65536), 1);
+        cr_assert_eq(iocp__registry_add(&reg, &it[n++].reg, sock_at(5, (uint32_t)k)), 1);
     for (int k = 0; k < 3; k++)
-        cr_assert_eq(iocp__registry_add(&reg, &it[n++].reg, 9 + k * 65536), 1);
+        cr_assert_eq(iocp__registry_add(&reg, &it[n++].reg, sock_at(9, (uint32_t)k)), 1);
     for (int k = 0; k < 20; k++)
-        cr_assert_eq(iocp__registry_add(&reg, &it[n++].reg, 100 + k), 1);
+        cr_assert_eq(iocp__registry_add(&reg, &it[n++].reg, sock_at(100 + (uint32_t)k, 0)), 1);
     expect_counts(33, 22, 10);
     cr_expect_eq(reg.bucket_len[5], 10u);
     cr_expect_eq(reg.bucket_len[9], 3u);
@@ -642,7 +675,7 @@ struct race {
 
 static iocp_socket_t race_sock(int i)
 {
-    return (iocp_socket_t)(3 + (i % 8) * 65536 + i / 8); /* four per bucket */
+    return sock_at(3 + (uint32_t)i / 8, (uint32_t)i % 8); /* eight per bucket */
 }
 
 static void race_worker(void *arg)
@@ -697,6 +730,7 @@ Test(registry, racing_adds_and_removes_of_the_same_entries_leave_each_in_or_out)
     struct iocp_thread th[RACE_THREADS];
     size_t online = 0;
 
+    memset(&r, 0, sizeof r);
     items_init(r.items, RACE_ENTRIES);
     r.seed = 0x9E3779B97F4A7C15ull;
     setup(RACE_ENTRIES);
@@ -775,7 +809,7 @@ static struct stress st;
 static iocp_socket_t st_sock(int k)
 {
     /* 4096 values over 1024 buckets: chains of up to four. */
-    return (iocp_socket_t)(3 + (k % 1024) + (k / 1024) * 65536);
+    return sock_at(3 + (uint32_t)k % 1024, (uint32_t)k / 1024);
 }
 
 static void note_id(struct stress_thread *t, iocp_conn_id_t id)
@@ -921,6 +955,8 @@ Test(registry, many_threads_churning_reused_sockets_keep_everything_consistent)
     size_t online = 0, buckets = 0, longest = 0;
     uint64_t t0 = iocp__now_ms();
 
+    memset(&st, 0, sizeof st);
+    memset(threads, 0, sizeof threads);
     items_init(st.items, ST_ENTRIES);
     for (int k = 0; k < ST_SOCKETS; k++)
         atomic_init(&st.owner[k], -1);
