@@ -155,7 +155,7 @@ void iocp__registry_fini(struct iocp_registry *reg)
     memset(reg, 0, sizeof *reg);
 }
 
-/* A free slot of shard s, or NO_SLOT.  Called with the shard's lock held. */
+/* A free slot of shard sh, or NO_SLOT.  Called with the shard's lock held. */
 static uint32_t take_slot(struct iocp_registry *reg, struct iocp_reg_shard *sh)
 {
     uint32_t idx = sh->free_head;
