@@ -10,16 +10,23 @@
 int cmd_echo(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+/* The name of the subcommand that runs ("echo", "relay"...), for reports. */
+extern const char *cli_command;
 
 /*
  * cli_run_server(cmd, ecfg, scfg, ready):
  * Start an engine and a server, print "listening on ADDR PORT" on stderr,
  * run until a stop signal or stop_wake(), then stop safely.  ready (may be
- * NULL) runs once the server listens.  Returns the exit status.
+ * NULL) runs once the server listens (it starts the stats endpoint, which
+ * is stopped before the server); when it returns non-zero, the server stops
+ * at once with status 1.  Returns the exit status.
  */
 int cli_run_server(const char *cmd, const struct iocp_engine_config *ecfg,
                    const struct iocp_server_config *scfg,
-                   void (*ready)(struct iocp_engine *e, struct iocp_server *s));
+                   int (*ready)(struct iocp_engine *e, struct iocp_server *s));
 
 /* Print the listening line: "listening on ADDR PORT". */
 void cli_print_listening(struct iocp_server *s);

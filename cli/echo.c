@@ -16,6 +16,7 @@
 #include "cmds.h"
 #include "diag.h"
 #include "opts.h"
+#include "stats_endpoint.h"
 #include "stop.h"
 
 static void echo_data(struct iocp_conn *c, const void *data, size_t len)
@@ -40,13 +41,18 @@ static const struct iocp_conn_handler echo_handler = {
     .on_close = echo_close,
 };
 
-/* A person at a terminal gets told how to try the server; scripts, whose
- * stderr is rarely a terminal, get only the listening line. */
-static void echo_ready(struct iocp_engine *e, struct iocp_server *s)
+static const char *echo_stats_spec;
+static bool echo_no_stats;
+
+/* The stats endpoint starts once the server listens.  A person at a
+ * terminal gets told how to try the server; scripts, whose stderr is
+ * rarely a terminal, get only the listening line. */
+static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
 {
-    (void)e;
+    if (!echo_no_stats && stats_endpoint_start(e, s, echo_stats_spec) < 0)
+        return -1;
     if (!isatty(2))
-        return;
+        return 0;
     char addr[80];
     iocp_server_address(s, addr, sizeof addr);
     const char *host = strncmp(addr, "[::]", 4) == 0 || strncmp(addr, "0.0.0.0", 7) == 0
@@ -57,7 +63,10 @@ static void echo_ready(struct iocp_engine *e, struct iocp_server *s)
         *colon = '\0';
     diag_error("echo: try: iocptool connect %s %u   (Ctrl-C stops the server)",
                host ? host : addr, iocp_server_port(s));
+    return 0;
 }
+
+enum { OPT_STATS = 256, OPT_NO_STATS };
 
 static const struct option echo_options[] = {
     {"workers", required_argument, NULL, 'W'},
@@ -66,6 +75,8 @@ static const struct option echo_options[] = {
     {"idle-timeout", required_argument, NULL, 'i'},
     {"ipv4", no_argument, NULL, '4'},
     {"ipv6", no_argument, NULL, '6'},
+    {"stats", required_argument, NULL, OPT_STATS},
+    {"no-stats", no_argument, NULL, OPT_NO_STATS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -83,7 +94,7 @@ static void echo_usage(FILE *out)
             "  -m, --max-conns N      refuse connections beyond N (default: no limit)\n"
             "  -i, --idle-timeout S   close a connection idle for S seconds\n"
             "  -4, --ipv4             IPv4 only\n"
-            "  -6, --ipv6             IPv6 only\n"
+            "  -6, --ipv6             IPv6 only\n" STATS_ENDPOINT_HELP
             "  -v, --verbose          say more (-vv: more still)\n"
             "  -h, --help             this help\n");
 }
@@ -122,6 +133,12 @@ int cmd_echo(int argc, char **argv)
             }
             scfg.family = opt - '0';
             break;
+        case OPT_STATS:
+            echo_stats_spec = optarg;
+            break;
+        case OPT_NO_STATS:
+            echo_no_stats = true;
+            break;
         case 'v':
             diag_verbosity++;
             break;
@@ -132,6 +149,10 @@ int cmd_echo(int argc, char **argv)
             echo_usage(stderr);
             return EXIT_USAGE;
         }
+    }
+    if (echo_stats_spec && echo_no_stats) {
+        diag_error("echo: --stats and --no-stats exclude each other");
+        return EXIT_USAGE;
     }
     if (argc - optind != 1) {
         diag_error("echo: expected one [ADDR:]PORT argument");

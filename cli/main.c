@@ -23,12 +23,14 @@ struct subcommand {
     const char *summary;
 };
 
+const char *cli_command;
+
 static const struct subcommand subcommands[] = {
     {"listen", ENGINE_CMD(cmd_listen), "accept connections and bridge them to stdin/stdout"},
     {"connect", ENGINE_CMD(cmd_connect), "connect and bridge stdin/stdout to the socket"},
     {"echo", ENGINE_CMD(cmd_echo), "run an echo server"},
-    {"relay", NULL, "forward every accepted connection to a target"},
-    {"stats", NULL, "show the live counters of a running iocptool"},
+    {"relay", ENGINE_CMD(cmd_relay), "forward every accepted connection to a target"},
+    {"stats", ENGINE_CMD(cmd_stats), "show the live counters of a running iocptool"},
     {"keygen", NULL, "make a pre-shared key for --key"},
 };
 
@@ -67,6 +69,7 @@ int main(int argc, char **argv)
             diag_error("%s: not available in this build", argv[1]);
             return EXIT_RUNTIME;
         }
+        cli_command = subcommands[i].name;
         return subcommands[i].run(argc - 1, argv + 1);
     }
     diag_error("%s: unknown command", argv[1]);

@@ -8,6 +8,7 @@
 
 #include "cmds.h"
 #include "diag.h"
+#include "stats_endpoint.h"
 #include "stop.h"
 
 void cli_print_listening(struct iocp_server *s)
@@ -32,7 +33,7 @@ void cli_print_listening(struct iocp_server *s)
 
 int cli_run_server(const char *cmd, const struct iocp_engine_config *ecfg,
                    const struct iocp_server_config *scfg,
-                   void (*ready)(struct iocp_engine *e, struct iocp_server *s))
+                   int (*ready)(struct iocp_engine *e, struct iocp_server *s))
 {
     struct iocp_engine *e = NULL;
     struct iocp_server *s = NULL;
@@ -61,14 +62,15 @@ int cli_run_server(const char *cmd, const struct iocp_engine_config *ecfg,
         goto out;
     }
     cli_print_listening(s);
-    if (ready)
-        ready(e, s);
+    if (ready && ready(e, s) != 0)
+        goto out;
 
     int sig = stop_wait();
     diag_info(1, "%s: %s, stopping", cmd, sig ? "signal received" : "done");
     status = EXIT_OK;
 
 out:
+    stats_endpoint_stop();
     if (s)
         iocp_server_stop(s);
     iocp_engine_stop(e);

@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iocptool relay: forward every accepted connection to a target.
+ *
+ * Each accepted connection (the client leg) gets an outgoing connection
+ * (the target leg) on the same worker, so both legs' callbacks run on one
+ * thread, one at a time, and the pair needs no lock.  Targets are taken
+ * round robin; a target that refuses, times out (-w) or cannot be resolved
+ * is skipped for the next, and when every target has failed the client is
+ * reset (an abortive close): a client that merely saw EOF could not tell
+ * "the relay could not reach anything" from "the service had nothing to
+ * say".
+ *
+ * The byte pipeline is the block marked "the pipeline" below and nothing
+ * else: data from one leg is queued on the other with iocp_conn_send(), a
+ * leg whose send queue crosses its high watermark pauses reading on the
+ * other leg until it drains to the low one, EOF on one leg becomes a
+ * half-close (iocp_conn_shutdown) of the other, and the pair closes once
+ * both directions have ended.  So a fast sender and a slow receiver hold
+ * at most about one watermark of queued bytes per direction (plus what
+ * the library already received when the pause came), and swapping in a
+ * zero-copy path only changes that block.
+ *
+ * While the target leg connects, the client's bytes wait in a buffer of
+ * the pair; above the high watermark the client is paused until the
+ * target is up.  A reset on either leg resets the other.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iocp.h"
+
+#include "cmds.h"
+#include "diag.h"
+#include "opts.h"
+#include "stats_endpoint.h"
+
+#define RELAY_SEND_LOW  (64u * 1024u)
+#define RELAY_SEND_HIGH (256u * 1024u)
+
+struct relay_target {
+    char host[256];
+    uint16_t port;
+    char name[270]; /* "host:port" / "[v6]:port" for messages */
+};
+
+static struct {
+    struct iocp_engine *e;
+    struct relay_target *targets;
+    unsigned ntargets;
+    atomic_uint next; /* round robin; any worker takes the next one */
+    unsigned timeout_ms;
+    const char *stats_spec;
+    bool no_stats;
+} relay;
+
+/* One relayed connection: the two legs and what is known about them.  Lives
+ * until both legs (and every connect attempt) have closed. */
+struct pair {
+    struct iocp_conn *client; /* NULL once closed */
+    struct iocp_conn *target; /* NULL until connected, and once closed */
+    unsigned worker;
+    unsigned first, attempts; /* round-robin start, targets tried so far */
+    unsigned current;         /* the target tried or connected now */
+    unsigned legs;            /* connections (and attempts) not yet closed */
+    bool client_eof, target_eof;
+    bool client_full, target_full;     /* that leg's send queue is above its high mark */
+    bool client_paused, target_paused; /* we paused that leg's reading */
+    /* Bytes from the client while the target connects. */
+    unsigned char *early;
+    size_t early_len, early_cap;
+    char peer[64];
+};
+
+static const struct iocp_conn_handler target_handler;
+
+static void pair_release(struct pair *p)
+{
+    if (--p->legs)
+        return;
+    free(p->early);
+    free(p);
+}
+
+/* ---- the pipeline ---- */
+
+/* Pause or resume each leg so that it reads only while the other leg can
+ * take more: the other's send queue is below its high mark (and, before
+ * the target is up, the early buffer is below it). */
+static void pipeline_flow(struct pair *p)
+{
+    if (p->client) {
+        bool hold = p->target_full || (!p->target && p->early_len >= RELAY_SEND_HIGH);
+        if (hold != p->client_paused) {
+            p->client_paused = hold;
+            if (hold)
+                iocp_conn_pause(p->client);
+            else
+                iocp_conn_resume(p->client);
+        }
+    }
+    if (p->target) {
+        bool hold = p->client_full;
+        if (hold != p->target_paused) {
+            p->target_paused = hold;
+            if (hold)
+                iocp_conn_pause(p->target);
+            else
+                iocp_conn_resume(p->target);
+        }
+    }
+}
+
+/* Queue bytes on a leg; a failure other than "that leg is going away"
+ * (out of memory) ends the pair. */
+static void pipeline_send(struct pair *p, struct iocp_conn *to, const void *data, size_t len)
+{
+    int rc = iocp_conn_send(to, data, len);
+    if (rc == IOCP_ENOMEM) {
+        diag_info(1, "relay: %s: %s", p->peer, iocp_strerror(rc));
+        if (p->client)
+            iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
+        if (p->target)
+            iocp_conn_close(p->target, IOCP_CLOSE_ABORT);
+    }
+}
+
+/* Both directions ended: each leg has received EOF and has its half-close
+ * queued, so a graceful close sends what is left, then closes. */
+static void pipeline_maybe_done(struct pair *p)
+{
+    if (p->client_eof && p->target_eof && p->client && p->target) {
+        iocp_conn_close(p->client, IOCP_CLOSE_GRACEFUL);
+        iocp_conn_close(p->target, IOCP_CLOSE_GRACEFUL);
+    }
+}
+
+static void pipeline_from_client(struct pair *p, const void *data, size_t len)
+{
+    if (p->target) {
+        pipeline_send(p, p->target, data, len);
+        return;
+    }
+    /* Still connecting: keep the bytes in order for the target. */
+    if (p->early_len + len > p->early_cap) {
+        size_t cap = p->early_cap ? p->early_cap : 16384;
+        while (cap < p->early_len + len)
+            cap *= 2;
+        unsigned char *n = realloc(p->early, cap);
+        if (!n) {
+            iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
+            return;
+        }
+        p->early = n;
+        p->early_cap = cap;
+    }
+    memcpy(p->early + p->early_len, data, len);
+    p->early_len += len;
+    pipeline_flow(p);
+}
+
+static void pipeline_from_target(struct pair *p, const void *data, size_t len)
+{
+    if (p->client)
+        pipeline_send(p, p->client, data, len);
+}
+
+/* The target is up: hand it what the client sent meanwhile, and its EOF. */
+static void pipeline_connected(struct pair *p)
+{
+    if (p->early_len)
+        pipeline_send(p, p->target, p->early, p->early_len);
+    free(p->early);
+    p->early = NULL;
+    p->early_len = p->early_cap = 0;
+    if (p->client_eof)
+        iocp_conn_shutdown(p->target);
+    pipeline_flow(p);
+}
+
+static void pipeline_eof(struct pair *p, bool from_client)
+{
+    if (from_client) {
+        p->client_eof = true;
+        if (p->target)
+            iocp_conn_shutdown(p->target);
+    } else {
+        p->target_eof = true;
+        if (p->client)
+            iocp_conn_shutdown(p->client);
+    }
+    pipeline_maybe_done(p);
+}
+
+/* ---- connecting to a target ---- */
+
+/* Try the targets not tried yet, starting where round robin put this pair;
+ * when none is left, reset the client. */
+static void connect_next(struct pair *p)
+{
+    while (p->attempts < relay.ntargets) {
+        unsigned i = (p->first + p->attempts) % relay.ntargets;
+        p->attempts++;
+        struct relay_target *t = &relay.targets[i];
+        struct iocp_connect_config cfg = {
+            .host = t->host,
+            .port = t->port,
+            .timeout_ms = relay.timeout_ms,
+            .worker = (int)p->worker,
+            .handler = &target_handler,
+            .data = p,
+            .send_low = RELAY_SEND_LOW,
+            .send_high = RELAY_SEND_HIGH,
+        };
+        int rc = iocp_connect(relay.e, &cfg);
+        if (rc == 0) {
+            p->current = i;
+            p->legs++;
+            return;
+        }
+        diag_info(1, "relay: %s: connect %s: %s", p->peer, t->name, iocp_strerror(rc));
+    }
+    diag_info(1, "relay: %s: no target reachable, resetting the client", p->peer);
+    iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
+}
+
+/* ---- the client leg ---- */
+
+static void client_open(struct iocp_conn *c)
+{
+    struct pair *p = calloc(1, sizeof *p);
+    if (!p) {
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+        return;
+    }
+    p->client = c;
+    p->worker = iocp_conn_worker(c);
+    p->legs = 1;
+    iocp_conn_peer(c, p->peer, sizeof p->peer);
+    p->first = atomic_fetch_add(&relay.next, 1) % relay.ntargets;
+    iocp_conn_set_data(c, p);
+    connect_next(p);
+}
+
+static void client_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (p)
+        pipeline_from_client(p, data, len);
+}
+
+static void client_eof(struct iocp_conn *c)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (p)
+        pipeline_eof(p, true);
+}
+
+static void client_pressure(struct iocp_conn *c, bool full)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (!p)
+        return;
+    p->client_full = full;
+    pipeline_flow(p);
+}
+
+static void client_close(struct iocp_conn *c, int status)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (!p)
+        return; /* the pair could not be allocated */
+    diag_info(2, "relay: %s closed (%llu bytes in, %llu out): %s", p->peer,
+              (unsigned long long)iocp_conn_bytes_in(c), (unsigned long long)iocp_conn_bytes_out(c),
+              status ? iocp_strerror(status) : "done");
+    p->client = NULL;
+    if (p->target)
+        iocp_conn_close(p->target, status ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+    pair_release(p);
+}
+
+static const struct iocp_conn_handler client_handler = {
+    .on_open = client_open,
+    .on_data = client_data,
+    .on_eof = client_eof,
+    .on_pressure = client_pressure,
+    .on_close = client_close,
+};
+
+/* ---- the target leg ---- */
+
+static void target_open(struct iocp_conn *t)
+{
+    struct pair *p = iocp_conn_data(t);
+    if (!p->client) {
+        /* The client left while we connected. */
+        iocp_conn_close(t, IOCP_CLOSE_GRACEFUL);
+        return;
+    }
+    p->target = t;
+    diag_info(2, "relay: %s -> %s", p->peer, relay.targets[p->current].name);
+    pipeline_connected(p);
+}
+
+static void target_data(struct iocp_conn *t, const void *data, size_t len)
+{
+    pipeline_from_target(iocp_conn_data(t), data, len);
+}
+
+static void target_eof(struct iocp_conn *t)
+{
+    pipeline_eof(iocp_conn_data(t), false);
+}
+
+static void target_pressure(struct iocp_conn *t, bool full)
+{
+    struct pair *p = iocp_conn_data(t);
+    p->target_full = full;
+    pipeline_flow(p);
+}
+
+static void target_close(struct iocp_conn *t, int status)
+{
+    struct pair *p = iocp_conn_data(t);
+    if (p->target == t) {
+        p->target = NULL;
+        if (p->client)
+            iocp_conn_close(p->client, status ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+    } else if (p->client && status == IOCP_ECANCELED) {
+        /* The engine stops: no point trying further. */
+        iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
+    } else if (p->client) {
+        /* A connect attempt failed: on to the next target. */
+        diag_info(1, "relay: %s: connect %s: %s", p->peer, relay.targets[p->current].name,
+                  iocp_strerror(status));
+        connect_next(p);
+    }
+    pair_release(p);
+}
+
+static const struct iocp_conn_handler target_handler = {
+    .on_open = target_open,
+    .on_data = target_data,
+    .on_eof = target_eof,
+    .on_pressure = target_pressure,
+    .on_close = target_close,
+};
+
+/* ---- the command ---- */
+
+static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
+{
+    relay.e = e;
+    if (relay.no_stats)
+        return 0;
+    return stats_endpoint_start(e, s, relay.stats_spec);
+}
+
+enum { OPT_STATS = 256, OPT_NO_STATS };
+
+static const struct option relay_options[] = {
+    {"wait", required_argument, NULL, 'w'},
+    {"workers", required_argument, NULL, 'W'},
+    {"backend", required_argument, NULL, 'B'},
+    {"max-conns", required_argument, NULL, 'm'},
+    {"ipv4", no_argument, NULL, '4'},
+    {"ipv6", no_argument, NULL, '6'},
+    {"stats", required_argument, NULL, OPT_STATS},
+    {"no-stats", no_argument, NULL, OPT_NO_STATS},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void relay_usage(FILE *out)
+{
+    fprintf(out, "usage: iocptool relay [options] [ADDR:]PORT HOST:PORT...\n"
+                 "\n"
+                 "Forward every accepted connection to a target, both ways, half-closes\n"
+                 "included.  Several targets are used round robin; one that cannot be\n"
+                 "reached is skipped for the next, and a client for which every target\n"
+                 "failed is reset.  IPv6 addresses go in brackets: [::1]:8080.\n"
+                 "\n"
+                 "  -w, --wait S           give up connecting to a target after S seconds\n"
+                 "                         (default: the system's time-out)\n"
+                 "  -W, --workers N        worker threads (default: one per processor)\n"
+                 "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+                 "  -m, --max-conns N      relay at most N clients at once; more are closed\n"
+                 "  -4, --ipv4             listen on IPv4 only\n"
+                 "  -6, --ipv6             listen on IPv6 only\n" STATS_ENDPOINT_HELP
+                 "  -v, --verbose          say more (-vv: every connection)\n"
+                 "  -h, --help             this help\n");
+}
+
+static bool parse_target(const char *text, struct relay_target *t)
+{
+    if (!opt_hostport("relay", text, t->host, sizeof t->host, &t->port))
+        return false;
+    if (!t->host[0] || t->port == 0) {
+        diag_error("relay: target %s: expected HOST:PORT with a port other than 0", text);
+        return false;
+    }
+    snprintf(t->name, sizeof t->name, strchr(t->host, ':') ? "[%s]:%u" : "%s:%u", t->host, t->port);
+    return true;
+}
+
+int cmd_relay(int argc, char **argv)
+{
+    struct iocp_engine_config ecfg = {.log = diag_lib_log};
+    struct iocp_server_config scfg = {
+        .handler = &client_handler,
+        .send_low = RELAY_SEND_LOW,
+        .send_high = RELAY_SEND_HIGH,
+    };
+    long long n;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "w:W:B:m:46vh", relay_options, NULL)) != -1) {
+        switch (opt) {
+        case 'w':
+            if (!opt_seconds("relay", "--wait", optarg, &relay.timeout_ms))
+                return EXIT_USAGE;
+            break;
+        case 'W':
+            if (!opt_number("relay", "--workers", optarg, 1, IOCP_STATS_MAX_WORKERS, &n))
+                return EXIT_USAGE;
+            ecfg.workers = (unsigned)n;
+            break;
+        case 'B':
+            ecfg.backend = optarg;
+            break;
+        case 'm':
+            if (!opt_number("relay", "--max-conns", optarg, 1, 1000000, &n))
+                return EXIT_USAGE;
+            scfg.max_conns = (uint32_t)n;
+            break;
+        case '4':
+        case '6':
+            if (scfg.family && scfg.family != opt - '0') {
+                diag_error("relay: -4 and -6 exclude each other");
+                return EXIT_USAGE;
+            }
+            scfg.family = opt - '0';
+            break;
+        case OPT_STATS:
+            relay.stats_spec = optarg;
+            break;
+        case OPT_NO_STATS:
+            relay.no_stats = true;
+            break;
+        case 'v':
+            diag_verbosity++;
+            break;
+        case 'h':
+            relay_usage(stdout);
+            return EXIT_OK;
+        default:
+            relay_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (relay.stats_spec && relay.no_stats) {
+        diag_error("relay: --stats and --no-stats exclude each other");
+        return EXIT_USAGE;
+    }
+    if (argc - optind < 2) {
+        diag_error("relay: expected [ADDR:]PORT and at least one HOST:PORT target");
+        relay_usage(stderr);
+        return EXIT_USAGE;
+    }
+    char host[256];
+    if (!opt_hostport("relay", argv[optind], host, sizeof host, &scfg.port))
+        return EXIT_USAGE;
+    scfg.host = host[0] ? host : NULL;
+
+    relay.ntargets = (unsigned)(argc - optind - 1);
+    relay.targets = calloc(relay.ntargets, sizeof *relay.targets);
+    if (!relay.targets) {
+        diag_error("relay: out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (unsigned i = 0; i < relay.ntargets; i++)
+        if (!parse_target(argv[optind + 1 + i], &relay.targets[i])) {
+            free(relay.targets);
+            return EXIT_USAGE;
+        }
+    /* Each client holds two connections of the engine's: make room. */
+    if (scfg.max_conns)
+        ecfg.max_conns = scfg.max_conns * 2u + 64u;
+
+    int status = cli_run_server("relay", &ecfg, &scfg, relay_ready);
+    free(relay.targets);
+    return status;
+}

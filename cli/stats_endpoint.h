@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stats endpoint: every server subcommand (listen, echo, relay) answers
+ * `iocptool stats` on a small socket of its own, served by a dedicated
+ * thread that never touches the engine's workers (it only calls
+ * iocp_engine_stats() and iocp_engine_foreach_conn(), which are safe from
+ * any thread).
+ *
+ * Where.  By default a Unix-domain socket, mode 0600, named <pid>.sock in
+ * a directory only the user can reach: $XDG_RUNTIME_DIR/iocptool/ when
+ * XDG_RUNTIME_DIR is set (an absolute path), else /tmp/iocptool-<uid>/.
+ * The directory is created 0700 and must be a real directory (not a
+ * symbolic link) owned by the user with no group or other permissions,
+ * or the endpoint is not started.  `--stats PATH` puts the socket at PATH
+ * (same 0600 mode); `--stats tcp:[HOST:]PORT` listens on TCP instead,
+ * 127.0.0.1 unless HOST says otherwise (any local user can read a TCP
+ * endpoint: it is opt-in for that reason).  A Unix-domain client whose
+ * uid is neither ours nor root's is refused on accept as well.
+ *
+ * Protocol.  The client sends one request line, receives the answer, and
+ * the endpoint closes the connection:
+ *
+ *     stats         the report as a table (what `iocptool stats` shows)
+ *     json          the same as one JSON object
+ *     prometheus    the Prometheus text exposition format (version 0.0.4)
+ *     clients       one line per online connection:
+ *                   ID PEER AGE_S IDLE_S BYTES_IN BYTES_OUT
+ *     clients-json  the same as a JSON array
+ *
+ * Anything else, a line over 128 bytes, or no line within 5 seconds gets
+ * one line "error: <why>" and a close; it never affects the server.
+ *
+ * Rates.  Byte, accept and completion rates are computed by the endpoint
+ * against the previous sample: a `stats` or `json` request takes a new
+ * sample when the last one is at least one second old, and the first
+ * request compares with the engine's start (its rates are averages since
+ * then).  The report says which interval it covers.
+ *
+ * Using it from a server subcommand (POSIX builds):
+ *
+ *     options:  {"stats", required_argument, NULL, OPT_STATS},
+ *               {"no-stats", no_argument, NULL, OPT_NO_STATS}
+ *     usage:    STATS_ENDPOINT_HELP in the option list
+ *     ready:    if (!no_stats && stats_endpoint_start(e, s, spec) < 0) fail;
+ *     at exit:  stats_endpoint_stop() before the server and engine go away
+ *               (cli_run_server() does this for the subcommands it runs).
+ */
+#ifndef IOCPTOOL_STATS_ENDPOINT_H
+#define IOCPTOOL_STATS_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "iocp.h"
+
+/* The two option lines for a subcommand's --help (26-column layout). */
+#define STATS_ENDPOINT_HELP                                                                        \
+    "      --stats ADDR       stats endpoint: a socket PATH or tcp:[HOST:]PORT\n"                  \
+    "                         (default: a per-user socket named after the pid)\n"                  \
+    "      --no-stats         no stats endpoint\n"
+
+/*
+ * stats_endpoint_start(e, s, spec):
+ * Open the endpoint and start its thread.  e must be running; s (may be
+ * NULL) is the server whose address and connection count the report
+ * shows.  spec is NULL for the default per-user socket, a path, or
+ * "tcp:[HOST:]PORT".  With -v, says where it listens on stderr
+ * ("iocptool: stats endpoint unix PATH" or "... tcp ADDR PORT").  Returns
+ * 0, or -1 after printing why on stderr (nothing is left open then).  One
+ * endpoint per process: a second start fails.  Call from the main thread.
+ */
+int stats_endpoint_start(struct iocp_engine *e, struct iocp_server *s, const char *spec);
+
+/*
+ * stats_endpoint_stop():
+ * Stop the thread, close every socket and remove the socket file.  Does
+ * nothing when no endpoint runs, so it may be called unconditionally.
+ * Call from the thread that started it, before e and s are freed.
+ */
+void stats_endpoint_stop(void);
+
+/* ---- shared with the `stats` subcommand ---- */
+
+/*
+ * stats_endpoint_dir(buf, len, create, why):
+ * The per-user directory (without a trailing slash) into buf.  With create,
+ * make it (0700) if it is missing.  Checks that it is a directory, not a
+ * symbolic link, owned by the effective user, with no group or other
+ * permissions.  Returns 0, or -1 with a reason in *why (a static string);
+ * errno tells ENOENT apart when the directory does not exist.
+ */
+int stats_endpoint_dir(char *buf, size_t len, bool create, const char **why);
+
+/*
+ * stats_endpoint_connect(spec, err, errlen):
+ * A blocking stream socket connected to the endpoint named by spec (a
+ * path or tcp:[HOST:]PORT), or -1 with the reason in err.
+ */
+int stats_endpoint_connect(const char *spec, char *err, size_t errlen);
+
+#endif /* IOCPTOOL_STATS_ENDPOINT_H */
