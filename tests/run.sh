@@ -7,6 +7,7 @@
 #      harness in tests/support/minicrit: Criterion cannot start under TSan)
 #   5. the Windows cross-build with mingw-w64
 #   6. the portable unit tests of that build, under Wine (tests/wine.sh)
+#   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,5 +56,8 @@ step "windows unit tests (wine)"
 # shellcheck source=tests/wine.sh
 . tests/wine.sh
 iocp_wine_ctest build/ci-win --timeout 900 -j "$jobs"
+
+step "windows CLI scenarios (wine, Linux peers)"
+bash tests/wine/cli.sh build/ci-win build/ci-release/iocptool
 
 step "all suites passed"

@@ -678,6 +678,106 @@ Test(engine_win, a_client_to_a_closed_port_gets_econnrefused)
                  iocp_err_name(atomic_load(&cs.status)));
 }
 
+/* ---- clients against a peer outside this process ---- */
+
+/*
+ * IOCP_PEER=HOST:PORT names an echo server run by someone else: the Linux
+ * iocptool when tests/wine/cli.sh runs this under Wine.  Clients of the
+ * IOCP engine stream to it and check every byte that comes back.
+ */
+struct peer_client {
+    size_t sent_total, got;
+    iocp_atomic_int status, closed;
+    bool bad;
+};
+
+#define PEER_CLIENTS 16
+#define PEER_BYTES   (512u * 1024u)
+static struct peer_client peers[PEER_CLIENTS];
+
+static void peer_open(struct iocp_conn *c)
+{
+    struct peer_client *pc = iocp_conn_data(c);
+    size_t i = (size_t)(pc - peers);
+    for (size_t off = 0; off < PEER_BYTES;) {
+        const unsigned char *p;
+        size_t n = ew_span(i, off, PEER_BYTES - off, &p);
+        iocp_conn_send(c, p, n);
+        off += n;
+    }
+    iocp_conn_shutdown(c);
+}
+
+static void peer_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct peer_client *pc = iocp_conn_data(c);
+    size_t i = (size_t)(pc - peers), at = 0;
+    while (at < len && !pc->bad) {
+        const unsigned char *p;
+        size_t n = ew_span(i, pc->got + at, len - at, &p);
+        pc->bad = memcmp((const unsigned char *)data + at, p, n) != 0;
+        at += n;
+    }
+    pc->got += len;
+}
+
+/* Keep reading while the send queue is full: the peer echoes what it reads,
+ * and pausing here would stall both sides. */
+static void peer_pressure(struct iocp_conn *c, bool full)
+{
+    (void)c;
+    (void)full;
+}
+
+static void peer_close(struct iocp_conn *c, int status)
+{
+    struct peer_client *pc = iocp_conn_data(c);
+    atomic_store(&pc->status, status);
+    atomic_store(&pc->closed, 1);
+}
+
+static const struct iocp_conn_handler peer_handler = {.on_open = peer_open,
+                                                      .on_data = peer_data,
+                                                      .on_pressure = peer_pressure,
+                                                      .on_close = peer_close};
+
+static bool peers_closed(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PEER_CLIENTS; i++)
+        if (!atomic_load(&peers[i].closed))
+            return false;
+    return true;
+}
+
+Test(engine_win, clients_stream_byte_exact_through_an_external_echo_peer)
+{
+    const char *peer = getenv("IOCP_PEER");
+    if (!peer)
+        cr_skip_test("IOCP_PEER=HOST:PORT is not set");
+    char host[64];
+    snprintf(host, sizeof host, "%s", peer);
+    char *colon = strrchr(host, ':');
+    cr_assert_not_null(colon, "IOCP_PEER must be HOST:PORT");
+    *colon = '\0';
+    memset(peers, 0, sizeof peers);
+    for (int i = 0; i < PEER_CLIENTS; i++) {
+        struct iocp_connect_config cc = {.host = host,
+                                         .port = (uint16_t)atoi(colon + 1),
+                                         .worker = -1,
+                                         .handler = &peer_handler,
+                                         .data = &peers[i]};
+        cr_assert_eq(iocp_connect(engine, &cc), 0);
+    }
+    cr_assert(wait_for(peers_closed, NULL, 60000), "not every client finished");
+    for (int i = 0; i < PEER_CLIENTS; i++) {
+        cr_expect_eq(atomic_load(&peers[i].status), 0, "client %d: %s", i,
+                     iocp_strerror(atomic_load(&peers[i].status)));
+        cr_expect_eq(peers[i].got, PEER_BYTES, "client %d", i);
+        cr_expect_not(peers[i].bad, "client %d: wrong bytes", i);
+    }
+}
+
 /* ---- streams: an anonymous pipe through the engine ---- */
 
 struct stream_state {
