@@ -267,7 +267,44 @@ else
   skip "listen" "not available on Windows yet"
 fi
 
-for sub in connect relay stats; do
+# relay under Wine between Linux clients and the Linux iocptool echo.
+if available relay && [ -x "$linux_tool" ]; then
+  "$linux_tool" echo 127.0.0.1:0 2>"$work/recho.err" &
+  recho=$!
+  pids+=("$recho")
+  if tport=$(listening_port "$work/recho.err"); then
+    start_bg relay 120 relay -v -W 2 127.0.0.1:0 "127.0.0.1:$tport"
+    relay_bg=$bg_pid
+    if rport=$(listening_port "$work/relay.err"); then
+      if echo_clients 120 127.0.0.1 "$rport" 16 $((1024 * 1024)); then
+        pass "relay: 16 Linux clients x 1 MiB through relay.exe to the Linux echo, byte-exact"
+      else
+        fail "relay: 16 clients through relay.exe" "$(tr -d '\r' <"$work/relay.err" | tail -3)"
+      fi
+      wp=$(win_pid "relay -v -W 2")
+      [ -n "$wp" ] && kill -INT "$wp"
+      wait "$relay_bg"
+      rc=$?
+      if [ "$rc" -eq 0 ] && ! tr -d '\r' <"$work/relay.err" | grep -q mismatch; then
+        pass "relay: Ctrl-C stops it with status 0 and clean books"
+      else
+        fail "relay: Ctrl-C" "status $rc: $(tr -d '\r' <"$work/relay.err" | tail -3)"
+      fi
+    else
+      fail "relay: no listening line" "$(cat "$work/relay.err")"
+    fi
+  else
+    fail "relay: the Linux echo did not start"
+  fi
+  kill "$recho" 2>/dev/null
+  wait "$recho" 2>/dev/null
+elif available relay; then
+  skip "relay" "no Linux iocptool at $linux_tool"
+else
+  skip "relay" "not available on Windows yet"
+fi
+
+for sub in connect stats; do
   if available "$sub"; then
     if wine_run 30 "$sub" --help >/dev/null 2>&1; then
       pass "$sub --help exits 0"
