@@ -142,14 +142,6 @@ struct iocp_req {
     void (*done)(struct iocp_req *req, int32_t result, uint32_t flags, void *data);
     struct iocp_handle *handle;
     void *buf;
-    uint32_t len;
-    uint8_t op;          /* enum iocp_op */
-    uint8_t flags;       /* IOCP_REQ_* */
-    /* Submitted, last completion not yet dispatched.  On a shared port the
-     * backend leaves it set until the caller has dispatched that completion
-     * (the engine clears it under the owner's lock): the owner may test it
-     * on another thread while the completion is dequeued. */
-    bool in_flight;
     /* The worker that submitted it, set by the engine's submit: a completion
      * dequeued by any thread of a shared port is dispatched under its lock. */
     struct iocp_worker *owner;
@@ -157,9 +149,18 @@ struct iocp_req {
      * `addr`; buf/len give IOCP_ACCEPT_SCRATCH bytes of scratch space, which
      * the iocp backend needs for AcceptEx's addresses (others ignore it).
      * CONNECT: the target is in `addr`. */
-    iocp_socket_t accepted;
     struct sockaddr_storage *addr;
+    iocp_socket_t accepted;
     uint32_t addrlen;
+    uint32_t len;
+    uint8_t op;          /* enum iocp_op */
+    uint8_t flags;       /* IOCP_REQ_* */
+    /* Submitted, last completion not yet dispatched.  On a shared port the
+     * backend leaves it set until the caller has dispatched that completion
+     * (the engine clears it under the owner's lock): the owner may test it
+     * on another thread while the completion is dequeued.  (The fields are
+     * ordered to leave no padding: a connection embeds two requests.) */
+    bool in_flight;
 };
 
 /* Scratch space an accept request carries: AcceptEx writes both addresses,
