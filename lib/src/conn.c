@@ -75,6 +75,8 @@ void iocp__conn_leave(struct iocp_conn *c)
 
 static bool wants_to_read(const struct iocp_conn *c)
 {
+    if (iocp__splice_source(c))
+        return false;
     return (c->flags & IOCP_CONN_READING) &&
            !(c->flags & (IOCP_CONN_EOF_IN | IOCP_CONN_TEARDOWN | IOCP_CONN_CLOSING |
                          IOCP_CONN_AUTOPAUSED));
@@ -112,6 +114,8 @@ static void update_reading(struct iocp_conn *c)
     } else if (c->rreq.in_flight && !(c->flags & IOCP_CONN_RECV_CANCELLED)) {
         c->flags |= IOCP_CONN_RECV_CANCELLED;
         iocp__cancel(c->w, &c->rreq);
+    } else if (!c->rreq.in_flight && iocp__splice_source(c)) {
+        iocp__splice_kick(c);
     }
 }
 
@@ -279,8 +283,12 @@ static void queue_drained(struct iocp_conn *c)
             return;
         }
     }
-    if (c->flags & IOCP_CONN_CLOSING)
+    if (c->flags & IOCP_CONN_CLOSING) {
         begin_teardown(c, c->status);
+        return;
+    }
+    if (iocp__splice_target(c))
+        iocp__splice_kick(c);
 }
 
 static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *data)
@@ -330,6 +338,8 @@ int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
         return IOCP_ENOTCONN;
     if (c->flags & IOCP_CONN_SHUT_WANTED)
         return IOCP_ESHUTDOWN;
+    if (iocp__splice_target(c))
+        return IOCP_EBUSY;
     if (len == 0)
         return 0;
 
@@ -425,6 +435,7 @@ static void begin_teardown(struct iocp_conn *c, int status)
     }
     if (c->sreq.in_flight)
         iocp__cancel(c->w, &c->sreq);
+    iocp__splice_teardown(c);
     maybe_finish(c);
 }
 
@@ -456,7 +467,9 @@ static void maybe_finish(struct iocp_conn *c)
         if (c->server)
             iocp__server_account_close(c->server);
     }
-    if (!(c->flags & IOCP_CONN_STREAM) && c->job)
+    if (iocp__splice_source(c) || iocp__splice_target(c))
+        iocp__splice_detach(c);
+    else if (!(c->flags & (IOCP_CONN_STREAM | IOCP_CONN_OPEN)) && c->job)
         iocp__connect_job_release(c);
     c->handler->on_close(c, c->status);
 

@@ -197,8 +197,24 @@ struct iocp_conn {
         struct iocp_connect_job *job; /* a client while connecting */
         unsigned char *rbuf;          /* a stream: its read buffer */
         struct iocp_conn *next_free;  /* in the pool */
+        struct iocp_splices *sp;      /* an established socket that splices */
     };
 };
+
+/* splice.c: kernel-side forwarding between two connections (Linux). */
+struct iocp_splices;
+/* True when c's input is spliced away (it must not arm its receive). */
+bool iocp__splice_source(const struct iocp_conn *c);
+/* True when c is written by a splice (user sends would interleave). */
+bool iocp__splice_target(const struct iocp_conn *c);
+/* Start whatever c's splices can do now: after its receive ended, after
+ * its send queue drained, after a resume. */
+void iocp__splice_kick(struct iocp_conn *c);
+/* c is going down: cancel the splice requests it hosts. */
+void iocp__splice_teardown(struct iocp_conn *c);
+/* c has finished: let go of its splices (they are freed with their last
+ * connection). */
+void iocp__splice_detach(struct iocp_conn *c);
 
 #define IOCP_SEND_LOW_DEFAULT (64u * 1024u)
 #define IOCP_SEND_HIGH_DEFAULT (256u * 1024u)

@@ -62,6 +62,7 @@ enum iocp_op {
     IOCP_OP_SEND,    /* send req->buf[0..len) */
     IOCP_OP_READ,    /* read a non-socket handle (pipe, tty, file) */
     IOCP_OP_WRITE,   /* write a non-socket handle */
+    IOCP_OP_SPLICE,  /* move bytes between a socket and a pipe in the kernel (Linux) */
     IOCP_OP_COUNT
 };
 
@@ -116,6 +117,11 @@ struct iocp_handle {
 #define IOCP_REQ_MULTI    0x01u /* multishot (accept and provided-buffer recv) */
 #define IOCP_REQ_PROVIDED 0x02u /* recv into a buffer the port provides (buf NULL) */
 #define IOCP_REQ_NOSIGNAL 0x04u
+/* SPLICE direction: without it the handle's socket is read into the pipe
+ * end in `accepted`; with it the pipe end in `accepted` is drained into the
+ * handle's socket.  The completion gives the bytes moved (0: EOF on the
+ * socket).  Only backends whose ops have `splice` set accept it. */
+#define IOCP_REQ_SPLICE_OUT 0x08u
 
 /*
  * Completion flags.
@@ -191,6 +197,7 @@ struct iocp_port_config {
 struct iocp_port_ops {
     const char *name;       /* "uring", "epoll", "iocp": printed by --version and stats */
     bool shared;            /* one port for every worker (iocp) or one per worker */
+    bool splice;            /* IOCP_OP_SPLICE is supported */
     /* Open a port; 0 or a negative code (the caller falls back to another backend). */
     int (*open)(struct iocp_port **out, const struct iocp_port_config *cfg);
     /* Bind a handle to the port.  Called once per handle: the common code

@@ -302,12 +302,49 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
     }
 }
 
+/*
+ * One splice between a socket and a pipe, either way, on readiness.  The
+ * pipe is non-blocking and the caller moves data into it only while it is
+ * empty, so EAGAIN speaks of the socket.  No short-read rule here: a pipe
+ * may take fewer bytes than the socket holds (it has a limited number of
+ * slots), so readiness is cleared only by EAGAIN.
+ */
+static void do_splice(struct epoll_port *p, struct iocp_handle *h, struct iocp_req *req)
+{
+    bool out = req->flags & IOCP_REQ_SPLICE_OUT;
+    size_t len = req->len > INT32_MAX ? INT32_MAX : req->len;
+    ssize_t n = out ? splice(req->accepted, NULL, h->sock, NULL, len,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                    : splice(h->sock, NULL, req->accepted, NULL, len,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0) {
+        int e = errno;
+        if (would_block(e) || e == EINTR) {
+            if (would_block(e)) {
+                if (out)
+                    h->ready_out = false;
+                else
+                    h->ready_in = false;
+            }
+            return;
+        }
+        n = iocp__err_from_errno(e);
+    }
+    if (out)
+        h->wait_out = NULL;
+    else
+        h->wait_in = NULL;
+    cq_push(p, req, (int32_t)n, 0, NULL, 0);
+}
+
 static void serve_in(struct epoll_port *p, struct iocp_handle *h)
 {
     if (!cq_reserve(p, 1))
         return;
     if (h->wait_in->op == IOCP_OP_ACCEPT)
         do_accept(p, h, h->wait_in);
+    else if (h->wait_in->op == IOCP_OP_SPLICE)
+        do_splice(p, h, h->wait_in);
     else
         do_read(p, h, h->wait_in);
 }
@@ -379,6 +416,8 @@ static void serve_out(struct epoll_port *p, struct iocp_handle *h)
         return;
     if (h->wait_out->op == IOCP_OP_CONNECT)
         finish_connect(p, h, h->wait_out);
+    else if (h->wait_out->op == IOCP_OP_SPLICE)
+        do_splice(p, h, h->wait_out);
     else
         do_write(p, h, h->wait_out);
 }
@@ -710,9 +749,11 @@ static void port_unbind(struct iocp_port *port, struct iocp_handle *h)
     }
 }
 
-static bool is_input(uint8_t op)
+static bool is_input(const struct iocp_req *req)
 {
-    return op == IOCP_OP_ACCEPT || op == IOCP_OP_RECV || op == IOCP_OP_READ;
+    uint8_t op = req->op;
+    return op == IOCP_OP_ACCEPT || op == IOCP_OP_RECV || op == IOCP_OP_READ ||
+           (op == IOCP_OP_SPLICE && !(req->flags & IOCP_REQ_SPLICE_OUT));
 }
 
 /* The checks a caller's mistake would otherwise turn into a hang or a
@@ -742,6 +783,10 @@ static int check_req(struct iocp_port *port, const struct iocp_req *req)
     case IOCP_OP_SEND:
     case IOCP_OP_WRITE:
         if (multi || provided || (!req->buf && req->len))
+            return IOCP_EINVAL;
+        return 0;
+    case IOCP_OP_SPLICE:
+        if (h->kind != IOCP_HANDLE_SOCKET || multi || provided || req->accepted < 0 || !req->len)
             return IOCP_EINVAL;
         return 0;
     default:
@@ -781,7 +826,7 @@ static int port_submit(struct iocp_port *port, struct iocp_req *req)
     if (rc < 0)
         return rc;
     struct iocp_handle *h = req->handle;
-    if (req->in_flight || (is_input(req->op) ? h->wait_in : h->wait_out))
+    if (req->in_flight || (is_input(req) ? h->wait_in : h->wait_out))
         return IOCP_EBUSY;
     /* Room for the completion first: an inline send or connect must be able
      * to queue it, and a failure here leaves nothing started. */
@@ -797,6 +842,15 @@ static int port_submit(struct iocp_port *port, struct iocp_req *req)
     case IOCP_OP_RECV:
     case IOCP_OP_READ:
         h->wait_in = req;
+        break;
+    case IOCP_OP_SPLICE:
+        if (is_input(req)) {
+            h->wait_in = req;
+            break;
+        }
+        h->wait_out = req;
+        if (h->ready_out)
+            serve_out(p, h);
         break;
     case IOCP_OP_CONNECT:
         start_connect(p, h, req);
@@ -876,6 +930,7 @@ static void port_close(struct iocp_port *port)
 const struct iocp_port_ops iocp__port_epoll_ops = {
     .name = "epoll",
     .shared = false,
+    .splice = true,
     .open = port_open,
     .bind = port_bind,
     .unbind = port_unbind,

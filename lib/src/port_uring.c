@@ -26,6 +26,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,13 @@ static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req
     case IOCP_OP_WRITE:
         io_uring_prep_write(sqe, fd, req->buf, req->len, (uint64_t)-1);
         break;
+    case IOCP_OP_SPLICE:
+        /* IORING_OP_SPLICE on a socket blocks a kernel worker thread until
+         * data comes, one per idle connection: wait for readiness with a
+         * poll instead, and splice without blocking when it fires. */
+        io_uring_prep_poll_add(sqe, fd,
+                               (req->flags & IOCP_REQ_SPLICE_OUT) ? POLLOUT : POLLIN | POLLRDHUP);
+        break;
     default:
         assert(!"unknown op");
         break;
@@ -511,6 +519,9 @@ static int uring_submit(struct iocp_port *port, struct iocp_req *req)
         return IOCP_EINVAL;
     if ((req->flags & IOCP_REQ_PROVIDED) && req->op != IOCP_OP_RECV)
         return IOCP_EINVAL;
+    if (req->op == IOCP_OP_SPLICE &&
+        (req->accepted < 0 || !req->len || (req->flags & IOCP_REQ_MULTI)))
+        return IOCP_EINVAL;
     if ((req->flags & IOCP_REQ_MULTI) && req->op != IOCP_OP_ACCEPT &&
         !(req->op == IOCP_OP_RECV && (req->flags & IOCP_REQ_PROVIDED)))
         return IOCP_EINVAL;
@@ -591,6 +602,36 @@ static int32_t finish_accept(struct iocp_req *req, int32_t res)
 }
 
 /*
+ * A splice's poll fired: move what the socket (or pipe) has, without
+ * blocking.  Returns 0 when nothing could move and the poll was armed
+ * again (the request stays in flight), 1 when *res holds the result.
+ */
+static int splice_ready(struct uring_port *p, struct iocp_req *req, int32_t *res)
+{
+    if (*res < 0)
+        return 1; /* the poll failed or was cancelled */
+    bool out = req->flags & IOCP_REQ_SPLICE_OUT;
+    int sock = req->handle->sock;
+    ssize_t n = out ? splice(req->accepted, NULL, sock, NULL, req->len,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                    : splice(sock, NULL, req->accepted, NULL, req->len,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n >= 0) {
+        *res = (int32_t)n;
+        return 1;
+    }
+    if ((errno == EAGAIN || errno == EINTR) && slots_find(&p->cancelling, req) < 0) {
+        struct io_uring_sqe *sqe = get_sqe(p);
+        if (sqe) {
+            prep(p, sqe, req);
+            return 0;
+        }
+    }
+    *res = errno == EAGAIN ? IOCP_EAGAIN : iocp__err_from_errno(errno);
+    return 1;
+}
+
+/*
  * Turn one request CQE into an event.  Returns 1 when ev was filled, 0 when
  * the CQE is absorbed (a recv parked until buffers come back).
  */
@@ -606,6 +647,10 @@ static int complete(struct uring_port *p, const struct io_uring_cqe *cqe, struct
     switch (req->op) {
     case IOCP_OP_ACCEPT:
         res = finish_accept(req, res);
+        break;
+    case IOCP_OP_SPLICE:
+        if (splice_ready(p, req, &res) == 0)
+            return 0; /* nothing to move yet: the poll was armed again */
         break;
     case IOCP_OP_RECV:
         if (cqe->flags & IORING_CQE_F_BUFFER) {
@@ -831,6 +876,7 @@ static void uring_close(struct iocp_port *port)
 const struct iocp_port_ops iocp__port_uring_ops = {
     .name = "uring",
     .shared = false,
+    .splice = true,
     .open = uring_open,
     .bind = uring_bind,
     .unbind = uring_unbind,

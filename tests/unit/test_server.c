@@ -898,3 +898,126 @@ Test(server, a_half_close_sends_eof_and_keeps_reading)
     cr_expect_geq(atomic_load(&after_shutdown), 6, "the server read past its own half-close");
     close(fd);
 }
+
+/* ---- splice: a relay that forwards inside the kernel ---- */
+
+struct pair {
+    struct iocp_conn *a, *b; /* client side, target side; NULL once closed */
+    int eofs;
+};
+
+static uint16_t echo_port;
+static iocp_atomic_int splice_refused;
+
+static void pair_eof(struct iocp_conn *c)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (++p->eofs == 2) {
+        /* Both directions ended: the relay is done with the pair. */
+        if (p->a)
+            iocp_conn_close(p->a, IOCP_CLOSE_GRACEFUL);
+        if (p->b)
+            iocp_conn_close(p->b, IOCP_CLOSE_GRACEFUL);
+    }
+}
+
+static void pair_close(struct iocp_conn *c, int status)
+{
+    struct pair *p = iocp_conn_data(c);
+    struct iocp_conn *other = p->a == c ? p->b : p->a;
+    if (p->a == c)
+        p->a = NULL;
+    else
+        p->b = NULL;
+    if (other)
+        iocp_conn_close(other, status ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+    else
+        free(p);
+}
+
+static iocp_atomic_size copied;
+
+static void pair_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    atomic_fetch_add(&copied, len);
+    /* Only before the splice is in place (bytes that raced it): copy. */
+    struct pair *p = iocp_conn_data(c);
+    struct iocp_conn *other = p->a == c ? p->b : p->a;
+    if (!other || iocp_conn_send(other, data, len) < 0)
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+}
+
+static void target_open(struct iocp_conn *b)
+{
+    struct pair *p = iocp_conn_data(b);
+    p->b = b;
+    if (!p->a) {
+        iocp_conn_close(b, IOCP_CLOSE_ABORT);
+        return;
+    }
+    int r1 = iocp_conn_splice(p->a, b), r2 = iocp_conn_splice(b, p->a);
+    if (r1 < 0 || r2 < 0)
+        atomic_fetch_add(&splice_refused, 1);
+}
+
+static const struct iocp_conn_handler target_handler = {
+    .on_open = target_open, .on_data = pair_data, .on_eof = pair_eof, .on_close = pair_close};
+
+static void client_side_open(struct iocp_conn *a)
+{
+    struct pair *p = calloc(1, sizeof *p);
+    p->a = a;
+    iocp_conn_set_data(a, p);
+    iocp_conn_pause(a); /* nothing to forward to yet */
+    struct iocp_connect_config cc = {.host = "127.0.0.1",
+                                     .port = echo_port,
+                                     .worker = (int)iocp_conn_worker(a),
+                                     .handler = &target_handler,
+                                     .data = p};
+    if (iocp_connect(iocp_conn_engine(a), &cc) < 0) {
+        p->a = NULL;
+        free(p);
+        iocp_conn_set_data(a, NULL);
+        iocp_conn_close(a, IOCP_CLOSE_ABORT);
+    }
+}
+
+static void client_side_close(struct iocp_conn *c, int status)
+{
+    if (iocp_conn_data(c))
+        pair_close(c, status);
+}
+
+static const struct iocp_conn_handler relay_handler = {.on_open = client_side_open,
+                                                       .on_data = pair_data,
+                                                       .on_eof = pair_eof,
+                                                       .on_close = client_side_close};
+
+Test(server, a_spliced_relay_forwards_both_ways_byte_exact_with_half_close)
+{
+    start_server(NULL);
+    echo_port = port;
+    struct iocp_server *echo_server = server;
+    struct iocp_server_config rc = {.host = "127.0.0.1", .handler = &relay_handler};
+    cr_assert_eq(iocp_server_new(&server, engine, &rc), 0);
+    cr_assert_eq(iocp_server_start(server), 0);
+    uint16_t relay_port = iocp_server_port(server);
+    atomic_store(&splice_refused, 0);
+    atomic_store(&copied, 0);
+
+    struct ec_result r = ec_run(relay_port, 20, (4u << 20) / SCALE, 60000);
+    cr_expect_eq(r.ok, 20, "%d ok, %d bad, %d pending", r.ok, r.bad, r.pending);
+    cr_expect_eq(atomic_load(&splice_refused), 0, "the backend must splice");
+    cr_expect(wait_for(server_empty, NULL, 10000));
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    /* Every byte is received three times (relay from the client, echo from
+     * the relay, relay from the echo) and sent three times. */
+    uint64_t moved = (uint64_t)20 * ((4u << 20) / SCALE);
+    cr_expect_eq(st.bytes_in, 3 * moved, "bytes in %llu", (unsigned long long)st.bytes_in);
+    cr_expect_eq(st.bytes_out, 3 * moved, "bytes out %llu", (unsigned long long)st.bytes_out);
+    cr_expect_eq(atomic_load(&copied), 0, "%zu bytes went through user space",
+                 atomic_load(&copied));
+    iocp_server_stop(echo_server);
+    iocp_server_free(echo_server);
+}

@@ -89,6 +89,21 @@ enum iocp_close_mode {
  */
 IOCP_EXTERN void iocp_conn_close(struct iocp_conn *c, enum iocp_close_mode mode);
 
+/*
+ * iocp_conn_splice(from, to):
+ * From now on, bytes arriving on `from` go to `to` inside the kernel
+ * (splice(2) through a pipe on Linux), never through user space: on_data is
+ * no longer called for `from`, and `to` takes no iocp_conn_send()
+ * (IOCP_EBUSY).  Bytes already received or queued go first.  The flow
+ * follows the target's pace: nothing more is read while it cannot take
+ * more.  When `from` reaches EOF and everything has been forwarded, `to` is
+ * shut down (half-close) and from's on_eof runs as usual.  Both must be open
+ * sockets of the same worker.  Returns 0; IOCP_ENOTSUP where the backend or
+ * platform cannot (copy instead); IOCP_EINVAL, IOCP_ENOTCONN, IOCP_ESHUTDOWN
+ * or IOCP_EBUSY (already spliced) otherwise.  Call it on the worker.
+ */
+IOCP_EXTERN int iocp_conn_splice(struct iocp_conn *from, struct iocp_conn *to);
+
 /* Watermarks of the send queue, in bytes (low < high). */
 IOCP_EXTERN int iocp_conn_set_watermarks(struct iocp_conn *c, size_t low, size_t high);
 
