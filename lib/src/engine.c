@@ -160,9 +160,13 @@ bool iocp_engine_running(const struct iocp_engine *e)
 
 /* ---- submitting and posting ---- */
 
-static int stat_op(uint8_t op)
+/* The counter a request is counted under: a splice moves bytes in (like a
+ * receive) or out (like a send). */
+static int stat_op(const struct iocp_req *req)
 {
-    switch (op) {
+    switch (req->op) {
+    case IOCP_OP_SPLICE:
+        return (req->flags & IOCP_REQ_SPLICE_OUT) ? IOCP_STAT_SEND : IOCP_STAT_RECV;
     case IOCP_OP_ACCEPT:
         return IOCP_STAT_ACCEPT;
     case IOCP_OP_CONNECT:
@@ -189,7 +193,7 @@ int iocp__submit(struct iocp_worker *w, struct iocp_req *req)
         return rc;
     }
     /* Only the owning worker submits: a plain relaxed store, no locked add. */
-    IOCP_COUNT(w, submitted[stat_op(req->op)], 1);
+    IOCP_COUNT(w, submitted[stat_op(req)], 1);
     return 0;
 }
 
@@ -289,7 +293,7 @@ static void dispatch(struct iocp_worker *w, struct iocp_event *ev)
 {
     struct iocp_req *req = ev->req;
     if (!(ev->flags & IOCP_EV_MORE)) {
-        IOCP_COUNT(w, completed[stat_op(req->op)], 1);
+        IOCP_COUNT(w, completed[stat_op(req)], 1);
         req->in_flight = false;
     }
     IOCP_COUNT(w, completions, 1);
