@@ -12,6 +12,7 @@ int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 /* The name of the subcommand that runs ("echo", "relay"...), for reports. */
 extern const char *cli_command;

@@ -10,6 +10,7 @@
 
 #include "cmds.h"
 #include "diag.h"
+#include "keyfile.h"
 
 #ifdef IOCPTOOL_HAVE_ENGINE
 #define ENGINE_CMD(fn) fn
@@ -31,7 +32,7 @@ static const struct subcommand subcommands[] = {
     {"echo", ENGINE_CMD(cmd_echo), "run an echo server"},
     {"relay", ENGINE_CMD(cmd_relay), "forward every accepted connection to a target"},
     {"stats", ENGINE_CMD(cmd_stats), "show the live counters of a running iocptool"},
-    {"keygen", NULL, "make a pre-shared key for --key"},
+    {"keygen", cmd_keygen, "make a pre-shared key for --key"},
 };
 
 static void usage(FILE *out)
@@ -46,6 +47,8 @@ static void usage(FILE *out)
 static void version(void)
 {
     printf("iocptool %s\n", IOCP_VERSION_STRING);
+    const char *crypto = keyfile_crypto();
+    printf("encryption: %s\n", crypto ? crypto : "not built");
 }
 
 int main(int argc, char **argv)
