@@ -21,9 +21,10 @@ extern const char *cli_command;
  * cli_run_server(cmd, ecfg, scfg, ready):
  * Start an engine and a server, print "listening on ADDR PORT" on stderr,
  * run until a stop signal or stop_wake(), then stop safely.  ready (may be
- * NULL) runs once the server listens (it starts the stats endpoint, which
- * is stopped before the server); when it returns non-zero, the server stops
- * at once with status 1.  Returns the exit status.
+ * NULL) runs once the server listens, before the listening line is printed,
+ * so that what it starts (the stats endpoint, stopped again before the
+ * server) is up when scripts see that line; when it returns non-zero, the
+ * server stops at once with status 1.  Returns the exit status.
  */
 int cli_run_server(const char *cmd, const struct iocp_engine_config *ecfg,
                    const struct iocp_server_config *scfg,

@@ -47,7 +47,6 @@ struct relay_target {
 };
 
 static struct {
-    struct iocp_engine *e;
     struct relay_target *targets;
     unsigned ntargets;
     atomic_uint next; /* round robin; any worker takes the next one */
@@ -61,6 +60,7 @@ static struct {
 struct pair {
     struct iocp_conn *client; /* NULL once closed */
     struct iocp_conn *target; /* NULL until connected, and once closed */
+    struct iocp_engine *e;
     unsigned worker;
     unsigned first, attempts; /* round-robin start, targets tried so far */
     unsigned current;         /* the target tried or connected now */
@@ -214,7 +214,7 @@ static void connect_next(struct pair *p)
             .send_low = RELAY_SEND_LOW,
             .send_high = RELAY_SEND_HIGH,
         };
-        int rc = iocp_connect(relay.e, &cfg);
+        int rc = iocp_connect(p->e, &cfg);
         if (rc == 0) {
             p->current = i;
             p->legs++;
@@ -236,6 +236,8 @@ static void client_open(struct iocp_conn *c)
         return;
     }
     p->client = c;
+    /* From the connection: clients may arrive before the ready hook runs. */
+    p->e = iocp_conn_engine(c);
     p->worker = iocp_conn_worker(c);
     p->legs = 1;
     iocp_conn_peer(c, p->peer, sizeof p->peer);
@@ -352,7 +354,6 @@ static const struct iocp_conn_handler target_handler = {
 
 static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
 {
-    relay.e = e;
     if (relay.no_stats)
         return 0;
     return stats_endpoint_start(e, s, relay.stats_spec);

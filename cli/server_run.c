@@ -61,9 +61,11 @@ int cli_run_server(const char *cmd, const struct iocp_engine_config *ecfg,
                    iocp_strerror(rc));
         goto out;
     }
-    cli_print_listening(s);
+    /* The ready hook first: what it starts (the stats endpoint) is up by
+     * the time a script reads the listening line. */
     if (ready && ready(e, s) != 0)
         goto out;
+    cli_print_listening(s);
 
     int sig = stop_wait();
     diag_info(1, "%s: %s, stopping", cmd, sig ? "signal received" : "done");

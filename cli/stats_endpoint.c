@@ -4,7 +4,8 @@
  * and the four reports.
  *
  * The thread polls the listening socket, a wake-up pipe and at most
- * EP_MAX_CLIENTS clients, all non-blocking.  A client goes through three
+ * EP_MAX_CLIENTS clients, all non-blocking; one more client takes the slot
+ * of the oldest that is not being answered.  A client goes through three
  * states: reading its request line (bounded in length and time), writing
  * the answer (as fast as it reads; bounded in time), then draining what it
  * still sends for a moment after our shutdown, so that a client which sent
@@ -47,7 +48,7 @@ enum ep_state { EP_READING, EP_WRITING, EP_DRAINING };
 struct ep_client {
     int fd; /* -1: free slot */
     enum ep_state state;
-    uint64_t deadline;
+    uint64_t since, deadline;
     char in[EP_REQ_MAX];
     size_t inlen;
     struct json_buf out;
@@ -770,15 +771,29 @@ static bool peer_allowed(int fd)
 #endif
 }
 
+/* A slot for a new client: a free one, else the oldest client that is not
+ * being answered, else the oldest of all.  So stalled clients (the same
+ * user's: others never get in) cannot keep the next one out. */
+static struct ep_client *free_slot(void)
+{
+    struct ep_client *idle = NULL, *any = NULL;
+    for (int i = 0; i < EP_MAX_CLIENTS; i++) {
+        struct ep_client *c = &ep.clients[i];
+        if (c->fd < 0)
+            return c;
+        if (c->state != EP_WRITING && (!idle || c->since < idle->since))
+            idle = c;
+        if (!any || c->since < any->since)
+            any = c;
+    }
+    struct ep_client *victim = idle ? idle : any;
+    client_close(victim);
+    return victim;
+}
+
 static void accept_clients(void)
 {
     for (;;) {
-        struct ep_client *slot = NULL;
-        for (int i = 0; i < EP_MAX_CLIENTS && !slot; i++)
-            if (ep.clients[i].fd < 0)
-                slot = &ep.clients[i];
-        if (!slot)
-            return;
         int fd = accept4(ep.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or an error that the next poll reports again */
@@ -786,10 +801,12 @@ static void accept_clients(void)
             close(fd);
             continue;
         }
+        struct ep_client *slot = free_slot();
         memset(slot, 0, sizeof *slot);
         slot->fd = fd;
         slot->state = EP_READING;
-        slot->deadline = now_ms() + EP_READ_MS;
+        slot->since = now_ms();
+        slot->deadline = slot->since + EP_READ_MS;
     }
 }
 
@@ -800,7 +817,7 @@ static void *serve(void *arg)
     int idx[EP_MAX_CLIENTS + 2];
     for (;;) {
         uint64_t now = now_ms();
-        int n = 0, timeout = -1, busy = 0;
+        int n = 0, timeout = -1;
         pfd[n].fd = ep.wake[0];
         pfd[n].events = POLLIN;
         idx[n++] = -1;
@@ -808,10 +825,8 @@ static void *serve(void *arg)
             struct ep_client *c = &ep.clients[i];
             if (c->fd < 0)
                 continue;
-            busy++;
             if (c->deadline <= now) {
                 client_close(c);
-                busy--;
                 continue;
             }
             int left = (int)(c->deadline - now);
@@ -821,12 +836,11 @@ static void *serve(void *arg)
             pfd[n].events = c->state == EP_WRITING ? POLLOUT : POLLIN;
             idx[n++] = i;
         }
-        /* With every slot taken, new clients wait in the backlog. */
-        if (busy < EP_MAX_CLIENTS) {
-            pfd[n].fd = ep.lfd;
-            pfd[n].events = POLLIN;
-            idx[n++] = -2;
-        }
+        /* Last, so that a slot reused for a new client is not looked at
+         * again in this round. */
+        pfd[n].fd = ep.lfd;
+        pfd[n].events = POLLIN;
+        idx[n++] = -2;
         int r = poll(pfd, (nfds_t)n, timeout);
         if (r < 0 && errno != EINTR)
             break;
@@ -842,10 +856,11 @@ static void *serve(void *arg)
                 continue;
             }
             struct ep_client *c = &ep.clients[idx[k]];
-            if (c->state == EP_WRITING)
+            if (c->state == EP_WRITING) {
                 client_write(c);
-            else
-                client_read(c);
+                continue;
+            }
+            client_read(c);
             /* An answer can often go out at once. */
             if (c->fd >= 0 && c->state == EP_WRITING)
                 client_write(c);

@@ -1,0 +1,860 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iocptool relay, driven as a user drives it: bytes through it exactly and
+ * in flat memory, half-closes each way, several targets, the connect
+ * time-out, and ncat and socat on either side of it.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "proc.h"
+
+static char tmpdir[64];
+
+/* Other programs (ncat, socat) started by a test, for the cleanup. */
+static pid_t others[16];
+
+static void relay_init(void)
+{
+    /* A directory of our own for stats endpoints and files, so that
+     * concurrent suites never see each other's servers. */
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-relay-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL) {
+            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
+                continue;
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
+            remove_tree(sub);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void relay_fini(void)
+{
+    proc_cleanup_all();
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] > 0) {
+            kill(others[i], SIGKILL);
+            waitpid(others[i], NULL, 0);
+            others[i] = 0;
+        }
+    if (tmpdir[0])
+        remove_tree(tmpdir);
+}
+
+TestSuite(cli_relay, .init = relay_init, .fini = relay_fini, .timeout = 110);
+
+/* ---- helpers ---- */
+
+#ifdef IOCP_TEST_SANITIZED
+#define BIG_TRANSFER (64ull << 20)
+#else
+#define BIG_TRANSFER (1ull << 30)
+#endif
+
+/* The byte at offset o of every stream: a random block whose length is
+ * prime, so that a chunk lost, repeated or swapped anywhere shows. */
+#define PAT_LEN ((1u << 20) + 7u)
+static unsigned char *pat_block(void)
+{
+    static unsigned char *block;
+    if (!block) {
+        block = malloc(PAT_LEN);
+        tn_pattern(block, PAT_LEN, 777, 0);
+    }
+    return block;
+}
+
+static void pat_fill(unsigned char *buf, size_t len, uint64_t off)
+{
+    const unsigned char *b = pat_block();
+    while (len) {
+        size_t pos = (size_t)(off % PAT_LEN);
+        size_t n = PAT_LEN - pos < len ? PAT_LEN - pos : len;
+        memcpy(buf, b + pos, n);
+        buf += n;
+        off += n;
+        len -= n;
+    }
+}
+
+static bool pat_check(const unsigned char *buf, size_t len, uint64_t off)
+{
+    const unsigned char *b = pat_block();
+    while (len) {
+        size_t pos = (size_t)(off % PAT_LEN);
+        size_t n = PAT_LEN - pos < len ? PAT_LEN - pos : len;
+        if (memcmp(buf, b + pos, n) != 0)
+            return false;
+        buf += n;
+        off += n;
+        len -= n;
+    }
+    return true;
+}
+
+static uint16_t start_relay_argv(struct proc *p, char **args)
+{
+    char *argv[40];
+    int n = 0;
+    argv[n++] = (char *)IOCPTOOL_PATH;
+    argv[n++] = "relay";
+    argv[n++] = "-W";
+    argv[n++] = "2";
+    while (*args && n < 39)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    cr_assert(proc_startv(p, -1, argv));
+    uint16_t port = proc_listening(p, 10000);
+    cr_assert_neq(port, 0, "no listening line; stderr: %s", p->errbuf);
+    return port;
+}
+
+/* relay -W 2 [extra...] 127.0.0.1:0 TARGET_PORT... (0 ends the list) */
+static uint16_t start_relay(struct proc *p, const char *extra, ...)
+{
+    static char targets[16][32];
+    char *args[16];
+    int n = 0;
+    if (extra)
+        args[n++] = (char *)extra;
+    args[n++] = "127.0.0.1:0";
+    va_list ap;
+    va_start(ap, extra);
+    int port;
+    while (n < 14 && (port = va_arg(ap, int)) != 0) {
+        snprintf(targets[n], sizeof targets[n], "127.0.0.1:%d", port);
+        args[n] = targets[n];
+        n++;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    return start_relay_argv(p, args);
+}
+
+static uint16_t start_echo(struct proc *p, const char *stats_path)
+{
+    if (stats_path)
+        cr_assert(proc_start(p, -1, "echo", "-W", "1", "--stats", stats_path, "127.0.0.1:0", NULL));
+    else
+        cr_assert(proc_start(p, -1, "echo", "-W", "1", "127.0.0.1:0", NULL));
+    uint16_t port = proc_listening(p, 10000);
+    cr_assert_neq(port, 0, "no listening line; stderr: %s", p->errbuf);
+    return port;
+}
+
+static int accept_within(int lfd, unsigned ms)
+{
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    if (poll(&pfd, 1, (int)ms) <= 0)
+        return -1;
+    return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+/* Everything fd sends until EOF (or the deadline), NUL-terminated. */
+static char *read_all(int fd, size_t *len_out, unsigned timeout_ms)
+{
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap + 1);
+    uint64_t end = tn_now_ms() + timeout_ms;
+    for (;;) {
+        uint64_t now = tn_now_ms();
+        if (now >= end)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(end - now)) <= 0)
+            continue;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return buf;
+}
+
+/* Run `iocptool stats ARGS...` and return its stdout (status in *status). */
+static char *run_stats(int *status, ...)
+{
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)IOCPTOOL_PATH;
+    argv[n++] = "stats";
+    va_list ap;
+    va_start(ap, status);
+    char *a;
+    while (n < 15 && (a = va_arg(ap, char *)) != NULL)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    struct proc p;
+    cr_assert(proc_startv(&p, -1, argv));
+    char *out = read_all(p.out, NULL, 10000);
+    *status = proc_wait(&p, 10000);
+    return out;
+}
+
+static long long json_number(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *at = json ? strstr(json, pat) : NULL;
+    return at ? strtoll(at + strlen(pat), NULL, 10) : -1;
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* Start a program that is not iocptool (ncat, socat) with the given
+ * stdin and stdout; stderr goes to /dev/null. */
+static pid_t spawn_other(char *const argv[], int in_fd, int out_fd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(in_fd >= 0 ? in_fd : null, 0);
+        dup2(out_fd >= 0 ? out_fd : null, 1);
+        dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] == 0) {
+            others[i] = pid;
+            break;
+        }
+    return pid;
+}
+
+/* The exit status of an other program, or -1 if it is still running at the
+ * deadline. */
+static int wait_other(pid_t pid, unsigned timeout_ms)
+{
+    uint64_t end = tn_now_ms() + timeout_ms;
+    for (;;) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+                if (others[i] == pid)
+                    others[i] = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (tn_now_ms() >= end)
+            return -1;
+        usleep(10000);
+    }
+}
+
+static bool have_program(const char *name)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", name);
+    return system(cmd) == 0;
+}
+
+/* True once something listens on 127.0.0.1:port (read from /proc). */
+static bool wait_listening(uint16_t port, unsigned timeout_ms)
+{
+    char want[32];
+    snprintf(want, sizeof want, ":%04X 00000000:0000 0A", port);
+    uint64_t end = tn_now_ms() + timeout_ms;
+    while (tn_now_ms() < end) {
+        FILE *f = fopen("/proc/net/tcp", "r");
+        char line[512];
+        bool found = false;
+        while (f && fgets(line, sizeof line, f))
+            if (strstr(line, want))
+                found = true;
+        if (f)
+            fclose(f);
+        if (found)
+            return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+/* A file of len pattern bytes starting at offset off; returns its path. */
+static const char *make_file(const char *name, size_t len, uint64_t off)
+{
+    static char paths[4][256];
+    static int next;
+    char *path = paths[next++ % 4];
+    snprintf(path, sizeof paths[0], "%s/%s", tmpdir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    unsigned char *buf = malloc(len);
+    pat_fill(buf, len, off);
+    cr_assert(tn_write_all(fd, buf, len));
+    free(buf);
+    close(fd);
+    return path;
+}
+
+static bool file_has_pattern(const char *path, size_t len, uint64_t off)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    unsigned char *buf = malloc(len + 1);
+    size_t got = 0;
+    ssize_t n;
+    while (got <= len && (n = read(fd, buf + got, len + 1 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    bool ok = got == len && pat_check(buf, len, off);
+    free(buf);
+    return ok;
+}
+
+/* ---- a gigabyte, a slow consumer, flat memory ---- */
+
+struct sender {
+    int fd;
+    uint64_t total;
+    bool ok;
+    bool eof_after; /* the relay closed the client once everything was through */
+};
+
+static void *send_all(void *arg)
+{
+    struct sender *s = arg;
+    size_t chunk = 256 * 1024;
+    unsigned char *buf = malloc(chunk);
+    uint64_t off = 0;
+    s->ok = true;
+    while (off < s->total) {
+        size_t n = s->total - off < chunk ? (size_t)(s->total - off) : chunk;
+        pat_fill(buf, n, off);
+        if (!tn_write_all(s->fd, buf, n)) {
+            s->ok = false;
+            break;
+        }
+        off += n;
+    }
+    shutdown(s->fd, SHUT_WR);
+    s->eof_after = tn_wait_eof(s->fd, 60000);
+    free(buf);
+    return NULL;
+}
+
+Test(cli_relay, a_gigabyte_passes_byte_exact_to_a_slow_consumer_in_flat_memory)
+{
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    cr_assert_geq(lfd, 0);
+    struct proc relay;
+    uint16_t port = start_relay(&relay, NULL, tport, 0);
+    long rss_before = rss_kib(relay.pid);
+
+    struct sender s = {.fd = tn_connect(port), .total = BIG_TRANSFER};
+    cr_assert_geq(s.fd, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, send_all, &s), 0);
+    int t = accept_within(lfd, 10000);
+    cr_assert_geq(t, 0);
+
+    /* Slow at first: 16 KiB every 20 ms for 1.5 s, while the sender pushes
+     * as fast as it can.  Without back-pressure the relay would queue what
+     * the sender pushes meanwhile (hundreds of MiB); with it, each
+     * direction holds about one send-queue watermark (256 KiB) plus what
+     * was already received when the pause came (at most the receive
+     * buffers: 256 x 16 KiB per worker).  With the engine's own buffers
+     * and the code that is well under 64 MiB; unbounded queueing of 1 GiB
+     * is far above it. */
+    size_t bufsize = 1 << 20;
+    unsigned char *buf = malloc(bufsize);
+    uint64_t got = 0, slow_end = tn_now_ms() + 1500, next_sample = 0;
+    long rss_max = 0;
+    bool exact = true;
+    for (;;) {
+        uint64_t now = tn_now_ms();
+        bool slow = now < slow_end;
+        size_t want = slow ? 16384 : bufsize;
+        size_t n = tn_read_full(t, buf, want, 60000);
+        if (n == 0)
+            break;
+        if (exact && !pat_check(buf, n, got))
+            exact = false;
+        got += n;
+        if (now >= next_sample) {
+            long rss = rss_kib(relay.pid);
+            if (rss > rss_max)
+                rss_max = rss;
+            next_sample = now + 20;
+        }
+        if (slow)
+            usleep(20000);
+        if (n < want)
+            break; /* EOF */
+    }
+    cr_expect(tn_wait_eof(t, 1000), "the target sees EOF after the last byte");
+    close(t);
+    pthread_join(th, NULL);
+    close(s.fd);
+    close(lfd);
+    free(buf);
+
+    cr_expect(s.ok, "the sender wrote everything");
+    cr_expect_eq(got, BIG_TRANSFER, "%llu of %llu bytes arrived", (unsigned long long)got,
+                 (unsigned long long)BIG_TRANSFER);
+    cr_expect(exact, "the bytes arrived exactly as sent");
+    cr_expect(s.eof_after, "the client sees EOF once the target closed");
+#ifdef IOCP_TEST_SANITIZED
+    /* ASan keeps freed memory in quarantine (up to 256 MiB), so RSS
+     * measures the sanitizer more than the relay: allow for it. */
+    long bound = 512 * 1024;
+#else
+    long bound = 64 * 1024;
+#endif
+    cr_expect_lt(rss_max, bound, "relay RSS peaked at %ld KiB (started at %ld KiB)", rss_max,
+                 rss_before);
+    cr_log_info("relay RSS: %ld KiB at start, %ld KiB at most", rss_before, rss_max);
+    cr_expect_eq(proc_signal(&relay, SIGTERM, 10000), 0, "stderr: %s", relay.errbuf);
+}
+
+/* ---- half-close, each way ---- */
+
+Test(cli_relay, client_shutdown_reaches_the_target_which_can_still_answer)
+{
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    struct proc relay;
+    uint16_t port = start_relay(&relay, NULL, tport, 0);
+    int c = tn_connect(port);
+    cr_assert_geq(c, 0);
+    int t = accept_within(lfd, 10000);
+    cr_assert_geq(t, 0);
+
+    cr_assert(tn_write_all(c, "question", 8));
+    shutdown(c, SHUT_WR);
+    char buf[64];
+    cr_expect_eq(tn_read_full(t, buf, 8, 5000), 8);
+    cr_expect_eq(memcmp(buf, "question", 8), 0);
+    cr_expect_eq(tn_read_full(t, buf, 1, 5000), 0, "the target reads EOF");
+
+    /* The other direction is still open. */
+    cr_assert(tn_write_all(t, "answer", 6));
+    cr_expect_eq(tn_read_full(c, buf, 6, 5000), 6, "the client still receives");
+    cr_expect_eq(memcmp(buf, "answer", 6), 0);
+    shutdown(t, SHUT_WR);
+    cr_expect(tn_wait_eof(c, 5000), "then the client reads EOF");
+    close(c);
+    close(t);
+    close(lfd);
+}
+
+Test(cli_relay, target_shutdown_reaches_the_client_which_can_still_send)
+{
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    struct proc relay;
+    uint16_t port = start_relay(&relay, NULL, tport, 0);
+    int c = tn_connect(port);
+    cr_assert_geq(c, 0);
+    int t = accept_within(lfd, 10000);
+    cr_assert_geq(t, 0);
+
+    cr_assert(tn_write_all(t, "banner", 6));
+    shutdown(t, SHUT_WR);
+    char buf[64];
+    cr_expect_eq(tn_read_full(c, buf, 6, 5000), 6);
+    cr_expect_eq(memcmp(buf, "banner", 6), 0);
+    cr_expect_eq(tn_read_full(c, buf, 1, 5000), 0, "the client reads EOF");
+
+    cr_assert(tn_write_all(c, "upload", 6));
+    cr_expect_eq(tn_read_full(t, buf, 6, 5000), 6, "the target still receives");
+    cr_expect_eq(memcmp(buf, "upload", 6), 0);
+    shutdown(c, SHUT_WR);
+    cr_expect(tn_wait_eof(t, 5000), "then the target reads EOF");
+    close(c);
+    close(t);
+    close(lfd);
+}
+
+/* ---- several targets ---- */
+
+static bool echo_once(uint16_t port, const char *msg)
+{
+    int fd = tn_connect(port);
+    if (fd < 0)
+        return false;
+    size_t len = strlen(msg);
+    char buf[256];
+    bool ok = tn_write_all(fd, msg, len);
+    shutdown(fd, SHUT_WR);
+    ok = ok && tn_read_full(fd, buf, len, 5000) == len && !memcmp(buf, msg, len) &&
+         tn_wait_eof(fd, 5000);
+    close(fd);
+    return ok;
+}
+
+Test(cli_relay, targets_take_turns_round_robin)
+{
+    char s1[128], s2[128];
+    snprintf(s1, sizeof s1, "%s/echo1.sock", tmpdir);
+    snprintf(s2, sizeof s2, "%s/echo2.sock", tmpdir);
+    struct proc e1, e2, relay;
+    uint16_t p1 = start_echo(&e1, s1), p2 = start_echo(&e2, s2);
+    uint16_t port = start_relay(&relay, "-vv", p1, p2, 0);
+    for (int i = 0; i < 6; i++) {
+        bool ok = echo_once(port, "round and round");
+        proc_pump_err(&relay, 50);
+        cr_expect(ok, "conversation %d; relay: %s", i, relay.errbuf);
+    }
+    int st;
+    char *j1 = run_stats(&st, "--json", s1, NULL);
+    cr_expect_eq(st, 0);
+    char *j2 = run_stats(&st, "--json", s2, NULL);
+    cr_expect_eq(st, 0);
+    cr_expect_eq(json_number(j1, "accepted"), 3, "first echo: %s", j1);
+    cr_expect_eq(json_number(j2, "accepted"), 3, "second echo: %s", j2);
+    free(j1);
+    free(j2);
+}
+
+Test(cli_relay, a_dead_target_is_skipped_for_the_next)
+{
+    struct proc e1, relay;
+    uint16_t p1 = start_echo(&e1, NULL);
+    uint16_t dead = tn_closed_port();
+    uint16_t port = start_relay(&relay, "-v", dead, p1, 0);
+    for (int i = 0; i < 4; i++)
+        cr_expect(echo_once(port, "still served"), "conversation %d", i);
+    proc_pump_err(&relay, 100);
+    cr_expect_not_null(strstr(relay.errbuf, "connection refused"), "said why at -v: %s",
+                       relay.errbuf);
+}
+
+Test(cli_relay, a_client_is_reset_when_every_target_fails)
+{
+    struct proc relay;
+    uint16_t port = start_relay(&relay, NULL, tn_closed_port(), tn_closed_port(), 0);
+    int c = tn_connect(port);
+    cr_assert_geq(c, 0);
+    char buf[16];
+    uint64_t t0 = tn_now_ms();
+    struct pollfd pfd = {.fd = c, .events = POLLIN};
+    cr_assert_gt(poll(&pfd, 1, 5000), 0, "the client hears from the relay");
+    ssize_t n = read(c, buf, sizeof buf);
+    cr_expect(n < 0 && errno == ECONNRESET, "a reset, not an orderly EOF (read %zd, %s)", n,
+              strerror(errno));
+    cr_expect_lt(tn_now_ms() - t0, 5000);
+    close(c);
+    /* And the relay goes on. */
+    cr_expect_eq(proc_wait(&relay, 200), -1, "still running");
+}
+
+/* A listener whose accept queue is full: the kernel drops further SYNs,
+ * so a connect to it neither succeeds nor fails until a time-out. */
+static int blackhole(uint16_t *port, int *filler)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = tn_loopback(0);
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 0), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    *filler = tn_connect(*port);
+    cr_assert_geq(*filler, 0);
+    return fd;
+}
+
+Test(cli_relay, connect_time_out_moves_on_and_early_bytes_wait_for_the_target)
+{
+    uint16_t hole;
+    int filler;
+    int hfd = blackhole(&hole, &filler);
+    struct proc e1, relay;
+    uint16_t p1 = start_echo(&e1, NULL);
+    uint16_t port = start_relay(&relay, "-w0.5", hole, p1, 0);
+
+    /* Send at once, more than the relay buffers before pausing the client
+     * (256 KiB): it must all arrive, in order, once the second target is up. */
+    size_t len = 1 << 20;
+    unsigned char *out = malloc(len), *in = malloc(len);
+    pat_fill(out, len, 99);
+    int c = tn_connect(port);
+    cr_assert_geq(c, 0);
+    uint64_t t0 = tn_now_ms();
+    tn_set_nonblock(c, true);
+    size_t sent = 0, got = 0;
+    while ((sent < len || got < len) && tn_now_ms() - t0 < 20000) {
+        struct pollfd pfd = {.fd = c, .events = POLLIN | (sent < len ? POLLOUT : 0)};
+        poll(&pfd, 1, 100);
+        if (sent < len) {
+            ssize_t w = write(c, out + sent, len - sent);
+            if (w > 0)
+                sent += (size_t)w;
+            if (sent == len)
+                shutdown(c, SHUT_WR);
+        }
+        ssize_t r = read(c, in + got, len - got);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            break;
+    }
+    uint64_t took = tn_now_ms() - t0;
+    cr_expect_eq(sent, len);
+    cr_expect_eq(got, len, "%zu of %zu echoed", got, len);
+    cr_expect_eq(memcmp(in, out, got), 0, "in order");
+    cr_expect_geq(took, 400, "the first target was given its -w (took %llu ms)",
+                  (unsigned long long)took);
+    close(c);
+    close(filler);
+    close(hfd);
+    free(in);
+    free(out);
+}
+
+Test(cli_relay, max_conns_closes_the_extra_client)
+{
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    struct proc relay;
+    uint16_t port = start_relay(&relay, "--max-conns=1", tport, 0);
+    int c1 = tn_connect(port);
+    int t1 = accept_within(lfd, 5000);
+    cr_assert_geq(t1, 0);
+    int c2 = tn_connect(port);
+    cr_assert_geq(c2, 0);
+    cr_expect(tn_wait_eof(c2, 5000), "the second client is closed at once");
+    cr_expect_lt(accept_within(lfd, 300), 0, "and never reaches the target");
+    /* The first still works. */
+    cr_assert(tn_write_all(c1, "x", 1));
+    char b;
+    cr_expect_eq(tn_read_full(t1, &b, 1, 5000), 1);
+    close(c1);
+    close(c2);
+    close(t1);
+    close(lfd);
+}
+
+Test(cli_relay, the_stats_endpoint_counts_both_legs)
+{
+    struct proc e1, relay;
+    uint16_t p1 = start_echo(&e1, NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/relay.sock", tmpdir);
+    char *args[] = {"--stats", path, "127.0.0.1:0", NULL, NULL};
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", p1);
+    args[3] = target;
+    uint16_t port = start_relay_argv(&relay, args);
+    int c = tn_connect(port);
+    cr_assert(tn_write_all(c, "ping", 4));
+    char buf[4];
+    cr_assert_eq(tn_read_full(c, buf, 4, 5000), 4);
+    int st;
+    char *j = run_stats(&st, "--json", path, NULL);
+    cr_expect_eq(st, 0);
+    cr_expect_eq(json_number(j, "counted"), 2, "client and target leg: %s", j);
+    cr_expect_eq(json_number(j, "walked"), 2);
+    cr_expect_eq(json_number(j, "connected"), 1);
+    cr_expect_eq(json_number(j, "server_connections"), 1);
+    free(j);
+    close(c);
+}
+
+/* ---- ncat and socat on either side ---- */
+
+#define INTEROP_LEN (8u << 20)
+
+/* argv_fmt with each "PORT" replaced by port. */
+static void fill_args(char *argv[16], char args[16][128], char *const argv_fmt[], const char *port)
+{
+    int n = 0;
+    for (; argv_fmt[n] && n < 15; n++) {
+        const char *at = strstr(argv_fmt[n], "PORT");
+        if (at)
+            snprintf(args[n], sizeof args[n], "%.*s%s%s", (int)(at - argv_fmt[n]), argv_fmt[n],
+                     port, at + 4);
+        else
+            snprintf(args[n], sizeof args[n], "%s", argv_fmt[n]);
+        argv[n] = args[n];
+    }
+    argv[n] = NULL;
+}
+
+/* A client program sends file A through the relay to iocptool echo and
+ * must get exactly A back. */
+static void client_through_relay(char *const argv_fmt[], const char *name)
+{
+    if (!have_program(name))
+        cr_skip_test("%s is not installed (.ci/deps installs it)", name);
+    struct proc e1, relay;
+    uint16_t p1 = start_echo(&e1, NULL);
+    uint16_t port = start_relay(&relay, NULL, p1, 0);
+    const char *in = make_file("client-in", INTEROP_LEN, 5);
+    char outpath[256], portstr[8];
+    snprintf(outpath, sizeof outpath, "%s/client-out", tmpdir);
+    snprintf(portstr, sizeof portstr, "%u", port);
+    char *argv[16];
+    char args[16][128];
+    fill_args(argv, args, argv_fmt, portstr);
+    int ifd = open(in, O_RDONLY | O_CLOEXEC);
+    int ofd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    pid_t pid = spawn_other(argv, ifd, ofd);
+    close(ifd);
+    close(ofd);
+    cr_expect_eq(wait_other(pid, 30000), 0, "%s exits 0", name);
+    cr_expect(file_has_pattern(outpath, INTEROP_LEN, 5), "%s got its bytes back exactly", name);
+}
+
+Test(cli_relay, ncat_as_the_client)
+{
+    char *const argv[] = {"ncat", "127.0.0.1", "PORT", NULL};
+    client_through_relay(argv, "ncat");
+}
+
+Test(cli_relay, socat_as_the_client)
+{
+    /* -t 30: socat's default is to give the other direction 0.5 s after
+     * stdin ends, then tear down. */
+    char *const argv[] = {"socat", "-t", "30", "-", "TCP:127.0.0.1:PORT", NULL};
+    client_through_relay(argv, "socat");
+}
+
+/* A target program sends file A and saves what it receives; the test,
+ * through the relay, sends B and must receive A; the program must save B. */
+static void target_behind_relay(const char *name, char *const argv_fmt[])
+{
+    if (!have_program(name))
+        cr_skip_test("%s is not installed (.ci/deps installs it)", name);
+    uint16_t tport = tn_closed_port();
+    const char *a = make_file("target-in", INTEROP_LEN, 11);
+    char outpath[256], portstr[8];
+    snprintf(outpath, sizeof outpath, "%s/target-out", tmpdir);
+    snprintf(portstr, sizeof portstr, "%u", tport);
+    char *argv[16];
+    char args[16][128];
+    fill_args(argv, args, argv_fmt, portstr);
+    int ifd = open(a, O_RDONLY | O_CLOEXEC);
+    int ofd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    pid_t pid = spawn_other(argv, ifd, ofd);
+    close(ifd);
+    close(ofd);
+    cr_assert(wait_listening(tport, 10000), "%s listens", name);
+
+    struct proc relay;
+    uint16_t port = start_relay(&relay, NULL, tport, 0);
+    int c = tn_connect(port);
+    cr_assert_geq(c, 0);
+    /* Send B while receiving A, both 8 MiB: neither side may wait for the
+     * other to finish first. */
+    unsigned char *b = malloc(INTEROP_LEN), *got = malloc(INTEROP_LEN + 1);
+    pat_fill(b, INTEROP_LEN, 23);
+    tn_set_nonblock(c, true);
+    size_t sent = 0, recvd = 0;
+    bool eof = false;
+    uint64_t end = tn_now_ms() + 30000;
+    while ((!eof || sent < INTEROP_LEN) && tn_now_ms() < end) {
+        struct pollfd pfd = {.fd = c,
+                             .events = (eof ? 0 : POLLIN) | (sent < INTEROP_LEN ? POLLOUT : 0)};
+        poll(&pfd, 1, 100);
+        if (sent < INTEROP_LEN) {
+            ssize_t w = write(c, b + sent, INTEROP_LEN - sent);
+            if (w > 0)
+                sent += (size_t)w;
+            if (sent == INTEROP_LEN)
+                shutdown(c, SHUT_WR);
+        }
+        if (!eof) {
+            ssize_t r = read(c, got + recvd, INTEROP_LEN + 1 - recvd);
+            if (r > 0)
+                recvd += (size_t)r;
+            else if (r == 0)
+                eof = true;
+        }
+    }
+    cr_expect_eq(sent, INTEROP_LEN);
+    cr_expect(eof, "the client reads EOF after the target's file");
+    cr_expect_eq(recvd, INTEROP_LEN, "%zu of %u bytes from %s", recvd, INTEROP_LEN, name);
+    cr_expect(pat_check(got, recvd < INTEROP_LEN ? recvd : INTEROP_LEN, 11), "exactly");
+    cr_expect_eq(wait_other(pid, 30000), 0, "%s exits 0", name);
+    cr_expect(file_has_pattern(outpath, INTEROP_LEN, 23), "%s received exactly what was sent",
+              name);
+    close(c);
+    free(b);
+    free(got);
+}
+
+Test(cli_relay, ncat_as_the_target)
+{
+    char *const argv[] = {"ncat", "-l", "127.0.0.1", "PORT", NULL};
+    target_behind_relay("ncat", argv);
+}
+
+Test(cli_relay, socat_as_the_target)
+{
+    char *const argv[] = {"socat", "-t", "30", "TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr",
+                          "-",     NULL};
+    target_behind_relay("socat", argv);
+}
+
+/* ---- the command line ---- */
+
+Test(cli_relay, a_missing_target_is_a_usage_error)
+{
+    struct proc p;
+    cr_assert(proc_start(&p, -1, "relay", "127.0.0.1:0", NULL));
+    cr_expect_eq(proc_wait(&p, 10000), 2);
+    cr_expect_not_null(strstr(p.errbuf, "iocptool: relay: "), "stderr: %s", p.errbuf);
+}
+
+Test(cli_relay, a_target_without_a_host_is_a_usage_error)
+{
+    struct proc p;
+    cr_assert(proc_start(&p, -1, "relay", "0", "8080", NULL));
+    cr_expect_eq(proc_wait(&p, 10000), 2);
+    cr_expect_not_null(strstr(p.errbuf, "expected HOST:PORT"), "stderr: %s", p.errbuf);
+}
+
+Test(cli_relay, help_goes_to_stdout_and_exits_zero)
+{
+    struct proc p;
+    cr_assert(proc_start(&p, -1, "relay", "--help", NULL));
+    char *out = read_all(p.out, NULL, 5000);
+    cr_expect_eq(proc_wait(&p, 5000), 0);
+    cr_expect_not_null(strstr(out, "usage: iocptool relay"));
+    cr_expect_eq(p.errlen, 0, "nothing on stderr: %s", p.errbuf);
+    free(out);
+}
