@@ -447,13 +447,17 @@ static void maybe_finish(struct iocp_conn *c)
     c->flags |= IOCP_CONN_FINISHED;
     drop_queue(c);
     if (c->h.sock != IOCP_INVALID_SOCKET) {
-        iocp__port_unbind(&c->h);
-        if (c->flags & IOCP_CONN_STREAM)
-            iocp__handle_close(c->h.sock);
-        else if (c->flags & IOCP_CONN_ABORT)
-            iocp__socket_abort(c->h.sock);
-        else
-            iocp__socket_close(c->h.sock);
+        if (!(c->flags & (IOCP_CONN_STREAM | IOCP_CONN_ABORT)) && iocp__port_recycle(&c->h)) {
+            /* The port keeps the socket for reuse (Windows: DisconnectEx). */
+        } else {
+            iocp__port_unbind(&c->h);
+            if (c->flags & IOCP_CONN_STREAM)
+                iocp__handle_close(c->h.sock);
+            else if (c->flags & IOCP_CONN_ABORT)
+                iocp__socket_abort(c->h.sock);
+            else
+                iocp__socket_close(c->h.sock);
+        }
         c->h.sock = IOCP_INVALID_SOCKET;
     }
     if (c->flags & IOCP_CONN_STREAM) {

@@ -68,3 +68,11 @@ void iocp__port_unbind(struct iocp_handle *h)
     h->port->ops->unbind(h->port, h);
     h->bound = false;
 }
+
+bool iocp__port_recycle(struct iocp_handle *h)
+{
+    if (!h->bound || !h->port->ops->recycle || !h->port->ops->recycle(h->port, h))
+        return false;
+    h->bound = false;
+    return true;
+}

@@ -220,6 +220,12 @@ struct iocp_port_ops {
     int (*wait)(struct iocp_port *port, struct iocp_event *events, int max, int timeout_ms);
     /* Give a provided buffer back after its completion was dispatched. */
     void (*release_buffer)(struct iocp_port *port, uint32_t buf_id);
+    /* Optional (NULL: never).  Take a gracefully closing socket for reuse
+     * instead of letting the caller close it (iocp: DisconnectEx with
+     * TF_REUSE_SOCKET, then a pool that AcceptEx draws from).  Every request
+     * on h must have completed.  true: the port owns the socket and h is
+     * unbound; false: nothing happened, the caller unbinds and closes. */
+    bool (*recycle)(struct iocp_port *port, struct iocp_handle *h);
     /* Close the port.  Every handle must have been unbound and every
      * request completed. */
     void (*close)(struct iocp_port *port);
@@ -246,6 +252,10 @@ int iocp__port_bind(struct iocp_port *port, struct iocp_handle *h);
 
 /* Unbind h if it is bound. */
 void iocp__port_unbind(struct iocp_handle *h);
+
+/* Hand h's socket to its port for reuse (ops.recycle); false when the port
+ * does not take it, and the caller then unbinds and closes as usual. */
+bool iocp__port_recycle(struct iocp_handle *h);
 
 /* Prepare a handle for sock. */
 void iocp__handle_init(struct iocp_handle *h, iocp_socket_t sock, enum iocp_handle_kind kind);

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "sockpool.h"
 
 /* Completion keys.  A packet posted by the engine has no OVERLAPPED, which is
  * how wait() tells it apart; its key carries the packet's argument. */
@@ -77,7 +78,26 @@ struct win_port {
     struct iocp_req **buf_req; /* the receive each lent buffer belongs to */
     struct iocp_list parked;   /* handles whose receive waits for a buffer */
     OVERLAPPED wake_ov;
+    /* Socket reuse (seed 2c): gracefully closed sockets are disconnected with
+     * TF_REUSE_SOCKET into `sockets`, which AcceptEx draws from. */
+    bool reuse;
+    struct iocp_sockpool sockets;
+    struct iocp_list recycling; /* DisconnectEx requests in the kernel */
+    uint32_t nrecycling;
 };
+
+/* A DisconnectEx for reuse: an internal request (op NONE), never handed out. */
+struct recycle_req {
+    struct iocp_req req;
+    struct iocp_list link;
+    iocp_socket_t s;
+    uint16_t family;
+    bool skip;
+};
+
+#define REUSE_POOL_CAP 256
+
+static int associate(struct win_port *p, HANDLE f);
 
 static struct win_port *to_port(struct iocp_port *port)
 {
@@ -577,7 +597,7 @@ static int32_t finish_accept(struct iocp_req *req, int32_t result)
     }
     if (result < 0) {
         /* Nothing to hand over: the pre-created socket must not leak. */
-        closesocket(as);
+        iocp__socket_close((iocp_socket_t)as);
         req->accepted = IOCP_INVALID_SOCKET;
         return result;
     }
@@ -591,11 +611,14 @@ static int start_accept(struct win_port *p, struct iocp_req *req)
     int rc = iocp__wsx_get(h->sock, h->family, &x);
     if (rc < 0)
         return rc;
-    /* AcceptEx needs the socket the connection will land on beforehand. */
+    /* AcceptEx needs the socket the connection will land on beforehand: a
+     * reused one if the pool has one (bound to the port already), or new. */
     iocp_socket_t as;
-    rc = iocp__socket_stream(h->family, &as);
-    if (rc < 0)
-        return rc;
+    if (!p->reuse || !iocp__sockpool_take(&p->sockets, h->family, &as, NULL)) {
+        rc = iocp__socket_stream(h->family, &as);
+        if (rc < 0)
+            return rc;
+    }
     req->accepted = as;
     DWORD alen = sizeof(struct sockaddr_storage) + 16, got = 0;
     if (x->accept_ex((SOCKET)h->sock, (SOCKET)as, req->buf, 0, alen, alen, &got, &req->ov)) {
@@ -607,7 +630,7 @@ static int start_accept(struct win_port *p, struct iocp_req *req)
     if (e == ERROR_IO_PENDING)
         return 0;
     /* Failed at once: no packet will come, and the socket is ours to close. */
-    closesocket((SOCKET)as);
+    iocp__socket_close(as);
     req->accepted = IOCP_INVALID_SOCKET;
     return win_error((DWORD)e);
 }
@@ -837,6 +860,125 @@ static int port_cancel(struct iocp_port *port, struct iocp_req *req)
     return 0;
 }
 
+/* ---- socket reuse ---- */
+
+/*
+ * Socket reuse is on by default on Windows.  Wine does not implement
+ * TF_REUSE_SOCKET (a "reused" socket keeps its shut-down state and the first
+ * send fails with WSAESHUTDOWN) and never completes a DisconnectEx on a
+ * socket in skip-on-success mode, so it is off there; IOCP_SOCKET_REUSE=0
+ * turns it off anywhere.  Without it a closed socket is closed, and AcceptEx
+ * gets a new one.
+ */
+static bool reuse_wanted(void)
+{
+    const char *env = getenv("IOCP_SOCKET_REUSE");
+    if (env && env[0] == '0')
+        return false;
+    return !iocp__running_on_wine();
+}
+
+bool iocp__port_iocp_reuses(const struct iocp_port *port)
+{
+    return ((const struct win_port *)port)->reuse;
+}
+
+static void recycle_finish(struct win_port *p, struct recycle_req *rr, bool ok)
+{
+    iocp__mutex_lock(&p->lock);
+    iocp_list_remove(&rr->link);
+    p->nrecycling--;
+    iocp__mutex_unlock(&p->lock);
+    if (ok)
+        iocp__sockpool_put(&p->sockets, rr->family, rr->s, rr->skip);
+    else
+        iocp__socket_close(rr->s);
+    free(rr);
+}
+
+static void recycle_done(struct win_port *p, struct recycle_req *rr)
+{
+    DWORD n = 0, fl = 0;
+    recycle_finish(p, rr, WSAGetOverlappedResult((SOCKET)rr->s, &rr->req.ov, &n, FALSE, &fl));
+}
+
+static bool port_recycle(struct iocp_port *port, struct iocp_handle *h)
+{
+    struct win_port *p = to_port(port);
+    if (!p->reuse || h->kind != IOCP_HANDLE_SOCKET || h->io != IO_OVERLAPPED)
+        return false;
+    const struct iocp_wsx *x;
+    if (iocp__wsx_get(h->sock, h->family, &x) < 0)
+        return false;
+    struct recycle_req *rr = calloc(1, sizeof *rr);
+    if (!rr)
+        return false;
+    rr->req.op = IOCP_OP_NONE;
+    rr->s = h->sock;
+    rr->family = h->family;
+    rr->skip = h->skip;
+    iocp__mutex_lock(&p->lock);
+    iocp_list_insert_tail(&p->recycling, &rr->link);
+    p->nrecycling++;
+    iocp__mutex_unlock(&p->lock);
+    /* The socket stays associated with the port: its next user binds it
+     * through the pool, which knows (iocp__sockpool_bind). */
+    if (x->disconnect_ex((SOCKET)h->sock, &rr->req.ov, TF_REUSE_SOCKET, 0)) {
+        if (h->skip)
+            recycle_finish(p, rr, true);
+        return true;
+    }
+    if (WSAGetLastError() == ERROR_IO_PENDING)
+        return true;
+    /* Not started: the caller closes the socket as it would have. */
+    iocp__mutex_lock(&p->lock);
+    iocp_list_remove(&rr->link);
+    p->nrecycling--;
+    iocp__mutex_unlock(&p->lock);
+    free(rr);
+    return false;
+}
+
+/* Port close: a DisconnectEx still in the kernel owns its OVERLAPPED until
+ * it completes; closing the socket ends it, and its completion is awaited
+ * (briefly) before the memory goes. */
+static void recycle_drain(struct win_port *p)
+{
+    iocp__mutex_lock(&p->lock);
+    struct iocp_list *pos;
+    iocp_list_foreach(pos, &p->recycling)
+    {
+        closesocket((SOCKET)iocp_list_entry(pos, struct recycle_req, link)->s);
+    }
+    iocp__mutex_unlock(&p->lock);
+    for (int tries = 0; p->nrecycling && tries < 200; tries++) {
+        OVERLAPPED_ENTRY oe[16];
+        ULONG got = 0;
+        if (!GetQueuedCompletionStatusEx(p->iocp, oe, 16, &got, 10, FALSE))
+            continue;
+        for (ULONG i = 0; i < got; i++) {
+            struct iocp_req *req = oe[i].lpOverlapped && oe[i].lpCompletionKey == KEY_IO
+                                       ? iocp_container_of(oe[i].lpOverlapped, struct iocp_req, ov)
+                                       : NULL;
+            if (req && req->op == IOCP_OP_NONE)
+                recycle_finish(p, iocp_container_of(req, struct recycle_req, req), false);
+        }
+    }
+}
+
+static int pool_associate(void *ctx, iocp_socket_t s)
+{
+    return associate(ctx, (HANDLE)s);
+}
+
+static void pool_close(void *ctx, iocp_socket_t s)
+{
+    (void)ctx;
+    closesocket((SOCKET)s);
+}
+
+static const struct iocp_sockpool_ops sockpool_ops = {pool_associate, pool_close};
+
 /* ---- completions ---- */
 
 /* The result of a request the kernel completed. */
@@ -870,6 +1012,9 @@ static bool translate(struct win_port *p, const OVERLAPPED_ENTRY *oe, struct ioc
     int32_t result;
     if (oe->lpCompletionKey == KEY_STREAM) {
         result = (int32_t)req->ov.Offset;
+    } else if (req->op == IOCP_OP_NONE) {
+        recycle_done(p, iocp_container_of(req, struct recycle_req, req));
+        return false;
     } else {
         result = io_result(req);
         switch (req->op) {
@@ -1007,12 +1152,18 @@ static int port_bind(struct iocp_port *port, struct iocp_handle *h)
         u_long one = 1;
         if (ioctlsocket(s, FIONBIO, &one) != 0)
             return iocp__socket_error();
-        int rc = associate(p, (HANDLE)s);
+        /* Once per socket (seed 2c): a reused socket is associated already
+         * and keeps its mode; any other goes to CreateIoCompletionPort, whose
+         * error, a real second bind included, comes back as it is. */
+        bool skip = false;
+        int rc = iocp__sockpool_bind(&p->sockets, h->sock, &skip);
         if (rc < 0)
             return rc;
         /* A layered (non-IFS) provider may complete without the port
          * knowing; skip-on-success is only safe with IFS handles. */
-        h->skip = (info.dwServiceFlags1 & XP1_IFS_HANDLES) && set_skip_mode((HANDLE)s);
+        if (rc == 0)
+            skip = (info.dwServiceFlags1 & XP1_IFS_HANDLES) && set_skip_mode((HANDLE)s);
+        h->skip = skip;
         h->io = IO_OVERLAPPED;
         return 0;
     }
@@ -1074,8 +1225,12 @@ static void port_close(struct iocp_port *port)
     struct win_port *p = to_port(port);
     if (!p)
         return;
-    if (p->iocp)
+    if (p->iocp) {
+        recycle_drain(p);
         CloseHandle(p->iocp);
+    }
+    if (p->sockets.ops.close)
+        iocp__sockpool_fini(&p->sockets);
     free(p->dq);
     free(p->buf_mem);
     free(p->buf_free);
@@ -1095,6 +1250,8 @@ static int port_open(struct iocp_port **out, const struct iocp_port_config *cfg)
     p->base.ops = &iocp__port_iocp_ops;
     iocp__mutex_init(&p->lock);
     iocp_list_init(&p->parked);
+    iocp_list_init(&p->recycling);
+    p->reuse = reuse_wanted();
     atomic_init(&p->inflight, 0);
     unsigned workers = cfg->workers ? cfg->workers : 1;
     /* One port serves every worker: the engine's figure is per worker. */
@@ -1124,6 +1281,11 @@ static int port_open(struct iocp_port **out, const struct iocp_port_config *cfg)
         port_close(&p->base);
         return rc;
     }
+    rc = iocp__sockpool_init(&p->sockets, p->reuse ? REUSE_POOL_CAP : 0, &sockpool_ops, p);
+    if (rc < 0) {
+        port_close(&p->base);
+        return rc;
+    }
     *out = &p->base;
     return 0;
 }
@@ -1139,5 +1301,6 @@ const struct iocp_port_ops iocp__port_iocp_ops = {
     .post = port_post,
     .wait = port_wait,
     .release_buffer = port_release_buffer,
+    .recycle = port_recycle,
     .close = port_close,
 };

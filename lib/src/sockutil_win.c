@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "sockpool.h"
 
 /* ---- start-up ---- */
 
@@ -142,6 +143,9 @@ int iocp__socket_error(void)
 
 void iocp__socket_close(iocp_socket_t sock)
 {
+    /* A reused socket lent to an accept and refused before it was bound:
+     * its pool must not take the number for itself once it is reused. */
+    iocp__sockpool_forget_everywhere(sock);
     /* closesocket() also cancels whatever is still pending on the socket and
      * ends its association with the completion port. */
     closesocket((SOCKET)sock);
@@ -153,6 +157,7 @@ void iocp__socket_abort(iocp_socket_t sock)
      * WSAECONNRESET / ECONNRESET instead of an orderly end. */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt((SOCKET)sock, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+    iocp__sockpool_forget_everywhere(sock);
     closesocket((SOCKET)sock);
 }
 
@@ -222,7 +227,7 @@ enum iocp_handle_kind iocp__handle_kind(iocp_socket_t fd)
 void iocp__handle_close(iocp_socket_t fd)
 {
     if (iocp__handle_kind(fd) == IOCP_HANDLE_SOCKET)
-        closesocket((SOCKET)fd);
+        iocp__socket_close(fd);
     else
         CloseHandle((HANDLE)fd);
 }

@@ -41,4 +41,9 @@ void iocp__wsx_reset(void);
 /* True under Wine (ntdll exports wine_get_version there). */
 bool iocp__running_on_wine(void);
 
+struct iocp_port;
+/* Whether an IOCP port reuses sockets (DisconnectEx with TF_REUSE_SOCKET):
+ * on by default, off under Wine or with IOCP_SOCKET_REUSE=0 (port_iocp.c). */
+bool iocp__port_iocp_reuses(const struct iocp_port *port);
+
 #endif /* IOCP_SOCKUTIL_WIN_H */

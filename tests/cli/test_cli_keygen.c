@@ -32,15 +32,6 @@ static void remove_dir(void)
 
 TestSuite(cli_keygen, .init = make_dir, .fini = remove_dir, .timeout = 60);
 
-static char *path_of(const char *name)
-{
-    static char paths[4][128];
-    static int next;
-    char *p = paths[next++ % 4];
-    snprintf(p, 128, "%s/%s", dir, name);
-    return p;
-}
-
 /* Run iocptool with the arguments; its status, stdout in out (if given). */
 static int run(char *out, size_t cap, struct proc *p, ...)
 {
@@ -63,6 +54,17 @@ static int run(char *out, size_t cap, struct proc *p, ...)
     return proc_wait(p, 10000);
 }
 
+#if IOCP_HAVE_SODIUM
+
+static char *path_of(const char *name)
+{
+    static char paths[4][128];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, 128, "%s/%s", dir, name);
+    return p;
+}
+
 static void read_file(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -80,8 +82,6 @@ static void write_file(const char *path, const char *text, mode_t mode)
     cr_assert_eq(fchmod(fd, mode), 0);
     close(fd);
 }
-
-#if IOCP_HAVE_SODIUM
 
 /* A key line: the prefix, 48 base64 characters, a line feed. */
 static void expect_key_line(const char *text)

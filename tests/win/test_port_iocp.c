@@ -953,6 +953,33 @@ Test(port_iocp, extension_functions_load_through_the_socket_and_are_cached)
     }
 }
 
+Test(port_iocp, socket_reuse_is_on_by_default_but_off_under_wine_or_when_asked)
+{
+    /* TF_REUSE_SOCKET is not implemented by Wine: reuse must be off there. */
+    cr_expect_eq(iocp__port_iocp_reuses(port), !iocp__running_on_wine());
+    _putenv("IOCP_SOCKET_REUSE=0");
+    struct iocp_port_config cfg = {.buffer_count = 4, .buffer_size = 4096, .workers = 1};
+    struct iocp_port *off;
+    int rc = ops->open(&off, &cfg);
+    _putenv("IOCP_SOCKET_REUSE=");
+    cr_assert_eq(rc, 0);
+    cr_expect_not(iocp__port_iocp_reuses(off), "IOCP_SOCKET_REUSE=0 turns it off");
+    /* Without reuse a closing socket is not taken: the caller closes it. */
+    struct iocp_handle h;
+    SOCKET c;
+    connected_pair(&h, &c);
+    iocp__port_unbind(&h);
+    struct iocp_handle h2;
+    iocp__handle_init(&h2, h.sock, IOCP_HANDLE_SOCKET);
+    h2.bound = true;
+    h2.port = off;
+    h2.io = 0;
+    cr_expect_not(ops->recycle(off, &h2));
+    closesocket((SOCKET)h.sock);
+    closesocket(c);
+    ops->close(off);
+}
+
 Test(port_iocp, wine_is_recognised_when_it_runs_the_tests)
 {
     const char *env = getenv("IOCP_EXPECT_WINE");
