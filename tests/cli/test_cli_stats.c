@@ -144,6 +144,14 @@ static uint16_t start_echo(struct proc *p, ...)
     return port;
 }
 
+/* Stop a server the way a user does and check that it leaves cleanly. */
+static void expect_clean_exit(struct proc *p)
+{
+    cr_expect_eq(proc_signal(p, SIGTERM, 10000), 0, "exit status; stderr: %s", p->errbuf);
+    cr_expect_null(strstr(p->errbuf, "Sanitizer"), "%s", p->errbuf);
+    cr_expect_null(strstr(p->errbuf, "runtime error"), "%s", p->errbuf);
+}
+
 /* The default endpoint of a server started by the test. */
 static const char *default_path(const struct proc *p)
 {
@@ -280,6 +288,7 @@ Test(cli_stats, five_hundred_connections_are_walked_counted_and_listed)
     free(list);
     for (int i = CLOSE; i < N; i++)
         close(fds[i]);
+    expect_clean_exit(&echo);
 }
 
 Test(cli_stats, the_table_shows_every_section)
@@ -544,6 +553,7 @@ Test(cli_stats, garbage_gets_an_error_and_never_hurts_the_server)
     char b[2];
     cr_expect_eq(tn_read_full(c, b, 2, 5000), 2, "echo still echoes");
     close(c);
+    expect_clean_exit(&echo);
 }
 
 Test(cli_stats, a_request_without_a_newline_is_answered_at_eof)
@@ -579,6 +589,7 @@ Test(cli_stats, stalled_clients_do_not_keep_the_next_one_out)
     free(json);
     for (int i = 0; i < 40; i++)
         close(idle[i]);
+    expect_clean_exit(&echo);
 }
 
 /* ---- finding the server ---- */
