@@ -8,6 +8,8 @@
 #   5. the Windows cross-build with mingw-w64
 #   6. the portable unit tests of that build, under Wine (tests/wine.sh)
 #   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh)
+#   8. the encrypted channel's parsers under libFuzzer (tests/fuzz/run.sh,
+#      $IOCP_FUZZ_SECONDS seconds, 60 by default)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,5 +61,8 @@ iocp_wine_ctest build/ci-win --timeout 900 -j "$jobs"
 
 step "windows CLI scenarios (wine, Linux peers)"
 bash tests/wine/cli.sh build/ci-win build/ci-release/iocptool
+
+step "fuzz the encrypted channel (libFuzzer)"
+bash tests/fuzz/run.sh
 
 step "all suites passed"
