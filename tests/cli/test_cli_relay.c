@@ -715,6 +715,44 @@ Test(cli_relay, the_stats_endpoint_counts_both_legs)
     expect_clean_exit(&relay);
 }
 
+static bool have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+Test(cli_relay, ipv6_in_brackets_on_both_sides)
+{
+    if (!have_ipv6_loopback())
+        cr_skip_test("no IPv6 loopback here");
+    struct proc echo, relay;
+    cr_assert(proc_start(&echo, -1, "echo", "-W", "1", "[::1]:0", NULL));
+    uint16_t eport = proc_listening(&echo, 10000);
+    cr_assert_neq(eport, 0, "%s", echo.errbuf);
+    char target[64];
+    snprintf(target, sizeof target, "[::1]:%u", eport);
+    char *args[] = {"[::1]:0", target, NULL};
+    uint16_t port = start_relay_argv(&relay, args);
+    cr_expect_not_null(strstr(relay.errbuf, "listening on ::1 "), "%s", relay.errbuf);
+
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {
+        .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert(tn_write_all(fd, "over six", 8));
+    shutdown(fd, SHUT_WR);
+    char buf[8];
+    cr_expect_eq(tn_read_full(fd, buf, 8, 5000), 8);
+    cr_expect_eq(memcmp(buf, "over six", 8), 0);
+    cr_expect(tn_wait_eof(fd, 5000));
+    close(fd);
+    expect_clean_exit(&relay);
+}
+
 /* ---- ncat and socat on either side ---- */
 
 #define INTEROP_LEN (8u << 20)
