@@ -25,7 +25,8 @@
  *   on_close: secure_free(s).
  *
  * Memory is bounded: one receive buffer of SECURE_WIRE_MAX bytes and one
- * plaintext buffer of SECURE_FRAME_MAX bytes, whatever the peer sends.
+ * plaintext buffer of SECURE_FRAME_MAX bytes (about 33 KB a connection in
+ * all, allocated by secure_new), whatever the peer sends.
  */
 #ifndef IOCPTOOL_SECURE_H
 #define IOCPTOOL_SECURE_H
@@ -96,8 +97,8 @@ struct secure_stats {
 /*
  * Called with each frame's plaintext, only after the whole frame has been
  * authenticated.  data is valid during the call only.  The callback may
- * call secure_seal() and secure_finish() on the same channel, not
- * secure_free().
+ * call secure_seal() and secure_finish() on the same channel (an encrypted
+ * echo or relay answers from it), not secure_feed() or secure_free().
  */
 typedef void (*secure_plain_cb)(void *arg, const void *data, size_t len);
 

@@ -617,3 +617,37 @@ Test(secure, nothing_is_sealed_before_the_channel_is_open)
     side_free(&c);
     side_free(&s);
 }
+
+/* An echo over the channel: the server seals from inside its plaintext
+ * callback, as an encrypted echo or relay does, and ends its direction
+ * there when the client's ends. */
+static void echo_plain(void *arg, const void *data, size_t len)
+{
+    struct side *x = arg;
+    static uint8_t sealed[SECURE_SEAL_BOUND(SECURE_FRAME_MAX)];
+    int r = secure_seal(x->s, data, len, sealed, sizeof sealed);
+    cr_assert_geq(r, 0, "seal in the callback: %s", secure_strerror(r));
+    out(x, sealed, (size_t)r);
+}
+
+Test(secure, the_plaintext_callback_may_seal_on_the_same_channel)
+{
+    init_suite(0x5eed000d);
+    struct side c, s;
+    open_pair(&c, &s, 0);
+    uint8_t *a = random_data(100000);
+    send_plain(&c, a, 100000, 30000);
+    finish(&c);
+    int r = secure_feed(s.s, c.wire.p, c.wire.len, echo_plain, &s);
+    c.wire.len = 0;
+    cr_assert_eq(r, SECURE_EV_END, "%d", r);
+    finish(&s);
+    deliver(&s, &c, 4096);
+    cr_assert_eq(c.err, 0, "%s", secure_strerror(c.err));
+    cr_assert_eq(c.got.len, 100000);
+    cr_assert(memcmp(c.got.p, a, 100000) == 0);
+    cr_assert(secure_peer_ended(c.s));
+    free(a);
+    side_free(&c);
+    side_free(&s);
+}
