@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and as CI runs it:
 #   1. install what is missing (.ci/deps)
-#   2. a normal build, warnings as errors, and every CTest suite
+#   2. a normal build, warnings as errors, and every CTest suite; the
+#      manual page checked with mandoc -Tlint
 #   3. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. the same suites under ThreadSanitizer (built against the minicrit
 #      harness in tests/support/minicrit: Criterion cannot start under TSan)
@@ -38,6 +39,10 @@ build_and_test() {
 }
 
 build_and_test build/ci-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+step "manual page (mandoc -Tlint)"
+mandoc -Tlint -W warning man/iocptool.1
+
 build_and_test build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=address
 build_and_test build/ci-tsan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=thread
 
