@@ -16,27 +16,22 @@
  * of them has closed; only then is the engine stopped, so nothing queued is
  * lost to its abortive stop.
  *
- * The epoll backend makes the descriptors it serves non-blocking, and
- * O_NONBLOCK belongs to the open file description, which fds 0 and 1 may
- * share with the shell.  So the streams get duplicates of fds 0 and 1,
- * the original flags are put back when a stream closes and again at the
- * end, and fd 1 is then pointed at /dev/null, so that the program reading
- * our stdout sees EOF when the stream closes.
+ * The streams get handles of their own on fds 0 and 1; what each
+ * platform must put back at the end, and how stdout is let go of so that
+ * the program reading it sees EOF when its stream closes, is in stdfd.h.
  */
 #include "bridge.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "diag.h"
 #include "opts.h"
+#include "stdfd.h"
 #include "stop.h"
 #include "ticker.h"
 
@@ -54,12 +49,6 @@ struct peer {
     struct peer *prev, *next;
     char name[64];
     bool full; /* its send queue is above the high watermark */
-};
-
-/* fd 0 or 1 as we found it. */
-struct stdio_fd {
-    int flags;     /* file status flags at start; -1 if the fd was closed */
-    bool released; /* fd 1 was pointed at /dev/null after its stream closed */
 };
 
 struct bridge {
@@ -90,7 +79,7 @@ struct bridge {
     atomic_bool tick_posted;
     bool progress_tty, progress_shown;
     uint64_t progress_ms, progress_bytes;
-    struct stdio_fd sin, sout;
+    struct stdfd sin, sout;
 };
 
 static uint64_t now_ms(void)
@@ -149,12 +138,6 @@ static void update_peers(struct bridge *b)
         next = p->next;
         update_peer(b, p);
     }
-}
-
-static void restore_flags(int fd, const struct stdio_fd *s)
-{
-    if (s->flags >= 0 && !s->released)
-        fcntl(fd, F_SETFL, s->flags);
 }
 
 /*
@@ -260,7 +243,7 @@ static void in_close(struct iocp_conn *c, int status)
     struct bridge *b = iocp_conn_data(c);
     b->in = NULL;
     b->live--;
-    restore_flags(0, &b->sin);
+    stdfd_restore(0, &b->sin);
     if (status < 0 && status != IOCP_ECANCELED && !b->ending) {
         diag_error("%s: stdin: %s", b->cfg.cmd, iocp_strerror(status));
         finish(b, EXIT_RUNTIME);
@@ -305,14 +288,7 @@ static void out_close(struct iocp_conn *c, int status)
     b->out = NULL;
     b->out_full = false;
     b->live--;
-    /* Our duplicate is closed; fd 1 is the last reference we hold. */
-    restore_flags(1, &b->sout);
-    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, 1);
-        close(null);
-        b->sout.released = true;
-    }
+    stdfd_release_stdout(&b->sout);
     if (status < 0 && status != IOCP_ECANCELED) {
         if (!b->status)
             diag_error("%s: stdout: %s", b->cfg.cmd, iocp_strerror(status));
@@ -644,22 +620,19 @@ void bridge_connecting(struct bridge *b, const char *target)
     b->live++;
 }
 
-/* A duplicate of fd (0 or 1) for a stream: 1 if fd is not open (nothing to
+/* A handle on fd (0 or 1) for a stream: 1 if fd is not open (nothing to
  * bridge), -1 on error. */
-static int dup_stdio(struct bridge *b, int fd, struct stdio_fd *s, int *dup)
+static int dup_stdio(struct bridge *b, int fd, struct stdfd *s, iocp_socket_t *dup)
 {
-    s->flags = fcntl(fd, F_GETFL);
-    if (s->flags < 0)
-        return 1;
-    *dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (*dup < 0) {
-        diag_error("%s: %s: %s", b->cfg.cmd, fd ? "stdout" : "stdin", iocp_strerror(-(int)errno));
+    int rc = stdfd_take(fd, s, dup);
+    if (rc < 0) {
+        diag_error("%s: %s: %s", b->cfg.cmd, fd ? "stdout" : "stdin", iocp_strerror(rc));
         return -1;
     }
-    return 0;
+    return rc;
 }
 
-static int open_stdio(struct bridge *b, int fd, int dup)
+static int open_stdio(struct bridge *b, int fd, iocp_socket_t dup)
 {
     struct iocp_pipe_config pcfg = {
         .handle = dup,
@@ -670,7 +643,7 @@ static int open_stdio(struct bridge *b, int fd, int dup)
     };
     int rc = iocp_pipe_open(b->e, &pcfg);
     if (rc < 0) {
-        close(dup);
+        stdfd_close(dup);
         diag_error("%s: %s: %s", b->cfg.cmd, fd ? "stdout" : "stdin", iocp_strerror(rc));
     }
     return rc;
@@ -680,32 +653,32 @@ int bridge_start(struct bridge *b)
 {
     /* Everything the worker reads is set before the first stream is
      * handed to it: from then on only the worker touches the bridge. */
-    int in_fd = -1, out_fd = -1;
+    iocp_socket_t in_fd = IOCP_INVALID_SOCKET, out_fd = IOCP_INVALID_SOCKET;
     if (uses_stdout(b) && dup_stdio(b, 1, &b->sout, &out_fd) < 0)
         return -1;
     if (uses_stdin(b)) {
         int rc = dup_stdio(b, 0, &b->sin, &in_fd);
         if (rc < 0) {
-            if (out_fd >= 0)
-                close(out_fd);
+            if (out_fd != IOCP_INVALID_SOCKET)
+                stdfd_close(out_fd);
             return -1;
         }
         if (rc > 0)
             b->in_eof = true;
-        b->in_tty = rc == 0 && isatty(0);
+        b->in_tty = rc == 0 && stdfd_isatty(0);
     } else {
         b->in_eof = true;
     }
     if (b->cfg.send_only)
         b->net_eof = true;
-    b->progress_tty = b->cfg.progress && isatty(2);
-    b->live += (out_fd >= 0) + (in_fd >= 0);
-    if (out_fd >= 0 && open_stdio(b, 1, out_fd) < 0) {
-        if (in_fd >= 0)
-            close(in_fd);
+    b->progress_tty = b->cfg.progress && stdfd_isatty(2);
+    b->live += (out_fd != IOCP_INVALID_SOCKET) + (in_fd != IOCP_INVALID_SOCKET);
+    if (out_fd != IOCP_INVALID_SOCKET && open_stdio(b, 1, out_fd) < 0) {
+        if (in_fd != IOCP_INVALID_SOCKET)
+            stdfd_close(in_fd);
         return -1;
     }
-    if (in_fd >= 0 && open_stdio(b, 0, in_fd) < 0)
+    if (in_fd != IOCP_INVALID_SOCKET && open_stdio(b, 0, in_fd) < 0)
         return -1;
     if ((b->cfg.quit_ms > 0 || b->progress_tty) && ticker_start(&b->ticker, TICK_MS, tick, b) < 0) {
         diag_error("%s: cannot start the timer thread", b->cfg.cmd);
@@ -727,8 +700,8 @@ int bridge_end(struct bridge *b, int sig)
         show_progress(b, now_ms());
         fputc('\n', stderr);
     }
-    restore_flags(0, &b->sin);
-    restore_flags(1, &b->sout);
+    stdfd_restore(0, &b->sin);
+    stdfd_restore(1, &b->sout);
     int status = b->status;
     if (sig && !b->woken) {
         diag_info(1, "%s: stopped by a signal", b->cfg.cmd);
@@ -751,8 +724,8 @@ void bridge_free(struct bridge *b)
     if (!b)
         return;
     bridge_stop_ticker(b);
-    restore_flags(0, &b->sin);
-    restore_flags(1, &b->sout);
+    stdfd_restore(0, &b->sin);
+    stdfd_restore(1, &b->sout);
     free(b->held);
     free(b);
 }

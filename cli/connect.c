@@ -4,7 +4,6 @@
  * end of input rules of docs/EOF.md; or, with -z, probe which of a list of
  * ports accept a connection (probe.c).
  */
-#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "bridge.h"
 #include "cmds.h"
 #include "diag.h"
+#include "netcompat.h"
 #include "opts.h"
 #include "probe.h"
 #include "stop.h"

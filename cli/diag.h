@@ -16,10 +16,18 @@
 /* How talkative: 0 errors only, 1 (-v) progress, 2 (-vv) detail. */
 extern int diag_verbosity;
 
+/* Formats are C99's everywhere: mingw-w64 builds use its own stdio
+ * (__USE_MINGW_ANSI_STDIO), which knows %zu and %llu. */
+#if defined(__MINGW32__)
+#define DIAG_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#else
+#define DIAG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
+
 /* "iocptool: fmt" on stderr, always. */
-void diag_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void diag_error(const char *fmt, ...) DIAG_PRINTF(1, 2);
 /* The same, only when diag_verbosity >= level. */
-void diag_info(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_info(int level, const char *fmt, ...) DIAG_PRINTF(2, 3);
 
 /* A log hook for libiocp that prints at -v (info) and -vv (debug). */
 void diag_lib_log(void *arg, int level, const char *message);

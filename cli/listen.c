@@ -9,13 +9,10 @@
  * clients by address before anything is read from them.  The line
  * "listening on ADDR PORT" goes to stderr once the socket is bound, always.
  */
-#include <arpa/inet.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "iocp.h"
 
@@ -23,6 +20,7 @@
 #include "bridge.h"
 #include "cmds.h"
 #include "diag.h"
+#include "netcompat.h"
 #include "opts.h"
 #include "stop.h"
 

@@ -11,15 +11,14 @@
  */
 #include "probe.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "iocp.h"
 
 #include "diag.h"
+#include "netcompat.h"
 #include "opts.h"
 #include "stop.h"
 

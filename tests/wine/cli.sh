@@ -304,7 +304,55 @@ else
   skip "relay" "not available on Windows yet"
 fi
 
-for sub in connect stats; do
+# connect under Wine: stdin to a Linux peer, what comes back to stdout.
+if available connect && [ -x "$linux_tool" ]; then
+  "$linux_tool" echo --no-stats 127.0.0.1:0 2>"$work/cecho.err" &
+  cecho=$!
+  pids+=("$cecho")
+  if cport=$(listening_port "$work/cecho.err"); then
+    head -c 3000000 /dev/urandom >"$work/cin"
+    if timeout -k 5 60 wine "$exe" connect 127.0.0.1 "$cport" <"$work/cin" >"$work/cout" \
+      2>"$work/connect.err" && cmp -s "$work/cin" "$work/cout"; then
+      pass "connect: a 3 MB file on stdin comes back on stdout through the Linux echo"
+    else
+      fail "connect: file through the Linux echo" "$(tr -d '\r' <"$work/connect.err")"
+    fi
+    if cat "$work/cin" | timeout -k 5 60 wine "$exe" connect 127.0.0.1 "$cport" 2>"$work/connect2.err" |
+      cmp -s - "$work/cin"; then
+      pass "connect: the same through pipes on both sides"
+    else
+      fail "connect: pipes" "$(tr -d '\r' <"$work/connect2.err")"
+    fi
+  else
+    fail "connect: the Linux echo did not start"
+  fi
+  kill "$cecho" 2>/dev/null
+  wait "$cecho" 2>/dev/null
+  # The Linux iocptool listen receives what iocptool.exe connect sends.
+  "$linux_tool" listen 127.0.0.1:0 >"$work/lout" 2>"$work/llisten.err" </dev/null &
+  llisten=$!
+  pids+=("$llisten")
+  if lport=$(listening_port "$work/llisten.err"); then
+    head -c 1000000 /dev/urandom >"$work/lin2"
+    timeout -k 5 60 wine "$exe" connect 127.0.0.1 "$lport" <"$work/lin2" >/dev/null \
+      2>"$work/connect3.err"
+    rc=$?
+    wait "$llisten"
+    if [ "$rc" -eq 0 ] && cmp -s "$work/lin2" "$work/lout"; then
+      pass "connect: the Linux iocptool listen gets 1 MB byte-exact, then EOF"
+    else
+      fail "connect to the Linux listen" "status $rc: $(tr -d '\r' <"$work/connect3.err")"
+    fi
+  else
+    fail "the Linux iocptool listen did not start"
+  fi
+elif available connect; then
+  skip "connect" "no Linux iocptool at $linux_tool"
+else
+  skip "connect" "not available on Windows yet"
+fi
+
+for sub in stats; do
   if available "$sub"; then
     if wine_run 30 "$sub" --help >/dev/null 2>&1; then
       pass "$sub --help exits 0"

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stdfd.h on Windows.  The stream gets a duplicate of the standard handle:
+ * the library serves it with overlapped I/O when the handle was opened for
+ * it, and otherwise (a console, an anonymous pipe, a file: what standard
+ * handles usually are) with a reader or writer thread, so nothing about
+ * the handle's mode changes and there is nothing to restore.  Reads and
+ * writes go to the handle itself, never through the C library's text
+ * mode, so the bytes pass unchanged.  Once stdout's stream has closed, the
+ * C library's fd 1 (which holds the original handle, the one
+ * GetStdHandle returns) is pointed at NUL, which closes the original: the
+ * program reading our stdout then sees EOF.
+ */
+#include "stdfd.h"
+
+#include <fcntl.h>
+#include <io.h>
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+int stdfd_take(int fd, struct stdfd *s, iocp_socket_t *handle)
+{
+    s->flags = 0;
+    s->released = false;
+    HANDLE h = GetStdHandle(fd == 0 ? STD_INPUT_HANDLE : STD_OUTPUT_HANDLE);
+    if (h == NULL || h == INVALID_HANDLE_VALUE) {
+        s->flags = -1;
+        return 1;
+    }
+    HANDLE self = GetCurrentProcess(), dup;
+    if (!DuplicateHandle(self, h, self, &dup, 0, FALSE, DUPLICATE_SAME_ACCESS))
+        return GetLastError() == ERROR_INVALID_HANDLE ? 1 : IOCP_EIO;
+    *handle = (iocp_socket_t)dup;
+    return 0;
+}
+
+void stdfd_close(iocp_socket_t handle)
+{
+    CloseHandle((HANDLE)handle);
+}
+
+void stdfd_restore(int fd, const struct stdfd *s)
+{
+    (void)fd;
+    (void)s;
+}
+
+void stdfd_release_stdout(struct stdfd *s)
+{
+    int null = _open("NUL", _O_WRONLY | _O_BINARY);
+    if (null >= 0) {
+        _dup2(null, 1);
+        _close(null);
+        s->released = true;
+    }
+}
+
+bool stdfd_isatty(int fd)
+{
+    return _isatty(fd) != 0;
+}
