@@ -448,6 +448,50 @@ Test(engine_win, failed_posts_are_retried_and_lose_nothing)
     cr_expect_gt(st.failed_submits, 0u, "posts did fail");
 }
 
+static uint64_t want_accepted;
+static bool accepted_enough(void *arg)
+{
+    (void)arg;
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    return st.accepted >= want_accepted;
+}
+
+static bool backed_off(void *arg)
+{
+    (void)arg;
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    return st.accept_backoffs > 0;
+}
+
+Test(engine_win, running_out_of_sockets_pauses_accepting_and_resumes)
+{
+    /* AcceptEx needs a socket made in advance: when none can be made
+     * (WSAEMFILE, WSAENOBUFS), the acceptor backs off on a timer instead of
+     * spinning or giving up, and resumes once sockets can be made again. */
+    struct iocp_server_config cfg = {
+        .host = "127.0.0.1", .handler = &echo_handler, .accept_low = 1, .accept_high = 2};
+    start_server(&cfg);
+    cr_assert_eq(iocp__fault_configure("socket=p1"), 0);
+    enum { N = 12 };
+    SOCKET s[N];
+    for (int i = 0; i < N; i++) {
+        s[i] = tw_connect(port);
+        cr_assert_neq(s[i], INVALID_SOCKET, "the backlog takes them");
+    }
+    cr_expect(wait_for(backed_off, NULL, 5000), "no back-off");
+    iocp__fault_configure(NULL);
+    want_accepted = N;
+    cr_expect(wait_for(accepted_enough, NULL, 5000), "accepting did not resume");
+    for (int i = 0; i < N; i++) {
+        char b[3];
+        cr_expect(tw_write_all(s[i], "abc", 3));
+        cr_expect_eq(tw_read_full(s[i], b, 3, 5000), 3u, "connection %d not served", i);
+        closesocket(s[i]);
+    }
+}
+
 /* ---- the shared port keeps a worker's callbacks apart ---- */
 
 static iocp_atomic_int inside[8];
