@@ -70,7 +70,8 @@ struct win_port {
      * request in flight, so pushing never fails. */
     struct iocp_event *dq;
     uint32_t dq_cap, dq_head, dq_len;
-    iocp_atomic_u32 inflight;
+    iocp_atomic_u32 dq_room;  /* dq_cap, readable without the lock */
+    iocp_atomic_u32 inflight; /* requests whose last completion is not handed out */
     /* Provided receive buffers. */
     unsigned char *buf_mem;
     uint32_t buf_size, buf_count, buf_nfree;
@@ -111,26 +112,45 @@ static int win_error(DWORD e)
 
 /* ---- the finished queue ---- */
 
-/* Room for one more request in flight; under the lock. */
+/* Grow the ring to hold need entries; under the lock. */
+static int grow(struct win_port *p, uint32_t need)
+{
+    if (need <= p->dq_cap)
+        return 0;
+    uint32_t cap = p->dq_cap ? p->dq_cap * 2 : 64;
+    while (cap < need)
+        cap *= 2;
+    struct iocp_event *dq = malloc(cap * sizeof *dq);
+    if (!dq)
+        return IOCP_ENOMEM;
+    for (uint32_t i = 0; i < p->dq_len; i++)
+        dq[i] = p->dq[(p->dq_head + i) % p->dq_cap];
+    free(p->dq);
+    p->dq = dq;
+    p->dq_cap = cap;
+    p->dq_head = 0;
+    atomic_store_explicit(&p->dq_room, cap, memory_order_release);
+    return 0;
+}
+
+/*
+ * Room for one more request in flight, so that its completion can always be
+ * queued.  The ring only grows, so the lock is needed only when the count
+ * passes the capacity last published: every request is issued after the
+ * ring held its own count, and the requests issued never outnumber the
+ * count of the last one.
+ */
 static int reserve(struct win_port *p)
 {
-    uint32_t need = atomic_load(&p->inflight) + 1;
-    if (need > p->dq_cap) {
-        uint32_t cap = p->dq_cap ? p->dq_cap * 2 : 64;
-        while (cap < need)
-            cap *= 2;
-        struct iocp_event *dq = malloc(cap * sizeof *dq);
-        if (!dq)
-            return IOCP_ENOMEM;
-        for (uint32_t i = 0; i < p->dq_len; i++)
-            dq[i] = p->dq[(p->dq_head + i) % p->dq_cap];
-        free(p->dq);
-        p->dq = dq;
-        p->dq_cap = cap;
-        p->dq_head = 0;
-    }
-    atomic_fetch_add(&p->inflight, 1);
-    return 0;
+    uint32_t need = atomic_fetch_add(&p->inflight, 1) + 1;
+    if (need <= atomic_load_explicit(&p->dq_room, memory_order_acquire))
+        return 0;
+    iocp__mutex_lock(&p->lock);
+    int rc = grow(p, need);
+    iocp__mutex_unlock(&p->lock);
+    if (rc < 0)
+        atomic_fetch_sub(&p->inflight, 1);
+    return rc;
 }
 
 /* Queue a completion; under the lock. */
@@ -778,9 +798,7 @@ static int port_submit(struct iocp_port *port, struct iocp_req *req)
     struct iocp_handle *h = req->handle;
     if (req->in_flight || (req->flags & IOCP_REQ_MULTI && h->wait_in))
         return IOCP_EBUSY;
-    iocp__mutex_lock(&p->lock);
     rc = reserve(p);
-    iocp__mutex_unlock(&p->lock);
     if (rc < 0)
         return rc;
 
@@ -1268,9 +1286,8 @@ static int port_open(struct iocp_port **out, const struct iocp_port_config *cfg)
         p->buf_free[i] = p->buf_count - 1 - i;
     p->buf_nfree = p->buf_count;
     iocp__mutex_lock(&p->lock);
-    rc = reserve(p); /* allocates the finished queue */
+    rc = grow(p, 64); /* the finished queue */
     iocp__mutex_unlock(&p->lock);
-    atomic_store(&p->inflight, 0);
     if (rc < 0) {
         port_close(&p->base);
         return rc;
