@@ -1104,17 +1104,27 @@ typedef LONG(NTAPI *nt_query_file_fn)(HANDLE, void *iosb, void *info, ULONG len,
 /* Whether a file or pipe handle was opened for overlapped I/O: a handle
  * opened without FILE_FLAG_OVERLAPPED is in synchronous mode, which
  * NtQueryInformationFile(FileModeInformation) reports. */
+static INIT_ONCE nt_query_once = INIT_ONCE_STATIC_INIT;
+static nt_query_file_fn nt_query;
+
+static BOOL CALLBACK find_nt_query(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+    if (ntdll)
+        nt_query =
+            (nt_query_file_fn)(void (*)(void))GetProcAddress(ntdll, "NtQueryInformationFile");
+    return TRUE;
+}
+
 static bool handle_is_overlapped(HANDLE f)
 {
     if (GetFileType(f) == FILE_TYPE_CHAR)
         return false; /* a console */
-    static nt_query_file_fn query;
-    if (!query) {
-        HMODULE ntdll = GetModuleHandleA("ntdll.dll");
-        if (ntdll)
-            query =
-                (nt_query_file_fn)(void (*)(void))GetProcAddress(ntdll, "NtQueryInformationFile");
-    }
+    InitOnceExecuteOnce(&nt_query_once, find_nt_query, NULL, NULL);
+    nt_query_file_fn query = nt_query;
     if (!query)
         return false;
     struct {
