@@ -463,8 +463,16 @@ static void worker_main_shared(struct iocp_worker *self)
             int n = port->ops->wait(port, events, EVENT_BATCH, 0);
             if (n <= 0)
                 break;
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
+                /* No thread is left to take an exit packet: re-posting one
+                 * would loop here. */
+                if (!events[i].req && (events[i].code & PKT_CODE_MASK) == IOCP_PKT_EXIT) {
+                    atomic_fetch_add_explicit(&self->cnt.completed[IOCP_STAT_POST], 1,
+                                              memory_order_relaxed);
+                    continue;
+                }
                 shared_event(self, &held, &events[i]);
+            }
             release_worker(&held, self);
         }
     }
