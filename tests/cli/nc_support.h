@@ -78,7 +78,8 @@ static inline bool nc_read_is(int fd, const char *want, unsigned timeout_ms)
     return true;
 }
 
-/* 1: EOF came; 0: nothing at all within timeout_ms; -1: data or an error. */
+/* 1: EOF came; 2: the connection was reset; 0: nothing at all within
+ * timeout_ms; -1: data came, or another error. */
 static inline int nc_eof_state(int fd, unsigned timeout_ms)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -98,6 +99,8 @@ static inline int nc_eof_state(int fd, unsigned timeout_ms)
             continue;
         if (n == 0)
             return 1;
+        if (n < 0 && errno == ECONNRESET)
+            return 2;
         if (n > 0)
             cr_log_error("unexpected byte 0x%02x", (unsigned char)c);
         return -1;
