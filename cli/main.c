@@ -44,11 +44,36 @@ static void usage(FILE *out)
     fprintf(out, "\nRun 'iocptool <command> --help' for the options of a command.\n");
 }
 
+/*
+ * The backends compiled in, best first, and the one an engine starts with:
+ * the one IOCP_BACKEND names, else the best (the engine falls back from it at
+ * start if it does not open on this system).  The engine is only made and
+ * freed, never started.
+ */
+static void print_backends(void)
+{
+    printf("backends:");
+    for (const char *const *name = iocp_backends(); *name; name++)
+        printf(" %s", *name);
+    struct iocp_engine_config cfg = {.workers = 1, .max_conns = 1};
+    struct iocp_engine *e;
+    int rc = iocp_engine_new(&e, &cfg);
+    if (rc < 0) {
+        const char *why = iocp_error_detail();
+        printf(" (default: none, %s)\n", *why ? why : iocp_strerror(rc));
+        return;
+    }
+    printf(" (default: %s)\n", iocp_engine_backend(e));
+    iocp_engine_free(e);
+}
+
 static void version(void)
 {
     printf("iocptool %s\n", IOCP_VERSION_STRING);
+    print_backends();
     const char *crypto = keyfile_crypto();
     printf("encryption: %s\n", crypto ? crypto : "not built");
+    printf("platform: %s\n", IOCPTOOL_PLATFORM);
 }
 
 int main(int argc, char **argv)

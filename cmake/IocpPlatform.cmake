@@ -1,0 +1,17 @@
+# IOCP_PLATFORM: the target as <os>-<cpu> (linux-x86_64, windows-x86_64), the
+# way `iocptool --version` prints it and the package file names carry it.
+string(TOLOWER "${CMAKE_SYSTEM_NAME}" iocp_os)
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" iocp_cpu)
+if(iocp_os STREQUAL "darwin")
+  set(iocp_os macos)
+endif()
+if(iocp_cpu MATCHES "^(amd64|x64|em64t)$")
+  set(iocp_cpu x86_64)
+elseif(iocp_cpu STREQUAL "arm64")
+  set(iocp_cpu aarch64)
+elseif(iocp_cpu MATCHES "^i[3-6]86$")
+  set(iocp_cpu x86)
+endif()
+set(IOCP_PLATFORM "${iocp_os}-${iocp_cpu}")
+unset(iocp_os)
+unset(iocp_cpu)
