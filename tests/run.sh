@@ -11,6 +11,13 @@
 #   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh)
 #   8. the encrypted channel's parsers under libFuzzer (tests/fuzz/run.sh,
 #      $IOCP_FUZZ_SECONDS seconds, 60 by default)
+#   9. that build's ZIP and its Scoop and winget manifests, checked against
+#      the official schemas and the ZIP (packaging/validate.py); the packaged
+#      iocptool.exe --version under Wine
+#  10. an install into a temporary prefix, used by tests/consumer through the
+#      CMake package and pkg-config (tests/consumer/run.sh)
+#  11. the DEB of that build: control fields, contents, dpkg -i, iocptool
+#      --version, dpkg -r (packaging/check_deb.sh)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,5 +76,16 @@ bash tests/wine/cli.sh build/ci-win build/ci-release/iocptool
 
 step "fuzz the encrypted channel (libFuzzer)"
 bash tests/fuzz/run.sh
+
+step "windows package: ZIP, Scoop and winget manifests"
+cmake --build build/ci-win --target manifests
+python3 packaging/validate.py build/ci-win --run-exe wine
+
+step "install tree and consumers (tests/consumer)"
+bash tests/consumer/run.sh build/ci-pkg -DIOCP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_INSTALL_PREFIX=/usr
+
+step "debian package"
+bash packaging/check_deb.sh build/ci-pkg
 
 step "all suites passed"
