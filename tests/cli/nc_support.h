@@ -159,6 +159,7 @@ struct nc_flow {
     const unsigned char *pat;
     size_t total, written, got;
     bool bad, eof, closed_w;
+    int after; /* >= 0: end the writer only once that flow has ended */
 };
 
 static inline void nc_flow_init(struct nc_flow *f, int wfd, int rfd, size_t total, uint64_t seed)
@@ -168,6 +169,7 @@ static inline void nc_flow_init(struct nc_flow *f, int wfd, int rfd, size_t tota
     f->rfd = rfd;
     f->total = total;
     f->pat = nc_pattern(seed);
+    f->after = -1;
     tn_set_nonblock(wfd, true);
 }
 
@@ -182,13 +184,15 @@ static inline bool nc_pump(struct nc_flow *flows, int n, unsigned timeout_ms)
 {
     uint64_t end = tn_now_ms() + timeout_ms;
     unsigned char *buf = malloc(1 << 16);
+    /* A reader that went away is a failed flow, not a dead test. */
+    signal(SIGPIPE, SIG_IGN);
     for (;;) {
         struct pollfd pfd[8];
         int map[8], k = 0;
         bool done = true;
         for (int i = 0; i < n; i++) {
             struct nc_flow *f = &flows[i];
-            if (!f->closed_w && f->written == f->total) {
+            if (!f->closed_w && f->written == f->total && (f->after < 0 || flows[f->after].eof)) {
                 struct stat st;
                 if (fstat(f->wfd, &st) == 0 && S_ISSOCK(st.st_mode))
                     shutdown(f->wfd, SHUT_WR);
@@ -196,7 +200,7 @@ static inline bool nc_pump(struct nc_flow *flows, int n, unsigned timeout_ms)
                     close(f->wfd);
                 f->closed_w = true;
             }
-            if (!f->closed_w) {
+            if (!f->closed_w && f->written < f->total) {
                 pfd[k] = (struct pollfd){.fd = f->wfd, .events = POLLOUT};
                 map[k++] = i;
             }

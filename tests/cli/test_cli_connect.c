@@ -336,12 +336,19 @@ static bool wait_for(struct proc *p, const char *what, unsigned ms)
     return false;
 }
 
-/* 8 MiB each way at once between an iocptool and a peer program. */
-static void exchange(struct proc *tool, struct proc *peer)
+/*
+ * 8 MiB each way at once between an iocptool and a peer program.  With
+ * peer_first, iocptool's stdin ends only after the peer's stream has
+ * arrived: ncat 7.93 in listen mode quits at its client's EOF and drops the
+ * rest of its own stdin (two ncats lose data the same way).
+ */
+static void exchange(struct proc *tool, struct proc *peer, bool peer_first)
 {
     struct nc_flow f[2];
     nc_flow_init(&f[0], tool->in, peer->out, INTEROP_BYTES, 11);
     nc_flow_init(&f[1], peer->in, tool->out, INTEROP_BYTES, 12);
+    if (peer_first)
+        f[0].after = 1;
     proc_forget_fd(tool, tool->in);
     proc_forget_fd(peer, peer->in);
     tool->in = peer->in = -1;
@@ -363,7 +370,7 @@ Test(cli_connect, interop_connect_to_an_ncat_listener)
     cr_assert(wait_for(&n, "Listening on", 10000), "ncat: %s", n.errbuf);
     const char *targs[] = {"connect", "127.0.0.1", p, NULL};
     cr_assert(nc_start(&t, -1, targs));
-    exchange(&t, &n);
+    exchange(&t, &n, true);
 }
 
 Test(cli_connect, interop_ncat_connects_to_listen)
@@ -377,7 +384,7 @@ Test(cli_connect, interop_ncat_connects_to_listen)
     portarg(p, sizeof p, port);
     char *nargs[] = {"ncat", "127.0.0.1", p, NULL};
     cr_assert(nc_spawn(&n, -1, nargs));
-    exchange(&t, &n);
+    exchange(&t, &n, false);
 }
 
 Test(cli_connect, interop_connect_to_a_socat_listener)
@@ -395,7 +402,7 @@ Test(cli_connect, interop_connect_to_a_socat_listener)
     cr_assert(wait_for(&s, "listening on", 10000), "socat: %s", s.errbuf);
     const char *targs[] = {"connect", "127.0.0.1", p, NULL};
     cr_assert(nc_start(&t, -1, targs));
-    exchange(&t, &s);
+    exchange(&t, &s, false);
 }
 
 Test(cli_connect, interop_socat_connects_to_listen)
@@ -409,5 +416,5 @@ Test(cli_connect, interop_socat_connects_to_listen)
     snprintf(addr, sizeof addr, "TCP:127.0.0.1:%u", port);
     char *sargs[] = {"socat", "-t", "30", "STDIO", addr, NULL};
     cr_assert(nc_spawn(&s, -1, sargs));
-    exchange(&t, &s);
+    exchange(&t, &s, false);
 }
