@@ -317,3 +317,50 @@ Test(cli_eof, with_a_terminal_on_stdin_socket_eof_ends_the_tool, .fini = fini_ca
     expect_exit_zero("socket EOF with a terminal on stdin");
     close(master);
 }
+
+/*
+ * The epoll backend makes the descriptors it serves non-blocking, and
+ * O_NONBLOCK belongs to the open file description, shared with whoever
+ * gave the tool its stdin and stdout (a shell).  Here the test holds the
+ * same descriptions as the tool's fds 0 and 1, and finds them as they were
+ * once the tool has exited.
+ */
+Test(cli_eof, stdin_and_stdout_flags_are_restored_at_exit, .fini = fini_case)
+{
+    int in[2], out[2];
+    cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+    uint16_t port = 0;
+    int lfd = tn_listen(&port);
+    cr_assert_geq(lfd, 0);
+    char portbuf[8];
+    snprintf(portbuf, sizeof portbuf, "%u", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execl(IOCPTOOL_PATH, IOCPTOOL_PATH, "connect", "127.0.0.1", portbuf, (char *)NULL);
+        _exit(127);
+    }
+    peer = nc_accept(lfd, 10000);
+    close(lfd);
+    cr_assert_geq(peer, 0);
+    cr_assert(tn_write_all(in[1], "y", 1));
+    cr_expect(nc_read_is(peer, "y", SOON_MS));
+    const char *backend = getenv("IOCP_BACKEND");
+    if (backend && !strcmp(backend, "epoll"))
+        cr_expect(fcntl(in[0], F_GETFL) & O_NONBLOCK, "epoll serves stdin non-blocking");
+    close(in[1]);
+    cr_expect(nc_eof_within(peer, SOON_MS));
+    cr_assert(tn_write_all(peer, "x", 1));
+    shutdown(peer, SHUT_WR);
+    cr_expect(nc_read_is(out[0], "x", SOON_MS));
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_expect_eq(fcntl(in[0], F_GETFL) & O_NONBLOCK, 0, "stdin's description is blocking again");
+    cr_expect_eq(fcntl(out[1], F_GETFL) & O_NONBLOCK, 0, "stdout's description is blocking again");
+    close(in[0]);
+    close(out[0]);
+    close(out[1]);
+}
