@@ -387,7 +387,7 @@ echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
 echo "- proxy pinned to CPU $PROXY_CPU, load (iperf3 both ends, or loadgen and echo_epoll) to CPU $LOAD_CPU; ${DURATION} s per run; median of $REPS"
 echo "- iocptool relay with one worker; haproxy $(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' | head -n 1) with one thread; socat $(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' | head -n 1), a process per connection"
 echo "- ×direct, ×socat: this row's median divided by direct loopback's, socat's"
-echo "- proxy CPU: how busy the proxy's CPU was during the run (user, system, irq and softirq time of that CPU, so it includes kernel work done on the proxy's behalf)"
+echo "- proxy CPU: how busy the proxy's CPU was during the run (user, system, irq and softirq time of that CPU, so it includes kernel work done on the proxy's behalf); on the direct rows no proxy runs, so anything well above 0 there is other load on the machine and the numbers are suspect"
 for note in "${notes[@]}"; do
     echo "- $note"
 done
