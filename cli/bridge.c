@@ -19,6 +19,18 @@
  * The streams get handles of their own on fds 0 and 1; what each
  * platform must put back at the end, and how stdout is let go of so that
  * the program reading it sees EOF when its stream closes, is in stdfd.h.
+ *
+ * With --key each connection carries the channel of secure.h.  A peer is
+ * "ready" once data may go to it: at once when plain, when the channel
+ * opens otherwise.  Until then nothing is sent to it but the handshake:
+ * stdin is read for ready peers only, what stdin gave while no peer was
+ * ready waits for the first one, and a half-close waits for the channel
+ * too.  So a client that stalls its handshake gets nothing and holds
+ * nobody up (-k); the ticker closes it after SECURE_HANDSHAKE_TIMEOUT_MS.
+ * A direction ends with the channel's FINAL frame before the TCP
+ * shutdown, and a clean end of the tool sends the FINAL frames it still
+ * owes, so that only a real end looks like one to the peer; an error ends
+ * without them, and the peer reports the cut.
  */
 #include "bridge.h"
 
@@ -31,6 +43,7 @@
 
 #include "diag.h"
 #include "opts.h"
+#include "secure.h"
 #include "stdfd.h"
 #include "stop.h"
 #include "ticker.h"
@@ -41,6 +54,10 @@ enum { TAG_BRIDGE = 0x62726467, TAG_PEER = 0x70656572 };
 /* How often the ticker posts the timer task: the precision of -q. */
 #define TICK_MS     50u
 #define PROGRESS_MS 1000u
+/* Plaintext sealed per call: its frames (at most SEAL_BOUND bytes) go to
+ * one scratch buffer, so no read size needs a bigger one. */
+#define SEAL_CHUNK  ((size_t)64 * 1024)
+#define SEAL_BOUND  SECURE_SEAL_BOUND(SEAL_CHUNK)
 
 struct peer {
     uint32_t tag;
@@ -48,7 +65,16 @@ struct peer {
     struct iocp_conn *c;
     struct peer *prev, *next;
     char name[64];
-    bool full; /* its send queue is above the high watermark */
+    bool full;      /* its send queue is above the high watermark */
+    bool ready;     /* data may be sent to it: plain, or its channel is open */
+    bool ended_out; /* our direction to it has ended (FINAL frame sent) */
+    bool failed;    /* its channel failed or timed out: it is closing */
+    /* --key: its channel, and its place in the bridge's queue of channels
+     * not open yet (oldest first), entered when the connection opened. */
+    struct secure *sec;
+    struct peer *hs_prev, *hs_next;
+    bool in_hs;
+    uint64_t open_ms;
 };
 
 struct bridge {
@@ -61,6 +87,13 @@ struct bridge {
     struct iocp_conn *in, *out;
     struct peer *peers;
     unsigned npeers, full_peers;
+    unsigned nready; /* peers that data may be sent to */
+    /* --key: the peers whose handshake runs, oldest first (all have the
+     * same time-out, so the head is always the first to expire), and the
+     * scratch buffer that sealed frames are built in before they are
+     * queued. */
+    struct peer *hs_head, *hs_tail;
+    unsigned char *sealed;
     bool opened_once; /* single mode: the connection came */
     bool in_eof;      /* stdin ended (or is not read) */
     bool net_eof;     /* single mode: the peer ended its side (or it is not read) */
@@ -112,7 +145,7 @@ static void update_stdin(struct bridge *b)
 {
     if (!b->in || b->ending)
         return;
-    if (!b->in_eof && b->npeers > 0 && b->full_peers == 0)
+    if (!b->in_eof && b->nready > 0 && b->full_peers == 0)
         iocp_conn_resume(b->in);
     else
         iocp_conn_pause(b->in);
@@ -140,6 +173,52 @@ static void update_peers(struct bridge *b)
     }
 }
 
+/* ---- sending to a peer ---- */
+
+/* Queue data for p: as it is, or sealed into frames of p's channel (each
+ * peer has keys of its own, so each gets frames of its own). */
+static void peer_send(struct bridge *b, struct peer *p, const void *data, size_t len)
+{
+    if (!p->sec) {
+        iocp_conn_send(p->c, data, len); /* a closing peer refuses: fine */
+        return;
+    }
+    const unsigned char *in = data;
+    while (len > 0) {
+        size_t chunk = len < SEAL_CHUNK ? len : SEAL_CHUNK;
+        int n = secure_seal(p->sec, in, chunk, b->sealed, SEAL_BOUND);
+        /* A failed or finished channel takes nothing more: it is closing. */
+        if (n <= 0)
+            return;
+        iocp_conn_send(p->c, b->sealed, (size_t)n);
+        in += chunk;
+        len -= chunk;
+    }
+}
+
+/* End our direction to p for the channel: its FINAL frame, once.  Only a
+ * ready peer has a direction to end; a plain one has nothing to seal. */
+static void peer_seal_final(struct peer *p)
+{
+    if (!p->ready || p->ended_out)
+        return;
+    p->ended_out = true;
+    if (!p->sec)
+        return;
+    unsigned char fin[SECURE_FRAME_OVERHEAD];
+    int n = secure_finish(p->sec, fin, sizeof fin);
+    if (n > 0)
+        iocp_conn_send(p->c, fin, (size_t)n);
+}
+
+/* Half-close towards p: the FINAL frame, then the TCP shutdown once
+ * everything queued has gone. */
+static void peer_shutdown(struct peer *p)
+{
+    peer_seal_final(p);
+    iocp_conn_shutdown(p->c);
+}
+
 /*
  * finish(b, status):
  * Begin the end of the tool with exit status `status` (the first non-zero
@@ -159,6 +238,11 @@ static void finish(struct bridge *b, int status)
         iocp_conn_close(b->in, IOCP_CLOSE_GRACEFUL);
     for (struct peer *p = b->peers, *next; p; p = next) {
         next = p->next;
+        /* A clean end ends each channel's direction, as the FIN does for a
+         * plain peer; after an error the peer must see a cut stream, so
+         * that nothing short passes for complete. */
+        if (!b->status)
+            peer_seal_final(p);
         iocp_conn_close(p->c, IOCP_CLOSE_GRACEFUL);
     }
     /* Closing stdout is how the program reading it sees the end. */
@@ -173,8 +257,8 @@ static void send_to_peers(struct bridge *b, struct peer *except, const void *dat
 {
     for (struct peer *p = b->peers, *next; p; p = next) {
         next = p->next;
-        if (p != except)
-            iocp_conn_send(p->c, data, len); /* a closing peer refuses: fine */
+        if (p != except && p->ready)
+            peer_send(b, p, data, len);
     }
 }
 
@@ -194,8 +278,9 @@ static void in_data(struct iocp_conn *c, const void *data, size_t len)
     struct bridge *b = iocp_conn_data(c);
     if (b->ending)
         return;
-    if (b->npeers == 0) {
-        /* Read just before the last client left: keep it for the next. */
+    if (b->nready == 0) {
+        /* Read just before the last client left: keep it for the next
+         * ready one. */
         unsigned char *grown = realloc(b->held, b->nheld + len);
         if (!grown) {
             diag_error("%s: stdin: %s", b->cfg.cmd, iocp_strerror(IOCP_ENOMEM));
@@ -229,9 +314,11 @@ static void in_eof(struct iocp_conn *c)
         return;
     }
     if (!b->cfg.no_shutdown) {
+        /* A peer not ready yet is shut down when it becomes ready. */
         for (struct peer *p = b->peers, *next; p; p = next) {
             next = p->next;
-            iocp_conn_shutdown(p->c);
+            if (p->ready)
+                peer_shutdown(p);
         }
     }
     if (b->cfg.quit_ms > 0)
@@ -314,6 +401,87 @@ static struct peer *peer_of(struct iocp_conn *c)
     return p && p->tag == TAG_PEER ? p : NULL;
 }
 
+static void hs_add(struct bridge *b, struct peer *p)
+{
+    p->in_hs = true;
+    p->hs_prev = b->hs_tail;
+    p->hs_next = NULL;
+    if (b->hs_tail)
+        b->hs_tail->hs_next = p;
+    else
+        b->hs_head = p;
+    b->hs_tail = p;
+}
+
+static void hs_remove(struct bridge *b, struct peer *p)
+{
+    if (!p->in_hs)
+        return;
+    if (p->hs_prev)
+        p->hs_prev->hs_next = p->hs_next;
+    else
+        b->hs_head = p->hs_next;
+    if (p->hs_next)
+        p->hs_next->hs_prev = p->hs_prev;
+    else
+        b->hs_tail = p->hs_prev;
+    p->in_hs = false;
+}
+
+/*
+ * Data may go to p from now on: give it what stdin read while nobody could
+ * take it, end its direction at once if stdin has ended already, and let
+ * stdin flow.
+ */
+static void peer_ready(struct bridge *b, struct peer *p)
+{
+    p->ready = true;
+    b->nready++;
+    if (b->nheld) {
+        peer_send(b, p, b->held, b->nheld);
+        free(b->held);
+        b->held = NULL;
+        b->nheld = 0;
+    }
+    /* Input already ended: tell a late client at once. */
+    if (b->in_eof && uses_stdin(b) && !b->cfg.no_shutdown)
+        peer_shutdown(p);
+    update_stdin(b);
+}
+
+/*
+ * peer_fail(p, why):
+ * p's channel failed or timed out: say why (always: it may be an attack),
+ * send our Confirm if it has not left yet, so that a peer with another key
+ * reports the wrong key rather than a closed connection, and close.  With
+ * one connection that ends the tool with status 1; with many, only p goes.
+ * Nothing p sends after this is looked at.
+ */
+static void peer_fail(struct peer *p, const char *why)
+{
+    struct bridge *b = p->b;
+    diag_error("%s: %s: %s", b->cfg.cmd, p->name, why);
+    p->failed = true;
+    hs_remove(b, p);
+    if (p->sec) {
+        size_t n;
+        const void *hs = secure_handshake_out(p->sec, &n);
+        if (hs)
+            iocp_conn_send(p->c, hs, n);
+    }
+    if (p->ready) {
+        /* What stdin gives now waits for another peer instead. */
+        p->ready = false;
+        b->nready--;
+    }
+    if (b->cfg.mode == BRIDGE_SINGLE) {
+        finish(b, EXIT_RUNTIME);
+        return;
+    }
+    iocp_conn_close(p->c, IOCP_CLOSE_GRACEFUL);
+    update_stdin(b);
+}
+
 static void peer_open(struct iocp_conn *c, bool accepted)
 {
     struct bridge *b = iocp_conn_data(c);
@@ -350,15 +518,22 @@ static void peer_open(struct iocp_conn *c, bool accepted)
     }
     if (b->cfg.idle_ms)
         iocp_conn_set_idle_timeout(c, b->cfg.idle_ms);
-    if (b->nheld) {
-        iocp_conn_send(c, b->held, b->nheld);
-        free(b->held);
-        b->held = NULL;
-        b->nheld = 0;
+    if (b->cfg.key) {
+        /* Our Hello goes at once; the peer is ready when its Confirm
+         * checks (peer_data), or closed by the ticker if it never does. */
+        p->open_ms = now_ms();
+        int rc = secure_new(&p->sec, accepted ? SECURE_SERVER : SECURE_CLIENT, b->cfg.key);
+        if (rc < 0) {
+            peer_fail(p, secure_strerror(rc));
+            return;
+        }
+        size_t n;
+        const void *hello = secure_handshake_out(p->sec, &n);
+        iocp_conn_send(c, hello, n);
+        hs_add(b, p);
+    } else {
+        peer_ready(b, p);
     }
-    /* Input already ended: tell a late client at once. */
-    if (b->in_eof && uses_stdin(b) && !b->cfg.no_shutdown)
-        iocp_conn_shutdown(c);
     update_peer(b, p);
     update_stdin(b);
 }
@@ -373,33 +548,28 @@ static void client_open(struct iocp_conn *c)
     peer_open(c, false);
 }
 
-static void peer_data(struct iocp_conn *c, const void *data, size_t len)
+/* What p sent, in plaintext (a secure_plain_cb when p is encrypted). */
+static void peer_plain(void *arg, const void *data, size_t len)
 {
-    struct peer *p = peer_of(c);
-    if (!p)
-        return;
+    struct peer *p = arg;
     struct bridge *b = p->b;
-    if (b->ending)
-        return;
     if (b->cfg.mode == BRIDGE_BROKER)
         send_to_peers(b, p, data, len);
     else if (uses_stdout(b) && b->out)
         iocp_conn_send(b->out, data, len);
 }
 
-static void peer_eof(struct iocp_conn *c)
+/* p's direction towards us ended: its TCP EOF, or its FINAL frame. */
+static void peer_input_ended(struct peer *p)
 {
-    struct peer *p = peer_of(c);
-    if (!p)
-        return;
     struct bridge *b = p->b;
-    if (b->ending)
-        return;
     diag_info(2, "%s: %s: end of input", b->cfg.cmd, p->name);
     if (b->cfg.mode != BRIDGE_SINGLE) {
-        /* A client of many is done: send it what is queued, then close
-         * it.  stdout stays open for the others. */
-        iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+        /* A client of many is done: send it what is queued and the end
+         * of our direction, then close it.  stdout stays open for the
+         * others. */
+        peer_seal_final(p);
+        iocp_conn_close(p->c, IOCP_CLOSE_GRACEFUL);
         return;
     }
     if (b->cfg.send_only)
@@ -418,6 +588,59 @@ static void peer_eof(struct iocp_conn *c)
      */
     if (b->in_eof || b->in_tty)
         finish(b, 0);
+}
+
+static void peer_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct peer *p = peer_of(c);
+    if (!p || p->failed)
+        return;
+    struct bridge *b = p->b;
+    if (b->ending)
+        return;
+    if (!p->sec) {
+        peer_plain(p, data, len);
+        return;
+    }
+    /* Only authenticated plaintext reaches peer_plain: a frame is checked
+     * whole before any byte of it is delivered. */
+    int ev = secure_feed(p->sec, data, len, peer_plain, p);
+    if (ev < 0) {
+        peer_fail(p, secure_strerror(ev));
+        return;
+    }
+    if (ev & SECURE_EV_SEND) {
+        size_t n;
+        const void *confirm = secure_handshake_out(p->sec, &n);
+        if (confirm)
+            iocp_conn_send(c, confirm, n);
+    }
+    if (ev & SECURE_EV_OPEN) {
+        hs_remove(b, p);
+        diag_info(2, "%s: %s: encrypted channel open", b->cfg.cmd, p->name);
+        peer_ready(b, p);
+    }
+    if (ev & SECURE_EV_END)
+        peer_input_ended(p);
+}
+
+static void peer_eof(struct iocp_conn *c)
+{
+    struct peer *p = peer_of(c);
+    if (!p || p->failed)
+        return;
+    struct bridge *b = p->b;
+    if (b->ending)
+        return;
+    if (p->sec) {
+        /* The real end was the FINAL frame (SECURE_EV_END, handled when it
+         * came); a TCP EOF without it is a cut, never an end. */
+        int r = secure_eof(p->sec);
+        if (r < 0)
+            peer_fail(p, secure_strerror(r));
+        return;
+    }
+    peer_input_ended(p);
 }
 
 static void peer_pressure(struct iocp_conn *c, bool full)
@@ -462,6 +685,10 @@ static void peer_close(struct iocp_conn *c, int status, bool accepted)
     if (p->next)
         p->next->prev = p->prev;
     b->npeers--;
+    if (p->ready)
+        b->nready--;
+    hs_remove(b, p);
+    secure_free(p->sec);
     if (p->full)
         b->full_peers--;
     b->live--;
@@ -577,6 +804,11 @@ static void on_tick(struct iocp_task *task)
     }
     if (b->progress_tty && now - b->progress_ms >= PROGRESS_MS)
         show_progress(b, now);
+    /* The queue is oldest first, so only expired handshakes are visited:
+     * however many clients are in their handshake, a tick costs one
+     * comparison for them. */
+    while (b->hs_head && !b->ending && now - b->hs_head->open_ms >= SECURE_HANDSHAKE_TIMEOUT_MS)
+        peer_fail(b->hs_head, "handshake timed out");
 }
 
 /* On the ticker's thread: hand the tick to the worker, once at a time. */
@@ -604,6 +836,10 @@ int bridge_new(struct bridge **out, struct iocp_engine *e, const struct bridge_c
     atomic_init(&b->tick_posted, false);
     b->sin.flags = b->sout.flags = -1;
     b->start_ms = b->progress_ms = now_ms();
+    if (cfg->key && !(b->sealed = malloc(SEAL_BOUND))) {
+        free(b);
+        return IOCP_ENOMEM;
+    }
     *out = b;
     return 0;
 }
@@ -680,7 +916,9 @@ int bridge_start(struct bridge *b)
     }
     if (in_fd != IOCP_INVALID_SOCKET && open_stdio(b, 0, in_fd) < 0)
         return -1;
-    if ((b->cfg.quit_ms > 0 || b->progress_tty) && ticker_start(&b->ticker, TICK_MS, tick, b) < 0) {
+    /* The ticker also bounds the handshakes of the encrypted channel. */
+    bool timers = b->cfg.quit_ms > 0 || b->progress_tty || b->cfg.key;
+    if (timers && ticker_start(&b->ticker, TICK_MS, tick, b) < 0) {
         diag_error("%s: cannot start the timer thread", b->cfg.cmd);
         return -1;
     }
@@ -727,6 +965,7 @@ void bridge_free(struct bridge *b)
     stdfd_restore(0, &b->sin);
     stdfd_restore(1, &b->sout);
     free(b->held);
+    free(b->sealed);
     free(b);
 }
 
@@ -739,6 +978,8 @@ const char bridge_options_help[] =
     "      --recv-only        only receive to stdout; never read stdin\n"
     "      --no-shutdown      do not half-close the connection at end of stdin\n"
     "      --progress         show bytes, rate and time on stderr (if it is a terminal)\n"
+    "      --key FILE         encrypt and authenticate the connection with the\n"
+    "                         pre-shared key in FILE (made by iocptool keygen)\n"
     "  -v, --verbose          say more on stderr (-vv: more still)\n";
 
 int bridge_option(struct bridge_config *cfg, int opt, const char *arg)
@@ -770,6 +1011,11 @@ int bridge_option(struct bridge_config *cfg, int opt, const char *arg)
         return 1;
     case BRIDGE_OPT_PROGRESS:
         cfg->progress = true;
+        return 1;
+    case BRIDGE_OPT_KEY:
+        /* Loaded by the subcommand once every option is known, so that a
+         * usage error is reported before the key file is even read. */
+        cfg->key_file = arg;
         return 1;
     case 'v':
         diag_verbosity++;

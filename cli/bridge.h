@@ -10,11 +10,17 @@
  * engine of one worker guarantees) and the timer task.  The main thread
  * only starts things, waits for stop_wake() or a signal, and reads the
  * result after the engine has stopped.
+ *
+ * With a key (--key), every connection is wrapped in the encrypted channel
+ * of docs/PROTOCOL.md (secure.h), each with its own session keys.  The
+ * channel runs inside the connection's callbacks on the worker, like the
+ * plain copy, so it has the same back-pressure and needs no thread.
  */
 #ifndef IOCPTOOL_BRIDGE_H
 #define IOCPTOOL_BRIDGE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "iocp.h"
 
@@ -27,12 +33,17 @@ enum bridge_mode {
 struct bridge_config {
     const char *cmd; /* "listen" or "connect": the <what> of messages */
     enum bridge_mode mode;
-    bool send_only;   /* never write stdout; socket data is discarded */
-    bool recv_only;   /* never read stdin */
-    bool no_shutdown; /* stdin EOF does not half-close the connection */
-    int quit_ms;      /* -q: end this long after stdin EOF; -1: never */
-    unsigned idle_ms; /* -i: close a connection idle this long; 0: never */
-    bool progress;    /* --progress: a live line on stderr if it is a terminal */
+    bool send_only;       /* never write stdout; socket data is discarded */
+    bool recv_only;       /* never read stdin */
+    bool no_shutdown;     /* stdin EOF does not half-close the connection */
+    int quit_ms;          /* -q: end this long after stdin EOF; -1: never */
+    unsigned idle_ms;     /* -i: close a connection idle this long; 0: never */
+    bool progress;        /* --progress: a live line on stderr if it is a terminal */
+    const char *key_file; /* --key FILE, as given; the subcommand loads it */
+    /* The pre-shared key (32 bytes) that encrypts every connection, or NULL
+     * for plain connections.  The caller owns it, keeps it valid until
+     * bridge_free() and erases it after. */
+    const uint8_t *key;
 };
 
 struct bridge;
@@ -43,17 +54,19 @@ enum {
     BRIDGE_OPT_RECV_ONLY,
     BRIDGE_OPT_NO_SHUTDOWN,
     BRIDGE_OPT_PROGRESS,
+    BRIDGE_OPT_KEY,
     BRIDGE_OPT_NEXT, /* the first code free for the subcommand's own */
 };
 
 /* The struct option entries of the shared options: -q, -i, --send-only,
- * --recv-only, --no-shutdown, --progress, -v. */
+ * --recv-only, --no-shutdown, --progress, --key, -v. */
 #define BRIDGE_LONG_OPTIONS                                                                        \
     {"quit-after", required_argument, NULL, 'q'}, {"idle-timeout", required_argument, NULL, 'i'},  \
         {"send-only", no_argument, NULL, BRIDGE_OPT_SEND_ONLY},                                    \
         {"recv-only", no_argument, NULL, BRIDGE_OPT_RECV_ONLY},                                    \
         {"no-shutdown", no_argument, NULL, BRIDGE_OPT_NO_SHUTDOWN},                                \
         {"progress", no_argument, NULL, BRIDGE_OPT_PROGRESS},                                      \
+        {"key", required_argument, NULL, BRIDGE_OPT_KEY},                                          \
     {                                                                                              \
         "verbose", no_argument, NULL, 'v'                                                          \
     }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * iocptool connect: connect and bridge stdin/stdout to the socket, with the
- * end of input rules of docs/EOF.md; or, with -z, probe which of a list of
- * ports accept a connection (probe.c).
+ * end of input rules of docs/EOF.md, in the clear or (--key) through the
+ * encrypted channel of docs/PROTOCOL.md; or, with -z, probe which of a list
+ * of ports accept a connection (probe.c).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "bridge.h"
 #include "cmds.h"
 #include "diag.h"
+#include "keyfile.h"
 #include "netcompat.h"
 #include "opts.h"
 #include "probe.h"
@@ -141,10 +143,10 @@ int cmd_connect(int argc, char **argv)
         conflicts++;
     }
     if (probe_mode) {
-        static const char *const what[] = {"--send-only", "--recv-only", "--no-shutdown",
-                                           "-q",          "-i",          "--progress"};
-        bool set[] = {bcfg.send_only,    bcfg.recv_only,   bcfg.no_shutdown,
-                      bcfg.quit_ms >= 0, bcfg.idle_ms > 0, bcfg.progress};
+        static const char *const what[] = {"--send-only", "--recv-only", "--no-shutdown", "-q",
+                                           "-i",          "--progress",  "--key"};
+        bool set[] = {bcfg.send_only,   bcfg.recv_only, bcfg.no_shutdown,     bcfg.quit_ms >= 0,
+                      bcfg.idle_ms > 0, bcfg.progress,  bcfg.key_file != NULL};
         for (unsigned i = 0; i < sizeof set / sizeof set[0]; i++) {
             if (set[i]) {
                 diag_error("connect: %s: -z moves no data", what[i]);
@@ -194,6 +196,13 @@ int cmd_connect(int argc, char **argv)
         return EXIT_USAGE;
     char target[300];
     snprintf(target, sizeof target, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    uint8_t key[KEYFILE_KEY_BYTES];
+    if (bcfg.key_file) {
+        /* It prints why a key file is refused; its status is a usage one. */
+        if (keyfile_load("connect", bcfg.key_file, key) != 0)
+            return EXIT_USAGE;
+        bcfg.key = key;
+    }
 
     struct iocp_engine *e = NULL;
     struct bridge *b = NULL;
@@ -203,6 +212,7 @@ int cmd_connect(int argc, char **argv)
     int rc = iocp_engine_new(&e, &ecfg);
     if (rc < 0) {
         diag_error("connect: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
+        keyfile_wipe(key, sizeof key);
         return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
     }
     rc = iocp_engine_start(e);
@@ -250,5 +260,6 @@ out:
     }
     bridge_free(b);
     iocp_engine_free(e);
+    keyfile_wipe(key, sizeof key);
     return status;
 }

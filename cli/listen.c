@@ -6,8 +6,10 @@
  * (docs/EOF.md).  With -k clients come and go concurrently, each one's
  * data fanned in to stdout and stdin sent to all of them; --broker relays
  * each client's data to all the others instead.  --allow and --deny filter
- * clients by address before anything is read from them.  The line
- * "listening on ADDR PORT" goes to stderr once the socket is bound, always.
+ * clients by address before anything is read from them.  --key encrypts
+ * every connection (docs/PROTOCOL.md), each client with keys of its own.
+ * The line "listening on ADDR PORT" goes to stderr once the socket is
+ * bound, always.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include "bridge.h"
 #include "cmds.h"
 #include "diag.h"
+#include "keyfile.h"
 #include "netcompat.h"
 #include "opts.h"
 #include "stop.h"
@@ -114,6 +117,7 @@ int cmd_listen(int argc, char **argv)
     bool z_given = false, w_given = false;
     int family = 0, conflicts = 0;
     long long max_conns = LISTEN_MAX_CONNS_DEFAULT;
+    uint8_t key[KEYFILE_KEY_BYTES];
     char why[256];
     int opt, r;
 
@@ -229,6 +233,12 @@ int cmd_listen(int argc, char **argv)
         diag_error("listen: %s: not a numeric address (-n)", host);
         goto usage_error;
     }
+    if (bcfg.key_file) {
+        /* It prints why a key file is refused; its status is a usage one. */
+        if (keyfile_load("listen", bcfg.key_file, key) != 0)
+            goto usage_error;
+        bcfg.key = key;
+    }
 
     struct iocp_server_config scfg = {
         .host = host[0] ? host : NULL,
@@ -251,6 +261,7 @@ int cmd_listen(int argc, char **argv)
     if (rc < 0) {
         diag_error("listen: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
         acl_fini(&listen_acl);
+        keyfile_wipe(key, sizeof key);
         return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
     }
     rc = iocp_engine_start(e);
@@ -297,9 +308,11 @@ out:
     iocp_server_free(s);
     iocp_engine_free(e);
     acl_fini(&listen_acl);
+    keyfile_wipe(key, sizeof key);
     return status;
 
 usage_error:
     acl_fini(&listen_acl);
+    keyfile_wipe(key, sizeof key);
     return EXIT_USAGE;
 }
