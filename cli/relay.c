@@ -18,8 +18,13 @@
  * half-close (iocp_conn_shutdown) of the other, and the pair closes once
  * both directions have ended.  So a fast sender and a slow receiver hold
  * at most about one watermark of queued bytes per direction (plus what
- * the library already received when the pause came), and swapping in a
- * zero-copy path only changes that block.
+ * the library already received when the pause came).
+ *
+ * Once the target is up, each direction is handed to iocp_conn_splice():
+ * on Linux the bytes then move from socket to socket inside the kernel,
+ * through a pipe, and never reach this process; the half-closes still come
+ * through on_eof.  Where the platform or backend cannot splice (or with
+ * --no-splice), the copying path above carries on.
  *
  * While the target leg connects, the client's bytes wait in a buffer of
  * the pair; above the high watermark the client is paused until the
@@ -53,6 +58,7 @@ static struct {
     unsigned timeout_ms;
     const char *stats_spec;
     bool no_stats;
+    bool no_splice;
 } relay;
 
 /* One relayed connection: the two legs and what is known about them.  Lives
@@ -178,6 +184,15 @@ static void pipeline_connected(struct pair *p)
     if (p->client_eof)
         iocp_conn_shutdown(p->target);
     pipeline_flow(p);
+    if (relay.no_splice)
+        return;
+    /* Zero copy from here on, where the system can.  A direction that has
+     * already ended (ESHUTDOWN) has nothing left to move. */
+    int up = iocp_conn_splice(p->client, p->target);
+    int down = iocp_conn_splice(p->target, p->client);
+    if (up < 0 || down < 0)
+        diag_info(2, "relay: %s: copying (splice: %s)", p->peer,
+                  iocp_strerror(up < 0 ? up : down));
 }
 
 static void pipeline_eof(struct pair *p, bool from_client)
@@ -359,7 +374,7 @@ static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
     return stats_endpoint_start(e, s, relay.stats_spec);
 }
 
-enum { OPT_STATS = 256, OPT_NO_STATS };
+enum { OPT_STATS = 256, OPT_NO_STATS, OPT_NO_SPLICE };
 
 static const struct option relay_options[] = {
     {"wait", required_argument, NULL, 'w'},
@@ -370,6 +385,7 @@ static const struct option relay_options[] = {
     {"ipv6", no_argument, NULL, '6'},
     {"stats", required_argument, NULL, OPT_STATS},
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
+    {"no-splice", no_argument, NULL, OPT_NO_SPLICE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -390,7 +406,9 @@ static void relay_usage(FILE *out)
                  "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
                  "  -m, --max-conns N      relay at most N clients at once; more are closed\n"
                  "  -4, --ipv4             listen on IPv4 only\n"
-                 "  -6, --ipv6             listen on IPv6 only\n" STATS_ENDPOINT_HELP
+                 "  -6, --ipv6             listen on IPv6 only\n"
+                 "      --no-splice        copy through the relay instead of splicing in\n"
+                 "                         the kernel (Linux splices by default)\n" STATS_ENDPOINT_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n");
 }
@@ -450,6 +468,9 @@ int cmd_relay(int argc, char **argv)
             break;
         case OPT_NO_STATS:
             relay.no_stats = true;
+            break;
+        case OPT_NO_SPLICE:
+            relay.no_splice = true;
             break;
         case 'v':
             diag_verbosity++;

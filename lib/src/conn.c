@@ -338,8 +338,6 @@ int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
         return IOCP_ENOTCONN;
     if (c->flags & IOCP_CONN_SHUT_WANTED)
         return IOCP_ESHUTDOWN;
-    if (iocp__splice_target(c))
-        return IOCP_EBUSY;
     if (len == 0)
         return 0;
 

@@ -93,8 +93,10 @@ IOCP_EXTERN void iocp_conn_close(struct iocp_conn *c, enum iocp_close_mode mode)
  * iocp_conn_splice(from, to):
  * From now on, bytes arriving on `from` go to `to` inside the kernel
  * (splice(2) through a pipe on Linux), never through user space: on_data is
- * no longer called for `from`, and `to` takes no iocp_conn_send()
- * (IOCP_EBUSY).  Bytes already received or queued go first.  The flow
+ * no longer called for `from` once the receive in flight has ended (bytes it
+ * still delivers are the caller's to queue on `to`, and go out before any
+ * spliced byte).  Bytes sent on `to` later go out between two spliced
+ * chunks, so a caller that wants one stream sends nothing else.  The flow
  * follows the target's pace: nothing more is read while it cannot take
  * more.  When `from` reaches EOF and everything has been forwarded, `to` is
  * shut down (half-close) and from's on_eof runs as usual.  Both must be open
