@@ -121,14 +121,35 @@ struct ew_result {
     int ok, bad, pending;
 };
 
+/*
+ * The 1 MiB pattern the streams are cut from, made once by whichever thread
+ * asks first.  Callbacks on several workers may ask at the same moment (the
+ * on_open of clients on different workers, when no test before them made
+ * it): with a plain "if (!block)" one of them could see the pointer before
+ * the pattern was written and send zeros, which the check then reported as
+ * wrong bytes from the transport.
+ */
+static unsigned char *ew_mem;
+
+static BOOL CALLBACK ew_fill(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    unsigned char *block = malloc(1u << 20);
+    if (!block)
+        return FALSE;
+    tw_pattern(block, 1u << 20, 12345, 0);
+    ew_mem = block;
+    return TRUE;
+}
+
 static const unsigned char *ew_block(void)
 {
-    static unsigned char *block;
-    if (!block) {
-        block = malloc(1u << 20);
-        tw_pattern(block, 1u << 20, 12345, 0);
-    }
-    return block;
+    static INIT_ONCE once = INIT_ONCE_STATIC_INIT;
+    if (!InitOnceExecuteOnce(&once, ew_fill, NULL, NULL))
+        abort();
+    return ew_mem;
 }
 
 /* Connection i's stream: the block from offset i * 7919, wrapping. */
@@ -732,41 +753,192 @@ Test(engine_win, a_client_to_a_closed_port_gets_econnrefused)
  * IOCP_PEER=HOST:PORT names an echo server run by someone else: the Linux
  * iocptool when tests/wine/cli.sh runs this under Wine.  Clients of the
  * IOCP engine stream to it and check every byte that comes back.
+ *
+ * Each client sends a stream of its own, strongly mixed so that any 16
+ * bytes of it occur once in all the streams: a wrong byte can then be
+ * traced to where it came from.  The first one is reported with its offset,
+ * the bytes expected and received, the stream and offset the received bytes
+ * belong to (later in the same stream: a gap or a reordering; earlier: a
+ * repeat; another client's: data crossed between connections; none:
+ * corrupted), and where the deliveries around it came from.
  */
-struct peer_client {
-    size_t sent_total, got;
-    iocp_atomic_int status, closed;
-    bool bad;
-};
-
 #define PEER_CLIENTS 16
 #define PEER_BYTES   (512u * 1024u)
+#define PEER_TRACE   4 /* deliveries recorded on each side of the first wrong byte */
+
+struct peer_delivery {
+    size_t off, len; /* where it landed in the stream, and its size */
+    int from;        /* whose stream its first bytes are from, or -1 */
+    size_t from_off; /* and their offset there */
+    size_t run;      /* how many bytes in a row follow that stream */
+};
+
+struct peer_client {
+    size_t got;
+    iocp_atomic_int status, closed;
+    bool bad;
+    size_t bad_off, bad_run; /* the first wrong byte; wrong bytes up to the next good 8 */
+    unsigned char want[8], seen[8];
+    size_t nwant, nseen;
+    unsigned nbefore, nafter;
+    struct peer_delivery before[PEER_TRACE], after[PEER_TRACE];
+};
+
 static struct peer_client peers[PEER_CLIENTS];
+static unsigned char *peer_stream[PEER_CLIENTS];
+
+static void peer_fill(unsigned char *p, size_t client)
+{
+    for (size_t k = 0; k < PEER_BYTES; k += 8) {
+        /* splitmix64 of (client, position) */
+        uint64_t x = ((uint64_t)(client + 1) << 40 | k) + 0x9e3779b97f4a7c15ull;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        memcpy(p + k, &x, 8);
+    }
+}
+
+/* Which client's stream holds these bytes, and at which offset (the
+ * client's own stream is searched first). */
+static struct peer_delivery peer_delivery(size_t self, size_t off, const unsigned char *p,
+                                          size_t len)
+{
+    struct peer_delivery d = {off, len, -1, 0, 0};
+    size_t n = len < 16 ? len : 16;
+    for (size_t k = 0; n && k < PEER_CLIENTS && d.from < 0; k++) {
+        size_t j = (self + k) % PEER_CLIENTS;
+        const unsigned char *s = peer_stream[j], *end = s + PEER_BYTES - n + 1;
+        for (const unsigned char *q = s; q < end; q++) {
+            q = memchr(q, p[0], (size_t)(end - q));
+            if (!q)
+                break;
+            if (memcmp(q, p, n) == 0) {
+                d.from = (int)j;
+                d.from_off = (size_t)(q - s);
+                break;
+            }
+        }
+    }
+    if (d.from >= 0)
+        while (d.run < len && d.from_off + d.run < PEER_BYTES &&
+               p[d.run] == peer_stream[d.from][d.from_off + d.run])
+            d.run++;
+    return d;
+}
 
 static void peer_open(struct iocp_conn *c)
 {
     struct peer_client *pc = iocp_conn_data(c);
     size_t i = (size_t)(pc - peers);
-    for (size_t off = 0; off < PEER_BYTES;) {
-        const unsigned char *p;
-        size_t n = ew_span(i, off, PEER_BYTES - off, &p);
-        iocp_conn_send(c, p, n);
-        off += n;
-    }
+    cr_expect_eq(iocp_conn_send(c, peer_stream[i], PEER_BYTES), 0, "client %zu: send", i);
     iocp_conn_shutdown(c);
 }
 
 static void peer_data(struct iocp_conn *c, const void *data, size_t len)
 {
     struct peer_client *pc = iocp_conn_data(c);
-    size_t i = (size_t)(pc - peers), at = 0;
-    while (at < len && !pc->bad) {
-        const unsigned char *p;
-        size_t n = ew_span(i, pc->got + at, len - at, &p);
-        pc->bad = memcmp((const unsigned char *)data + at, p, n) != 0;
-        at += n;
+    size_t i = (size_t)(pc - peers);
+    const unsigned char *got = data;
+    if (pc->bad) {
+        if (pc->nafter < PEER_TRACE)
+            pc->after[pc->nafter++] = peer_delivery(i, pc->got, got, len);
+        pc->got += len;
+        return;
     }
+    size_t room = pc->got < PEER_BYTES ? PEER_BYTES - pc->got : 0;
+    const unsigned char *want = peer_stream[i] + pc->got;
+    size_t k = 0, n = len < room ? len : room;
+    while (k < n && got[k] == want[k])
+        k++;
+    if (k == len) {
+        if (pc->nbefore == PEER_TRACE)
+            memmove(pc->before, pc->before + 1, (PEER_TRACE - 1) * sizeof *pc->before);
+        else
+            pc->nbefore++;
+        pc->before[pc->nbefore - 1] = (struct peer_delivery){pc->got, len, (int)i, pc->got, len};
+        pc->got += len;
+        return;
+    }
+    /* The first wrong byte (or one past the end of the stream). */
+    pc->bad = true;
+    pc->bad_off = pc->got + k;
+    size_t end = k, good = 0;
+    while (end < n && good < 8) {
+        good = got[end] == want[end] ? good + 1 : 0;
+        end++;
+    }
+    pc->bad_run = (good == 8 ? end - 8 : len) - k;
+    pc->nwant = n - k < 8 ? n - k : 8;
+    pc->nseen = len - k < 8 ? len - k : 8;
+    memcpy(pc->want, want + k, pc->nwant);
+    memcpy(pc->seen, got + k, pc->nseen);
+    pc->after[pc->nafter++] = peer_delivery(i, pc->got + k, got + k, len - k);
     pc->got += len;
+}
+
+static void peer_hex(char *out, size_t cap, const unsigned char *p, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < n && used + 4 < cap; k++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%02x", k ? " " : "", p[k]);
+}
+
+static size_t peer_trace(char *out, size_t cap, size_t self, const struct peer_delivery *d,
+                         unsigned n)
+{
+    size_t used = 0;
+    for (unsigned k = 0; k < n && used + 1 < cap; k++) {
+        int w;
+        if (d[k].from < 0)
+            w = snprintf(out + used, cap - used, " [%zu+%zu: from no stream]", d[k].off, d[k].len);
+        else
+            w = snprintf(out + used, cap - used, " [%zu+%zu: %zu from %s%d's %zu]", d[k].off,
+                         d[k].len, d[k].run, (size_t)d[k].from == self ? "own " : "client ",
+                         d[k].from, d[k].from_off);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return used < cap ? used : cap - 1;
+}
+
+/* What went wrong with client i's stream, in one line. */
+static void peer_explain(size_t i, char *out, size_t cap)
+{
+    const struct peer_client *pc = &peers[i];
+    const struct peer_delivery *first = &pc->after[0];
+    char want[32], seen[32], what[200];
+    peer_hex(want, sizeof want, pc->want, pc->nwant);
+    peer_hex(seen, sizeof seen, pc->seen, pc->nseen);
+    if (pc->bad_off >= PEER_BYTES)
+        snprintf(what, sizeof what, "more bytes than were sent");
+    else if (first->from < 0)
+        snprintf(what, sizeof what, "in no client's stream: corrupted");
+    else if ((size_t)first->from != i)
+        snprintf(what, sizeof what,
+                 "%zu bytes of client %d's stream from its offset %zu: crossed connections",
+                 first->run, first->from, first->from_off);
+    else if (first->from_off > pc->bad_off)
+        snprintf(what, sizeof what,
+                 "%zu bytes of its own stream from offset %zu, %zu ahead: "
+                 "a gap, or deliveries out of order",
+                 first->run, first->from_off, first->from_off - pc->bad_off);
+    else
+        snprintf(what, sizeof what,
+                 "%zu bytes of its own stream from offset %zu, %zu behind: a repeat", first->run,
+                 first->from_off, pc->bad_off - first->from_off);
+    int w = snprintf(out, cap,
+                     "first wrong byte at offset %zu of %u (%zu wrong): expected %s, got %s; "
+                     "those are %s; %zu bytes received in all; deliveries (offset+length: "
+                     "where from) before it:",
+                     pc->bad_off, PEER_BYTES, pc->bad_run, want, seen, what, pc->got);
+    size_t used = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
+    used += peer_trace(out + used, cap - used, i, pc->before, pc->nbefore);
+    w = snprintf(out + used, cap - used, "; from it on:");
+    used += w < 0 ? 0 : (size_t)w < cap - used ? (size_t)w : cap - used - 1;
+    peer_trace(out + used, cap - used, i, pc->after, pc->nafter);
 }
 
 /* Keep reading while the send queue is full: the peer echoes what it reads,
@@ -810,6 +982,13 @@ Test(engine_win, clients_stream_byte_exact_through_an_external_echo_peer)
     *colon = '\0';
     memset(peers, 0, sizeof peers);
     for (int i = 0; i < PEER_CLIENTS; i++) {
+        if (!peer_stream[i]) {
+            peer_stream[i] = malloc(PEER_BYTES);
+            cr_assert_not_null(peer_stream[i]);
+        }
+        peer_fill(peer_stream[i], (size_t)i);
+    }
+    for (int i = 0; i < PEER_CLIENTS; i++) {
         struct iocp_connect_config cc = {.host = host,
                                          .port = (uint16_t)atoi(colon + 1),
                                          .worker = -1,
@@ -822,7 +1001,11 @@ Test(engine_win, clients_stream_byte_exact_through_an_external_echo_peer)
         cr_expect_eq(atomic_load(&peers[i].status), 0, "client %d: %s", i,
                      iocp_strerror(atomic_load(&peers[i].status)));
         cr_expect_eq(peers[i].got, PEER_BYTES, "client %d", i);
-        cr_expect_not(peers[i].bad, "client %d: wrong bytes", i);
+        if (peers[i].bad) {
+            char why[1024];
+            peer_explain((size_t)i, why, sizeof why);
+            cr_expect_not(peers[i].bad, "client %d: wrong bytes: %s", i, why);
+        }
     }
 }
 
