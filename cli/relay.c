@@ -20,11 +20,13 @@
  * at most about one watermark of queued bytes per direction (plus what
  * the library already received when the pause came).
  *
- * Once the target is up, each direction is handed to iocp_conn_splice():
- * on Linux the bytes then move from socket to socket inside the kernel,
- * through a pipe, and never reach this process; the half-closes still come
- * through on_eof.  Where the platform or backend cannot splice (or with
- * --no-splice), the copying path above carries on.
+ * A direction that turns out to carry bulk data (several large reads in a
+ * row) is handed to iocp_conn_splice(): on Linux its bytes then move from
+ * socket to socket inside the kernel, through a pipe, and never reach this
+ * process; the half-closes still come through on_eof.  Small messages stay
+ * on the copying path, where one receive and one send beat a poll and two
+ * splices per message.  Where the platform or backend cannot splice (or
+ * with --no-splice), the copying path carries everything.
  *
  * While the target leg connects, the client's bytes wait in a buffer of
  * the pair; above the high watermark the client is paused until the
@@ -74,6 +76,9 @@ struct pair {
     bool client_eof, target_eof;
     bool client_full, target_full;     /* that leg's send queue is above its high mark */
     bool client_paused, target_paused; /* we paused that leg's reading */
+    /* Large reads in a row per direction, and whether it is spliced. */
+    uint8_t up_bulk, down_bulk;
+    bool up_spliced, down_spliced;
     /* Bytes from the client while the target connects. */
     unsigned char *early;
     size_t early_len, early_cap;
@@ -143,10 +148,35 @@ static void pipeline_maybe_done(struct pair *p)
     }
 }
 
+/* A read this large means the sender had more queued than one buffer. */
+#define BULK_READ (8u * 1024u)
+/* Large reads in a row before a direction is spliced. */
+#define BULK_READS_TO_SPLICE 4
+
+/* Count large reads in a row on one direction and splice it once the
+ * stream looks like a bulk transfer.  The bytes of this read were queued on
+ * `to` already, so they go out before anything spliced. */
+static void pipeline_maybe_splice(struct pair *p, struct iocp_conn *from, struct iocp_conn *to,
+                                  size_t len, uint8_t *bulk, bool *spliced)
+{
+    if (*spliced || relay.no_splice)
+        return;
+    *bulk = len >= BULK_READ ? (uint8_t)(*bulk + 1) : 0;
+    if (*bulk < BULK_READS_TO_SPLICE)
+        return;
+    int rc = iocp_conn_splice(from, to);
+    /* Whatever the answer, ask only once: a refusal will not change. */
+    *spliced = true;
+    if (rc < 0)
+        diag_info(2, "relay: %s: copying (splice: %s)", p->peer, iocp_strerror(rc));
+}
+
 static void pipeline_from_client(struct pair *p, const void *data, size_t len)
 {
     if (p->target) {
         pipeline_send(p, p->target, data, len);
+        if (p->client && p->target)
+            pipeline_maybe_splice(p, p->client, p->target, len, &p->up_bulk, &p->up_spliced);
         return;
     }
     /* Still connecting: keep the bytes in order for the target. */
@@ -169,8 +199,11 @@ static void pipeline_from_client(struct pair *p, const void *data, size_t len)
 
 static void pipeline_from_target(struct pair *p, const void *data, size_t len)
 {
-    if (p->client)
-        pipeline_send(p, p->client, data, len);
+    if (!p->client)
+        return;
+    pipeline_send(p, p->client, data, len);
+    if (p->client && p->target)
+        pipeline_maybe_splice(p, p->target, p->client, len, &p->down_bulk, &p->down_spliced);
 }
 
 /* The target is up: hand it what the client sent meanwhile, and its EOF. */
@@ -184,15 +217,6 @@ static void pipeline_connected(struct pair *p)
     if (p->client_eof)
         iocp_conn_shutdown(p->target);
     pipeline_flow(p);
-    if (relay.no_splice)
-        return;
-    /* Zero copy from here on, where the system can.  A direction that has
-     * already ended (ESHUTDOWN) has nothing left to move. */
-    int up = iocp_conn_splice(p->client, p->target);
-    int down = iocp_conn_splice(p->target, p->client);
-    if (up < 0 || down < 0)
-        diag_info(2, "relay: %s: copying (splice: %s)", p->peer,
-                  iocp_strerror(up < 0 ? up : down));
 }
 
 static void pipeline_eof(struct pair *p, bool from_client)
@@ -407,8 +431,8 @@ static void relay_usage(FILE *out)
                  "  -m, --max-conns N      relay at most N clients at once; more are closed\n"
                  "  -4, --ipv4             listen on IPv4 only\n"
                  "  -6, --ipv6             listen on IPv6 only\n"
-                 "      --no-splice        copy through the relay instead of splicing in\n"
-                 "                         the kernel (Linux splices by default)\n" STATS_ENDPOINT_HELP
+                 "      --no-splice        always copy through the relay (by default, on\n"
+                 "                         Linux, bulk transfers are spliced in the kernel)\n" STATS_ENDPOINT_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n");
 }
