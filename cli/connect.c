@@ -14,6 +14,7 @@
 
 #include "bridge.h"
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
 #include "netcompat.h"
@@ -21,7 +22,7 @@
 #include "probe.h"
 #include "stop.h"
 
-static const struct option connect_options[] = {
+const struct option connect_options[] = {
     {"wait", required_argument, NULL, 'w'},
     {"source", required_argument, NULL, 's'},
     {"source-port", required_argument, NULL, 'p'},

@@ -14,6 +14,7 @@
 #include "iocp.h"
 
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "opts.h"
 #include "stats_endpoint.h"
@@ -68,7 +69,7 @@ static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
 
 enum { OPT_STATS = 256, OPT_NO_STATS };
 
-static const struct option echo_options[] = {
+const struct option echo_options[] = {
     {"workers", required_argument, NULL, 'W'},
     {"backend", required_argument, NULL, 'B'},
     {"max-conns", required_argument, NULL, 'm'},

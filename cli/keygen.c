@@ -9,10 +9,11 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
 
-static const struct option keygen_options[] = {
+const struct option keygen_options[] = {
     {"force", no_argument, NULL, 'f'},
     {"check", no_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},

@@ -21,6 +21,7 @@
 #include "acl.h"
 #include "bridge.h"
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
 #include "netcompat.h"
@@ -55,7 +56,7 @@ static bool listen_filter(const struct sockaddr *peer, void *data)
     return false;
 }
 
-static const struct option listen_options[] = {
+const struct option listen_options[] = {
     {"keep-open", no_argument, NULL, 'k'},
     {"broker", no_argument, NULL, OPT_BROKER},
     {"max-conns", required_argument, NULL, 'm'},

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * iocptool: the entry point.  A table of subcommands, each with a one-line
- * summary; main() finds the subcommand and hands it the rest of argv.
+ * iocptool: the entry point.  main() finds the subcommand in the registry
+ * (cmdtable.c) and hands it the rest of argv.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,38 +9,18 @@
 #include "iocp.h"
 
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
 
-#ifdef IOCPTOOL_HAVE_ENGINE
-#define ENGINE_CMD(fn) fn
-#else
-#define ENGINE_CMD(fn) NULL
-#endif
-
-struct subcommand {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-};
-
 const char *cli_command;
-
-static const struct subcommand subcommands[] = {
-    {"listen", ENGINE_CMD(cmd_listen), "accept connections and bridge them to stdin/stdout"},
-    {"connect", ENGINE_CMD(cmd_connect), "connect and bridge stdin/stdout to the socket"},
-    {"echo", ENGINE_CMD(cmd_echo), "run an echo server"},
-    {"relay", ENGINE_CMD(cmd_relay), "forward every accepted connection to a target"},
-    {"stats", ENGINE_CMD(cmd_stats), "show the live counters of a running iocptool"},
-    {"keygen", cmd_keygen, "make a pre-shared key for --key"},
-};
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: iocptool <command> [options] [arguments]\n"
                  "       iocptool --help | --version\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(out, "  %-8s  %s\n", subcommands[i].name, subcommands[i].summary);
+    for (size_t i = 0; i < cmd_table_len; i++)
+        fprintf(out, "  %-8s  %s\n", cmd_table[i].name, cmd_table[i].summary);
     fprintf(out, "\nRun 'iocptool <command> --help' for the options of a command.\n");
 }
 
@@ -90,15 +70,22 @@ int main(int argc, char **argv)
         version();
         return 0;
     }
-    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++) {
-        if (strcmp(argv[1], subcommands[i].name) != 0)
-            continue;
-        if (!subcommands[i].run) {
+    /* Hidden: the completion scripts, written from the option tables. */
+    if (!strcmp(argv[1], "--completions")) {
+        if (argc != 3) {
+            diag_error("usage: iocptool --completions bash|powershell|table");
+            return EXIT_USAGE;
+        }
+        return completions_write(stdout, argv[2]);
+    }
+    const struct cmd_entry *cmd = cmd_find(argv[1]);
+    if (cmd) {
+        if (!cmd->run) {
             diag_error("%s: not available in this build", argv[1]);
             return EXIT_RUNTIME;
         }
-        cli_command = subcommands[i].name;
-        return subcommands[i].run(argc - 1, argv + 1);
+        cli_command = cmd->name;
+        return cmd->run(argc - 1, argv + 1);
     }
     diag_error("%s: unknown command", argv[1]);
     usage(stderr);

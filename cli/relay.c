@@ -40,6 +40,7 @@
 #include "iocp.h"
 
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "opts.h"
 #include "stats_endpoint.h"
@@ -400,7 +401,7 @@ static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
 
 enum { OPT_STATS = 256, OPT_NO_STATS, OPT_NO_SPLICE };
 
-static const struct option relay_options[] = {
+const struct option relay_options[] = {
     {"wait", required_argument, NULL, 'w'},
     {"workers", required_argument, NULL, 'W'},
     {"backend", required_argument, NULL, 'B'},

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "cmdtable.h"
 #include "diag.h"
 #include "json.h"
 #include "opts.h"
@@ -223,7 +224,7 @@ static int list_instances(const struct instance *in, int n, bool json)
 
 enum { OPT_PROMETHEUS = 256, OPT_CLIENTS, OPT_WATCH };
 
-static const struct option stats_options[] = {
+const struct option stats_options[] = {
     {"json", no_argument, NULL, 'j'},
     {"prometheus", no_argument, NULL, OPT_PROMETHEUS},
     {"clients", no_argument, NULL, OPT_CLIENTS},

@@ -46,7 +46,8 @@ dpkg-deb -x "$deb" "$tmp/root"
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 for f in usr/bin/iocptool usr/include/iocp.h usr/include/iocp/version.h \
          "usr/lib/$multiarch/libiocp.a" "usr/lib/$multiarch/libiocp.so.0" \
-         "usr/lib/$multiarch/pkgconfig/iocp.pc" "usr/lib/$multiarch/cmake/iocp/iocpConfig.cmake"; do
+         "usr/lib/$multiarch/pkgconfig/iocp.pc" "usr/lib/$multiarch/cmake/iocp/iocpConfig.cmake" \
+         usr/share/bash-completion/completions/iocptool; do
   [ -e "$tmp/root/$f" ] || fail "/$f is not in the package"
 done
 outside=$(cd "$tmp/root" && find . -mindepth 1 -maxdepth 1 ! -name usr)

@@ -10,8 +10,8 @@ winget manifests that the `manifests` target made from it.
   python3-jsonschema and python3-yaml; a missing schema folder is an error
 - every version in them is the project's (project() in CMakeLists.txt) and a
   YAML string, every hash is the SHA-256 of the ZIP on disk, every URL the same
-- the ZIP holds iocptool.exe, LICENSE.txt and README.md at its top, and the
-  manual as iocptool.html exactly when man/iocptool.1 exists; the nested
+- the ZIP holds iocptool.exe, LICENSE.txt, README.md and the PowerShell
+  completion script _iocptool.ps1 at its top, and the manual as iocptool.html exactly when man/iocptool.1 exists; the nested
   installer path of the winget manifest and Scoop's bin are in it
 - the templates in packaging/ hard-code no version or hash
 - with --run-exe, the packaged iocptool.exe is run (through wine) and must
@@ -95,7 +95,7 @@ def main():
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
         check(z.testzip() is None, f"{zip_name}: a member is corrupt")
-    want = {"iocptool.exe", "LICENSE.txt", "README.md"}
+    want = {"iocptool.exe", "LICENSE.txt", "README.md", "_iocptool.ps1"}
     if os.path.isfile(os.path.join(REPO, "man", "iocptool.1")):
         want.add("iocptool.html")
     check(names == want, f"{zip_name}: holds {sorted(names)}, wants {sorted(want)}")

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry of subcommands (cmdtable.h): main() runs them from here and
+ * the completion scripts are written from here.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "cmdtable.h"
+
+/* A subcommand whose sources are not in this build has no function and no
+ * option table; main() says "not available in this build". */
+#ifdef IOCPTOOL_HAVE_ENGINE
+#define ENGINE_CMD(fn)        fn
+#define ENGINE_OPTIONS(table) table
+#else
+#define ENGINE_CMD(fn)        NULL
+#define ENGINE_OPTIONS(table) NULL
+#endif
+
+/* stats.c does not build on Windows yet: its stand-in in unported_win.c
+ * runs, and there are no options to complete. */
+#if defined(_WIN32) && !defined(IOCPTOOL_WIN_HAVE_STATS)
+#define STATS_OPTIONS NULL
+#else
+#define STATS_OPTIONS ENGINE_OPTIONS(stats_options)
+#endif
+
+const struct cmd_entry cmd_table[] = {
+    {"listen", ENGINE_CMD(cmd_listen), "accept connections and bridge them to stdin/stdout",
+     ENGINE_OPTIONS(listen_options), CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
+    {"connect", ENGINE_CMD(cmd_connect), "connect and bridge stdin/stdout to the socket",
+     ENGINE_OPTIONS(connect_options), CMD_COMPLETE_HOST, CMD_COMPLETE_NONE, "keep-open"},
+    {"echo", ENGINE_CMD(cmd_echo), "run an echo server", ENGINE_OPTIONS(echo_options),
+     CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
+    {"relay", ENGINE_CMD(cmd_relay), "forward every accepted connection to a target",
+     ENGINE_OPTIONS(relay_options), CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
+    {"stats", ENGINE_CMD(cmd_stats), "show the live counters of a running iocptool", STATS_OPTIONS,
+     CMD_COMPLETE_PID, CMD_COMPLETE_NONE},
+    {"keygen", cmd_keygen, "make a pre-shared key for --key", keygen_options, CMD_COMPLETE_FILE,
+     CMD_COMPLETE_NONE},
+};
+
+const size_t cmd_table_len = sizeof cmd_table / sizeof cmd_table[0];
+
+/*
+ * The values of the options that take one, by long name.  A name means the
+ * same value in every subcommand that has the option; the metavar is the
+ * word --help shows after the option (test_cli_completions checks both).
+ */
+static const struct cmd_value cmd_values[] = {
+    {"allow", "LIST", CMD_COMPLETE_NONE, NULL},
+    {"backend", "NAME", CMD_COMPLETE_WORDS, "uring epoll iocp"},
+    {"deny", "LIST", CMD_COMPLETE_NONE, NULL},
+    {"idle-timeout", "S", CMD_COMPLETE_NONE, NULL},
+    {"key", "FILE", CMD_COMPLETE_FILE, NULL},
+    {"max-conns", "N", CMD_COMPLETE_NONE, NULL},
+    {"port", "PORT", CMD_COMPLETE_NONE, NULL},
+    {"quit-after", "S", CMD_COMPLETE_NONE, NULL},
+    {"source", "ADDR", CMD_COMPLETE_HOST, NULL},
+    {"source-port", "PORT", CMD_COMPLETE_NONE, NULL},
+    /* a socket PATH, or tcp:[HOST:]PORT */
+    {"stats", "ADDR", CMD_COMPLETE_FILE, NULL},
+    {"wait", "S", CMD_COMPLETE_NONE, NULL},
+    {"watch", "S", CMD_COMPLETE_NONE, NULL},
+    {"workers", "N", CMD_COMPLETE_NONE, NULL},
+};
+
+const struct cmd_entry *cmd_find(const char *name)
+{
+    for (size_t i = 0; i < cmd_table_len; i++)
+        if (!strcmp(cmd_table[i].name, name))
+            return &cmd_table[i];
+    return NULL;
+}
+
+const struct cmd_value *cmd_value_of(const char *long_name)
+{
+    for (size_t i = 0; i < sizeof cmd_values / sizeof cmd_values[0]; i++)
+        if (!strcmp(cmd_values[i].option, long_name))
+            return &cmd_values[i];
+    return NULL;
+}
+
+bool cmd_option_listed(const struct cmd_entry *c, const struct option *o)
+{
+    size_t len = strlen(o->name);
+    for (const char *r = c->refused; r && *r;) {
+        size_t n = strcspn(r, " ");
+        if (n == len && !strncmp(r, o->name, n))
+            return false;
+        r += n + (r[n] == ' ');
+    }
+    return true;
+}
+
+int cmd_short_of(const struct option *o)
+{
+    if (o->flag || o->val <= 0 || o->val > 127 || !isalnum(o->val))
+        return 0;
+    return o->val;
+}
