@@ -26,6 +26,7 @@
 #include "keyfile.h"
 #include "netcompat.h"
 #include "opts.h"
+#include "stats_endpoint.h"
 #include "stop.h"
 
 #define LISTEN_MAX_CONNS_DEFAULT 100
@@ -34,6 +35,8 @@ enum {
     OPT_BROKER = BRIDGE_OPT_NEXT,
     OPT_ALLOW,
     OPT_DENY,
+    OPT_STATS,
+    OPT_NO_STATS,
 };
 
 /* The filter runs on the accepting worker; the list is read-only by then. */
@@ -68,6 +71,8 @@ const struct option listen_options[] = {
     {"port", required_argument, NULL, 'p'},
     {"numeric", no_argument, NULL, 'n'},
     {"backend", required_argument, NULL, 'B'},
+    {"stats", required_argument, NULL, OPT_STATS},
+    {"no-stats", no_argument, NULL, OPT_NO_STATS},
     {"help", no_argument, NULL, 'h'},
     BRIDGE_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
@@ -98,6 +103,7 @@ static void listen_usage(FILE *out)
             "  -n, --numeric          addresses must be numeric (no name lookup)\n"
             "  -l                     accepted for netcat compatibility\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+            STATS_ENDPOINT_HELP
             "%s"
             "  -h, --help             this help\n",
             LISTEN_MAX_CONNS_DEFAULT, bridge_options_help);
@@ -115,7 +121,8 @@ int cmd_listen(int argc, char **argv)
     struct iocp_engine_config ecfg = {.workers = 1, .log = diag_lib_log};
     const char *source = NULL, *port_opt = NULL;
     bool keep_open = false, broker = false, numeric = false, max_given = false;
-    bool z_given = false, w_given = false;
+    bool z_given = false, w_given = false, no_stats = false;
+    const char *stats_spec = NULL;
     int family = 0, conflicts = 0;
     long long max_conns = LISTEN_MAX_CONNS_DEFAULT;
     uint8_t key[KEYFILE_KEY_BYTES];
@@ -170,6 +177,12 @@ int cmd_listen(int argc, char **argv)
         case 'B':
             ecfg.backend = optarg;
             break;
+        case OPT_STATS:
+            stats_spec = optarg;
+            break;
+        case OPT_NO_STATS:
+            no_stats = true;
+            break;
         case 'z':
             z_given = true;
             break;
@@ -191,6 +204,10 @@ int cmd_listen(int argc, char **argv)
     conflicts += bridge_conflicts(&bcfg);
     if (z_given) {
         diag_error("listen: -z: port probing is done by 'iocptool connect -z'");
+        conflicts++;
+    }
+    if (stats_spec && no_stats) {
+        diag_error("listen: --stats and --no-stats exclude each other");
         conflicts++;
     }
     if (w_given) {
@@ -288,6 +305,10 @@ int cmd_listen(int argc, char **argv)
         diag_error("listen: %s%s%s", *detail ? detail : "", *detail ? ": " : "", iocp_strerror(rc));
         goto out;
     }
+    /* Before the listening line, so that a script that reads it finds the
+     * endpoint in place. */
+    if (!no_stats && stats_endpoint_start(e, s, stats_spec) < 0)
+        goto out;
     cli_print_listening(s);
 
     int sig = stop_wait();
@@ -297,6 +318,7 @@ int cmd_listen(int argc, char **argv)
     status = bridge_end(b, sig);
 
 out:
+    stats_endpoint_stop();
     if (s)
         iocp_server_stop(s);
     iocp_engine_stop(e);
