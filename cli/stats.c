@@ -5,116 +5,56 @@
  * formats every report, so this side only asks, checks and prints).
  *
  * Which server: a PID, a socket path or tcp:[HOST:]PORT on the command
- * line; without one, the per-user directory is scanned.  A socket whose
- * process is gone (nobody accepts on it and the PID no longer exists) is
- * stale and removed; one live instance is queried, several are listed.
+ * line (on Windows also the path of a token file); without one, the
+ * per-user directory is scanned.  An endpoint whose process is gone
+ * (nobody accepts on it and the PID no longer exists) is stale and
+ * removed; one live instance is queried, several are listed.  The system's
+ * part (processes, interrupts, the terminal) is in stats_sys.h.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cmds.h"
-#include "cmdtable.h"
 #include "diag.h"
 #include "json.h"
 #include "opts.h"
 #include "stats_endpoint.h"
+#include "stats_sys.h"
 
 #define STATS_QUERY_MS   10000 /* the whole exchange with the endpoint */
 #define STATS_MAX_ANSWER (256u << 20)
 
-static volatile sig_atomic_t stats_interrupted;
-
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    stats_interrupted = 1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*
  * Ask the endpoint and collect the whole answer in out.  Returns 0, or -1
- * after printing why.  An "error: ..." answer is an error too.
+ * after printing why (nothing when an interrupt ended the wait).  An
+ * "error: ..." answer is an error too.
  */
 static int query(const char *endpoint, const char *request, struct json_buf *out)
 {
     char err[512];
-    int fd = stats_endpoint_connect(endpoint, err, sizeof err);
-    if (fd < 0) {
-        diag_error("stats: %s", err);
+    if (stats_endpoint_ask(endpoint, request, out, STATS_MAX_ANSWER, STATS_QUERY_MS, err,
+                           sizeof err) < 0) {
+        if (!stats_sys_interrupted())
+            diag_error("stats: %s", err);
         return -1;
-    }
-    char line[64];
-    int len = snprintf(line, sizeof line, "%s\n", request);
-    uint64_t end = now_ms() + STATS_QUERY_MS;
-    int rc = -1;
-    if (send(fd, line, (size_t)len, MSG_NOSIGNAL) != len) {
-        diag_error("stats: %s: %s", endpoint, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        uint64_t now = now_ms();
-        if (now >= end) {
-            diag_error("stats: %s: no complete answer within %u seconds", endpoint,
-                       STATS_QUERY_MS / 1000);
-            goto out;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int r = poll(&pfd, 1, (int)(end - now));
-        if (r < 0 && errno == EINTR && !stats_interrupted)
-            continue;
-        if (r < 0) {
-            diag_error("stats: %s: %s", endpoint, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            continue;
-        char buf[65536];
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            diag_error("stats: %s: %s", endpoint, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        json_append(out, buf, (size_t)n);
-        if (out->failed || out->len > STATS_MAX_ANSWER) {
-            diag_error("stats: %s: answer too large", endpoint);
-            goto out;
-        }
     }
     /* Only a connection listing may be empty. */
     if (out->len == 0 && strncmp(request, "clients", 7) != 0) {
         diag_error("stats: %s: empty answer", endpoint);
-        goto out;
+        return -1;
     }
     if (out->len >= 7 && !memcmp(out->data, "error: ", 7)) {
         size_t l = out->len;
         while (l && (out->data[l - 1] == '\n' || out->data[l - 1] == '\r'))
             l--;
         diag_error("stats: %s: %.*s", endpoint, (int)(l - 7), out->data + 7);
-        goto out;
+        return -1;
     }
-    rc = 0;
-out:
-    close(fd);
-    return rc;
+    return 0;
 }
 
 /* ---- finding the running instances ---- */
@@ -124,25 +64,9 @@ struct instance {
     char path[512];
 };
 
-/* The command line of pid, spaces between the arguments ("" if unknown). */
-static void command_of(long pid, char *buf, size_t len)
-{
-    char path[64];
-    buf[0] = '\0';
-    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    size_t n = fread(buf, 1, len - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    for (size_t i = 0; i + 1 < n; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' ';
-}
-
 /*
- * Scan the per-user directory for <pid>.sock endpoints that answer a
+ * Scan the per-user directory for default endpoints (stats_endpoint_file)
+ * that answer a connect.
  * connect.  Fills up to max entries; returns how many were found (possibly
  * more than max), or -1 after printing why.
  */
@@ -163,27 +87,23 @@ static int scan(struct instance *found, int max, char *dir, size_t dirlen)
     int count = 0;
     struct dirent *ent;
     while ((ent = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(ent->d_name, &end, 10);
-        if (end == ent->d_name || pid <= 0 || strcmp(end, ".sock") != 0)
+        long pid;
+        if (!stats_endpoint_file(ent->d_name, &pid))
             continue;
         char path[512];
-        int plen = snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+        int plen = snprintf(path, sizeof path, "%s" STATS_DIR_SEP "%s", dir, ent->d_name);
         if (plen < 0 || (size_t)plen >= sizeof((struct instance *)0)->path)
             continue;
-        char err[512];
-        int fd = stats_endpoint_connect(path, err, sizeof err);
-        if (fd < 0) {
+        if (!stats_endpoint_probe(path)) {
             /* Nobody accepts there.  If its process is gone too, the file
              * was left by a crash or a kill: drop it.  (A live process may
-             * be between bind and listen: leave its socket alone.) */
-            if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+             * be between bind and listen: leave its endpoint alone.) */
+            if (stats_sys_process_gone(pid)) {
                 diag_info(1, "stats: removing stale endpoint %s", path);
-                unlink(path);
+                remove(path);
             }
             continue;
         }
-        close(fd);
         if (count < max) {
             found[count].pid = pid;
             memcpy(found[count].path, path, sizeof path);
@@ -201,7 +121,7 @@ static int list_instances(const struct instance *in, int n, bool json)
         json_printf(&b, "{\"instances\":[");
     for (int i = 0; i < n; i++) {
         char cmd[512];
-        command_of(in[i].pid, cmd, sizeof cmd);
+        stats_sys_command_of(in[i].pid, cmd, sizeof cmd);
         if (json) {
             json_printf(&b, "%s{\"pid\":%ld", i ? "," : "", in[i].pid);
             json_key(&b, "endpoint", false);
@@ -328,7 +248,7 @@ int cmd_stats(int argc, char **argv)
             diag_error("stats: %s: %s", dir, why);
             return EXIT_RUNTIME;
         }
-        snprintf(endpoint, sizeof endpoint, "%s/%lld.sock", dir, pid);
+        stats_endpoint_of_pid(dir, (long)pid, endpoint, sizeof endpoint);
     } else if (argc - optind == 1) {
         snprintf(endpoint, sizeof endpoint, "%s", argv[optind]);
     } else {
@@ -352,22 +272,18 @@ int cmd_stats(int argc, char **argv)
                           : clients  ? (json ? "clients-json" : "clients")
                           : json     ? "json"
                                      : "stats";
-    bool tty = isatty(1);
-    if (watch) {
-        /* Interrupting a watch is how it ends: exit 0, not by the signal. */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_interrupt;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-    }
+    bool tty = stats_sys_stdout_terminal();
+    bool clear = watch && stats_sys_stdout_ansi();
+    /* Interrupting a watch is how it ends: exit 0, not by the signal. */
+    if (watch)
+        stats_sys_catch_interrupts();
     for (unsigned round = 0;; round++) {
         struct json_buf b = JSON_BUF_INIT;
         if (query(endpoint, request, &b) < 0) {
             json_buf_free(&b);
-            return stats_interrupted ? EXIT_OK : EXIT_RUNTIME;
+            return stats_sys_interrupted() ? EXIT_OK : EXIT_RUNTIME;
         }
-        if (watch && tty)
+        if (clear)
             fputs("\033[H\033[2J", stdout); /* home, clear: like top */
         else if (watch && round > 0 && !json)
             fputs("\n", stdout);
@@ -382,10 +298,8 @@ int cmd_stats(int argc, char **argv)
         }
         if (!watch)
             return EXIT_OK;
-        struct timespec ts = {(time_t)(watch_ms / 1000), (long)(watch_ms % 1000) * 1000000L};
-        while (!stats_interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-            ;
-        if (stats_interrupted)
+        stats_sys_sleep(watch_ms);
+        if (stats_sys_interrupted())
             return EXIT_OK;
     }
 }

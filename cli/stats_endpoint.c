@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stats_endpoint.h: where the endpoint lives, the thread that serves it,
- * and the four reports.
+ * stats_endpoint.h on POSIX: where the endpoint lives, the thread that
+ * serves it, and how the `stats` subcommand reaches it.  The answers
+ * themselves come from stats_report.c, which the Windows endpoint shares.
  *
  * The thread polls the listening socket, a wake-up pipe and at most
- * EP_MAX_CLIENTS clients, all non-blocking; one more client takes the slot
- * of the oldest that is not being answered.  A client goes through three
- * states: reading its request line (bounded in length and time), writing
- * the answer (as fast as it reads; bounded in time), then draining what it
- * still sends for a moment after our shutdown, so that a client which sent
- * more than one line (or garbage) still reads our answer instead of a reset.
- * Nothing a client does reaches the engine: the reports are built from
- * iocp_engine_stats() and iocp_engine_foreach_conn() snapshots.
+ * STATS_MAX_CLIENTS clients, all non-blocking; one more client takes the
+ * slot of the oldest that is not being answered.  A client goes through
+ * three states: reading its request line (bounded in length and time),
+ * writing the answer (as fast as it reads; bounded in time), then draining
+ * what it still sends for a moment after our shutdown, so that a client
+ * which sent more than one line (or garbage) still reads our answer instead
+ * of a reset.  Nothing a client does reaches the engine: the reports are
+ * built from iocp_engine_stats() and iocp_engine_foreach_conn() snapshots.
  */
 #include "stats_endpoint.h"
 
@@ -32,16 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmds.h"
 #include "diag.h"
 #include "json.h"
-
-#define EP_MAX_CLIENTS 32
-#define EP_REQ_MAX     128   /* bytes of a request line, newline included */
-#define EP_READ_MS     5000  /* to send the request line */
-#define EP_WRITE_MS    10000 /* to read the whole answer */
-#define EP_DRAIN_MS    1000  /* to close after our answer */
-#define EP_RATE_MIN_MS 1000  /* a new rate sample at most this often */
+#include "stats_report.h"
 
 enum ep_state { EP_READING, EP_WRITING, EP_DRAINING };
 
@@ -49,23 +43,14 @@ struct ep_client {
     int fd; /* -1: free slot */
     enum ep_state state;
     uint64_t since, deadline;
-    char in[EP_REQ_MAX];
+    char in[STATS_REQ_MAX];
     size_t inlen;
     struct json_buf out;
     size_t outoff;
 };
 
-/* One sample of the counters that rates are computed from. */
-struct ep_sample {
-    uint64_t t_ms; /* engine uptime */
-    uint64_t bytes_in, bytes_out, accepted, closed;
-    uint64_t completions[IOCP_STATS_MAX_WORKERS];
-};
-
 static struct {
     bool running;
-    struct iocp_engine *e;
-    struct iocp_server *s;
     int lfd;
     int wake[2];
     pthread_t thread;
@@ -73,8 +58,8 @@ static struct {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t dev;
     ino_t ino;
-    struct ep_client clients[EP_MAX_CLIENTS];
-    struct ep_sample base; /* the previous sample; zero (the start) at first */
+    struct ep_client clients[STATS_MAX_CLIENTS];
+    struct stats_source src;
 } ep = {.lfd = -1, .wake = {-1, -1}};
 
 static uint64_t now_ms(void)
@@ -135,45 +120,11 @@ int stats_endpoint_dir(char *buf, size_t len, bool create, const char **why)
 
 /* ---- addresses ---- */
 
-/* "tcp:[HOST:]PORT", "tcp:[v6]:PORT": host (default 127.0.0.1) and port. */
-static bool parse_tcp(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    const char *text = spec + 4;
-    const char *p = text;
-    snprintf(host, hostlen, "127.0.0.1");
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= hostlen)
-            return false;
-        snprintf(host, hostlen, "%.*s", (int)(close - text - 1), text + 1);
-        p = close + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon) {
-            if ((size_t)(colon - text) >= hostlen || colon == text)
-                return false;
-            snprintf(host, hostlen, "%.*s", (int)(colon - text), text);
-            p = colon + 1;
-        }
-    }
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (!*p || *end || v < 0 || v > 65535)
-        return false;
-    snprintf(port, portlen, "%ld", v);
-    return true;
-}
-
-static bool is_tcp(const char *spec)
-{
-    return strncmp(spec, "tcp:", 4) == 0;
-}
-
 static int resolve_tcp(const char *spec, struct addrinfo **res, bool passive, char *err,
                        size_t errlen)
 {
     char host[256], port[8];
-    if (!parse_tcp(spec, host, sizeof host, port, sizeof port)) {
+    if (!stats_parse_tcp(spec, host, sizeof host, port, sizeof port)) {
         snprintf(err, errlen, "%s: expected tcp:[HOST:]PORT", spec);
         return -1;
     }
@@ -203,9 +154,11 @@ static bool fill_unix(struct sockaddr_un *sa, const char *path, char *err, size_
     return true;
 }
 
-int stats_endpoint_connect(const char *spec, char *err, size_t errlen)
+/* A blocking stream socket connected to the endpoint named by spec (a path
+ * or tcp:[HOST:]PORT), or -1 with the reason in err. */
+static int endpoint_connect(const char *spec, char *err, size_t errlen)
 {
-    if (is_tcp(spec)) {
+    if (stats_is_tcp(spec)) {
         struct addrinfo *res;
         if (resolve_tcp(spec, &res, false, err, errlen) < 0)
             return -1;
@@ -237,6 +190,86 @@ int stats_endpoint_connect(const char *spec, char *err, size_t errlen)
     return fd;
 }
 
+/* ---- the `stats` side ---- */
+
+bool stats_endpoint_file(const char *name, long *pid)
+{
+    char *end;
+    long v = strtol(name, &end, 10);
+    if (end == name || v <= 0 || strcmp(end, ".sock") != 0)
+        return false;
+    *pid = v;
+    return true;
+}
+
+void stats_endpoint_of_pid(const char *dir, long pid, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%ld.sock", dir, pid);
+}
+
+bool stats_endpoint_probe(const char *spec)
+{
+    char ignored[512];
+    int fd = endpoint_connect(spec, ignored, sizeof ignored);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+int stats_endpoint_ask(const char *spec, const char *request, struct json_buf *out, size_t max,
+                       unsigned timeout_ms, char *err, size_t errlen)
+{
+    int fd = endpoint_connect(spec, err, errlen);
+    if (fd < 0)
+        return -1;
+    char line[64];
+    int len = snprintf(line, sizeof line, "%s\n", request);
+    uint64_t end = now_ms() + timeout_ms;
+    int rc = -1;
+    if (send(fd, line, (size_t)len, MSG_NOSIGNAL) != len) {
+        snprintf(err, errlen, "%s: %s", spec, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        uint64_t now = now_ms();
+        if (now >= end) {
+            snprintf(err, errlen, "%s: no complete answer within %u seconds", spec,
+                     timeout_ms / 1000);
+            goto out;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)(end - now));
+        /* EINTR included: the only handlers `stats` installs are those
+         * that end it. */
+        if (r < 0) {
+            snprintf(err, errlen, "%s: %s", spec, strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            continue;
+        char buf[65536];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s: %s", spec, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        json_append(out, buf, (size_t)n);
+        if (out->failed || out->len > max) {
+            snprintf(err, errlen, "%s: answer too large", spec);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}
+
 /* ---- opening the endpoint ---- */
 
 /* Bind a Unix-domain socket at path with mode 0600.  A stale socket file
@@ -253,7 +286,7 @@ static int open_unix(const char *path, char *err, size_t errlen)
             return -1;
         }
         char ignored[64];
-        int probe = stats_endpoint_connect(path, ignored, sizeof ignored);
+        int probe = endpoint_connect(path, ignored, sizeof ignored);
         if (probe >= 0) {
             close(probe);
             snprintf(err, errlen, "%s: in use by another process", path);
@@ -324,334 +357,6 @@ static int open_tcp(const char *spec, char *err, size_t errlen)
     return fd;
 }
 
-/* ---- reports ---- */
-
-static const char *const op_names[IOCP_STAT_OPS] = {
-    "accept", "connect", "recv", "send", "read", "write", "post",
-};
-
-struct ep_report {
-    struct iocp_stats st;
-    struct ep_sample now;
-    uint64_t interval_ms; /* what the rates cover */
-    bool since_start;
-    double in_rate, out_rate, accept_rate, close_rate;
-    double completion_rate[IOCP_STATS_MAX_WORKERS];
-    uint64_t pool_total;
-    char listening[80];
-    uint32_t server_conns;
-};
-
-static double per_second(uint64_t now, uint64_t then, uint64_t ms)
-{
-    return ms ? (double)(now - then) * 1000.0 / (double)ms : 0.0;
-}
-
-/* Take a snapshot and the rates since the previous sample (see the header
- * for the rule); with advance, this snapshot becomes the next baseline when
- * the baseline is old enough. */
-static void take_report(struct ep_report *r, bool advance)
-{
-    memset(r, 0, sizeof *r);
-    iocp_engine_stats(ep.e, &r->st, true);
-    const struct iocp_stats *st = &r->st;
-    unsigned nw = st->workers < IOCP_STATS_MAX_WORKERS ? st->workers : IOCP_STATS_MAX_WORKERS;
-    r->now.t_ms = st->uptime_ms;
-    r->now.bytes_in = st->bytes_in;
-    r->now.bytes_out = st->bytes_out;
-    r->now.accepted = st->accepted;
-    r->now.closed = st->closed;
-    for (unsigned i = 0; i < nw; i++)
-        r->now.completions[i] = st->worker[i].completions;
-
-    const struct ep_sample *b = &ep.base;
-    r->since_start = b->t_ms == 0;
-    r->interval_ms = r->now.t_ms > b->t_ms ? r->now.t_ms - b->t_ms : 0;
-    r->in_rate = per_second(r->now.bytes_in, b->bytes_in, r->interval_ms);
-    r->out_rate = per_second(r->now.bytes_out, b->bytes_out, r->interval_ms);
-    r->accept_rate = per_second(r->now.accepted, b->accepted, r->interval_ms);
-    r->close_rate = per_second(r->now.closed, b->closed, r->interval_ms);
-    for (unsigned i = 0; i < nw; i++)
-        r->completion_rate[i] =
-            per_second(r->now.completions[i], b->completions[i], r->interval_ms);
-    if (advance && r->interval_ms >= EP_RATE_MIN_MS)
-        ep.base = r->now;
-
-    r->pool_total = st->pool_free + (st->pool_lent - st->pool_returned);
-    if (ep.s) {
-        iocp_server_address(ep.s, r->listening, sizeof r->listening);
-        r->server_conns = iocp_server_conns(ep.s);
-    }
-}
-
-static unsigned report_workers(const struct ep_report *r)
-{
-    return r->st.workers < IOCP_STATS_MAX_WORKERS ? r->st.workers : IOCP_STATS_MAX_WORKERS;
-}
-
-static bool walk_agrees(const struct iocp_stats *st)
-{
-    return st->walked == st->online && st->hashed == st->online;
-}
-
-/* "1.5 GiB": binary units, three significant digits or so. */
-static const char *human_bytes(double v, char *buf, size_t len)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    unsigned u = 0;
-    while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%.0f B", v);
-    else
-        snprintf(buf, len, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
-    return buf;
-}
-
-static void report_text(struct json_buf *b)
-{
-    struct ep_report r;
-    take_report(&r, true);
-    const struct iocp_stats *st = &r.st;
-    uint64_t up = st->uptime_ms / 1000;
-    char x[32], y[32], z[32], w[32];
-
-    json_printf(b, "iocptool %s   pid %ld   backend %s   %u worker%s   up %llu:%02u:%02u\n",
-                cli_command ? cli_command : "?", (long)getpid(), st->backend, st->workers,
-                st->workers == 1 ? "" : "s", (unsigned long long)(up / 3600),
-                (unsigned)(up / 60 % 60), (unsigned)(up % 60));
-    if (ep.s)
-        json_printf(b, "listening     %s, %u connection%s\n", r.listening, r.server_conns,
-                    r.server_conns == 1 ? "" : "s");
-    json_printf(b, "online        %llu counted, %llu walked, %llu hashed: %s\n",
-                (unsigned long long)st->online, (unsigned long long)st->walked,
-                (unsigned long long)st->hashed, walk_agrees(st) ? "agree" : "DISAGREE");
-    json_printf(b, "hash          %llu buckets in use, longest chain %llu\n",
-                (unsigned long long)st->buckets_used, (unsigned long long)st->longest_chain);
-    json_printf(b, "accepts       %llu pending (low %u, high %u), %llu errors, %llu back-offs\n",
-                (unsigned long long)st->pending_accepts, st->accept_low, st->accept_high,
-                (unsigned long long)st->accept_errors, (unsigned long long)st->accept_backoffs);
-    json_printf(b, "pool          %llu free of %llu contexts\n", (unsigned long long)st->pool_free,
-                (unsigned long long)r.pool_total);
-    json_printf(b, "totals        %llu accepted, %llu connected, %llu closed, %llu refused\n",
-                (unsigned long long)st->accepted, (unsigned long long)st->connected,
-                (unsigned long long)st->closed, (unsigned long long)st->refused);
-    json_printf(b, "traffic       in %s, out %s\n", human_bytes((double)st->bytes_in, x, sizeof x),
-                human_bytes((double)st->bytes_out, y, sizeof y));
-    json_printf(b, "rates         in %s/s, out %s/s, %.1f accepts/s, %.1f closes/s (%s %.1f s)\n",
-                human_bytes(r.in_rate, x, sizeof x), human_bytes(r.out_rate, y, sizeof y),
-                r.accept_rate, r.close_rate, r.since_start ? "since start," : "over the last",
-                (double)r.interval_ms / 1000.0);
-    json_printf(b, "posts         %llu failed\n", (unsigned long long)st->failed_submits);
-    json_printf(b, "\n%-7s %10s %14s %12s %12s %12s\n", "worker", "conns", "completions",
-                "per second", "in", "out");
-    for (unsigned i = 0; i < report_workers(&r); i++)
-        json_printf(b, "%-7u %10llu %14llu %12.1f %12s %12s\n", i,
-                    (unsigned long long)st->worker[i].conns,
-                    (unsigned long long)st->worker[i].completions, r.completion_rate[i],
-                    human_bytes((double)st->worker[i].bytes_in, z, sizeof z),
-                    human_bytes((double)st->worker[i].bytes_out, w, sizeof w));
-}
-
-#define JU(b, key, v) json_printf(b, ",\"%s\":%llu", key, (unsigned long long)(v))
-
-static void report_json(struct json_buf *b)
-{
-    struct ep_report r;
-    take_report(&r, true);
-    const struct iocp_stats *st = &r.st;
-    json_printf(b, "{\"pid\":%ld", (long)getpid());
-    json_key(b, "command", false);
-    json_str(b, cli_command ? cli_command : "");
-    json_key(b, "version", false);
-    json_str(b, IOCP_VERSION_STRING);
-    json_key(b, "backend", false);
-    json_str(b, st->backend);
-    JU(b, "workers", st->workers);
-    JU(b, "uptime_ms", st->uptime_ms);
-    if (ep.s) {
-        json_key(b, "listening", false);
-        json_str(b, r.listening);
-        JU(b, "server_connections", r.server_conns);
-    }
-    json_printf(b, ",\"online\":{\"counted\":%llu,\"walked\":%llu,\"hashed\":%llu,\"agree\":%s}",
-                (unsigned long long)st->online, (unsigned long long)st->walked,
-                (unsigned long long)st->hashed, walk_agrees(st) ? "true" : "false");
-    json_printf(b, ",\"hash\":{\"buckets_used\":%llu,\"longest_chain\":%llu}",
-                (unsigned long long)st->buckets_used, (unsigned long long)st->longest_chain);
-    json_printf(b,
-                ",\"accepts\":{\"pending\":%llu,\"low\":%u,\"high\":%u,\"errors\":%llu,"
-                "\"backoffs\":%llu}",
-                (unsigned long long)st->pending_accepts, st->accept_low, st->accept_high,
-                (unsigned long long)st->accept_errors, (unsigned long long)st->accept_backoffs);
-    json_printf(b, ",\"pool\":{\"free\":%llu,\"total\":%llu,\"created\":%llu}",
-                (unsigned long long)st->pool_free, (unsigned long long)r.pool_total,
-                (unsigned long long)st->pool_created);
-    JU(b, "bytes_in", st->bytes_in);
-    JU(b, "bytes_out", st->bytes_out);
-    JU(b, "accepted", st->accepted);
-    JU(b, "connected", st->connected);
-    JU(b, "closed", st->closed);
-    JU(b, "refused", st->refused);
-    JU(b, "failed_posts", st->failed_submits);
-    json_printf(b,
-                ",\"rates\":{\"interval_ms\":%llu,\"since_start\":%s,\"bytes_in_per_s\":%.1f,"
-                "\"bytes_out_per_s\":%.1f,\"accepted_per_s\":%.1f,\"closed_per_s\":%.1f}",
-                (unsigned long long)r.interval_ms, r.since_start ? "true" : "false", r.in_rate,
-                r.out_rate, r.accept_rate, r.close_rate);
-    json_printf(b, ",\"ops\":{");
-    for (int op = 0; op < IOCP_STAT_OPS; op++)
-        json_printf(b, "%s\"%s\":{\"submitted\":%llu,\"completed\":%llu}", op ? "," : "",
-                    op_names[op], (unsigned long long)st->submitted[op],
-                    (unsigned long long)st->completed[op]);
-    json_printf(b, "},\"per_worker\":[");
-    for (unsigned i = 0; i < report_workers(&r); i++)
-        json_printf(b,
-                    "%s{\"worker\":%u,\"connections\":%llu,\"completions\":%llu,"
-                    "\"completions_per_s\":%.1f,\"bytes_in\":%llu,\"bytes_out\":%llu}",
-                    i ? "," : "", i, (unsigned long long)st->worker[i].conns,
-                    (unsigned long long)st->worker[i].completions, r.completion_rate[i],
-                    (unsigned long long)st->worker[i].bytes_in,
-                    (unsigned long long)st->worker[i].bytes_out);
-    json_printf(b, "]}\n");
-}
-
-/* A label value in the exposition format: backslash, quote and newline
- * escaped. */
-static void prom_label(struct json_buf *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            json_printf(b, "\\%c", *v);
-        else if (*v == '\n')
-            json_printf(b, "\\n");
-        else
-            json_append(b, v, 1);
-    }
-}
-
-static void prom_head(struct json_buf *b, const char *name, const char *type, const char *help)
-{
-    json_printf(b, "# HELP iocptool_%s %s\n# TYPE iocptool_%s %s\n", name, help, name, type);
-}
-
-static void prom_one(struct json_buf *b, const char *name, const char *type, const char *help,
-                     uint64_t v)
-{
-    prom_head(b, name, type, help);
-    json_printf(b, "iocptool_%s %llu\n", name, (unsigned long long)v);
-}
-
-static void report_prometheus(struct json_buf *b)
-{
-    struct ep_report r;
-    take_report(&r, false);
-    const struct iocp_stats *st = &r.st;
-    prom_head(b, "info", "gauge", "Constant 1, labelled with what runs.");
-    json_printf(b, "iocptool_info{command=\"");
-    prom_label(b, cli_command ? cli_command : "");
-    json_printf(b, "\",backend=\"");
-    prom_label(b, st->backend);
-    json_printf(b, "\",version=\"%s\"} 1\n", IOCP_VERSION_STRING);
-    prom_head(b, "uptime_seconds", "gauge", "Seconds since the engine started.");
-    json_printf(b, "iocptool_uptime_seconds %.3f\n", (double)st->uptime_ms / 1000.0);
-    prom_one(b, "workers", "gauge", "Worker threads.", st->workers);
-    prom_one(b, "connections_online", "gauge", "Connections online (the registry's counter).",
-             st->online);
-    prom_one(b, "connections_walked", "gauge", "Connections found walking the online list.",
-             st->walked);
-    prom_one(b, "connections_hashed", "gauge", "Connections found walking the socket hash.",
-             st->hashed);
-    prom_one(b, "hash_buckets_used", "gauge", "Socket hash buckets in use.", st->buckets_used);
-    prom_one(b, "hash_longest_chain", "gauge", "Longest socket hash chain.", st->longest_chain);
-    prom_one(b, "accepts_pending", "gauge", "Accepts posted and not yet completed.",
-             st->pending_accepts);
-    prom_one(b, "accepts_low_watermark", "gauge", "Pending accepts are refilled below this.",
-             st->accept_low);
-    prom_one(b, "accepts_high_watermark", "gauge", "Pending accepts are refilled up to this.",
-             st->accept_high);
-    prom_one(b, "pool_contexts_free", "gauge", "Pooled connection contexts free.", st->pool_free);
-    prom_one(b, "pool_contexts", "gauge", "Pooled connection contexts, free and lent.",
-             r.pool_total);
-    prom_one(b, "received_bytes_total", "counter", "Bytes received.", st->bytes_in);
-    prom_one(b, "sent_bytes_total", "counter", "Bytes sent.", st->bytes_out);
-    prom_one(b, "accepted_total", "counter", "Connections accepted.", st->accepted);
-    prom_one(b, "connected_total", "counter", "Outgoing connections established.", st->connected);
-    prom_one(b, "closed_total", "counter", "Connections closed.", st->closed);
-    prom_one(b, "refused_total", "counter", "Connections refused (filter or limit).", st->refused);
-    prom_one(b, "accept_errors_total", "counter", "Failed accept completions.", st->accept_errors);
-    prom_one(b, "accept_backoffs_total", "counter",
-             "Pauses in accepting after EMFILE and the like.", st->accept_backoffs);
-    prom_one(b, "failed_posts_total", "counter", "Submits or posts refused by the port.",
-             st->failed_submits);
-    prom_head(b, "ops_submitted_total", "counter", "Requests submitted, per operation.");
-    for (int op = 0; op < IOCP_STAT_OPS; op++)
-        json_printf(b, "iocptool_ops_submitted_total{op=\"%s\"} %llu\n", op_names[op],
-                    (unsigned long long)st->submitted[op]);
-    prom_head(b, "ops_completed_total", "counter", "Requests completed, per operation.");
-    for (int op = 0; op < IOCP_STAT_OPS; op++)
-        json_printf(b, "iocptool_ops_completed_total{op=\"%s\"} %llu\n", op_names[op],
-                    (unsigned long long)st->completed[op]);
-    unsigned nw = report_workers(&r);
-    prom_head(b, "worker_connections", "gauge", "Connections owned by each worker.");
-    for (unsigned i = 0; i < nw; i++)
-        json_printf(b, "iocptool_worker_connections{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].conns);
-    prom_head(b, "worker_completions_total", "counter", "Completions dispatched by each worker.");
-    for (unsigned i = 0; i < nw; i++)
-        json_printf(b, "iocptool_worker_completions_total{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].completions);
-    prom_head(b, "worker_received_bytes_total", "counter", "Bytes received by each worker.");
-    for (unsigned i = 0; i < nw; i++)
-        json_printf(b, "iocptool_worker_received_bytes_total{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].bytes_in);
-    prom_head(b, "worker_sent_bytes_total", "counter", "Bytes sent by each worker.");
-    for (unsigned i = 0; i < nw; i++)
-        json_printf(b, "iocptool_worker_sent_bytes_total{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].bytes_out);
-}
-
-struct clients_ctx {
-    struct json_buf *b;
-    bool json;
-    size_t n;
-};
-
-static bool list_one(const struct iocp_conn_info *info, void *arg)
-{
-    struct clients_ctx *ctx = arg;
-    if (ctx->json) {
-        json_printf(ctx->b, "%s{\"id\":%llu", ctx->n ? "," : "", (unsigned long long)info->id);
-        json_key(ctx->b, "peer", false);
-        json_str(ctx->b, info->peer);
-        json_printf(ctx->b,
-                    ",\"worker\":%u,\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,"
-                    "\"bytes_out\":%llu}",
-                    info->worker, (unsigned long long)info->age_ms,
-                    (unsigned long long)info->idle_ms, (unsigned long long)info->bytes_in,
-                    (unsigned long long)info->bytes_out);
-    } else {
-        json_printf(ctx->b, "%-20llu %-47s %10.3f %10.3f %12llu %12llu\n",
-                    (unsigned long long)info->id, info->peer, (double)info->age_ms / 1000.0,
-                    (double)info->idle_ms / 1000.0, (unsigned long long)info->bytes_in,
-                    (unsigned long long)info->bytes_out);
-    }
-    ctx->n++;
-    return !ctx->b->failed;
-}
-
-static void report_clients(struct json_buf *b, bool json)
-{
-    struct clients_ctx ctx = {b, json, 0};
-    if (json)
-        json_printf(b, "[");
-    iocp_engine_foreach_conn(ep.e, list_one, &ctx);
-    if (json)
-        json_printf(b, "]\n");
-}
-
 /* ---- serving clients ---- */
 
 static void client_close(struct ep_client *c)
@@ -663,32 +368,9 @@ static void client_close(struct ep_client *c)
 
 static void client_answer(struct ep_client *c, size_t linelen)
 {
-    /* The line without its end: "\n" or "\r\n". */
-    while (linelen && (c->in[linelen - 1] == '\n' || c->in[linelen - 1] == '\r'))
-        linelen--;
-    char req[EP_REQ_MAX + 1];
-    memcpy(req, c->in, linelen);
-    req[linelen] = '\0';
-    bool ok = strlen(req) == linelen; /* no NUL inside */
-    if (ok && !strcmp(req, "stats"))
-        report_text(&c->out);
-    else if (ok && !strcmp(req, "json"))
-        report_json(&c->out);
-    else if (ok && !strcmp(req, "prometheus"))
-        report_prometheus(&c->out);
-    else if (ok && !strcmp(req, "clients"))
-        report_clients(&c->out, false);
-    else if (ok && !strcmp(req, "clients-json"))
-        report_clients(&c->out, true);
-    else
-        json_printf(&c->out, "error: unknown request (expected stats, json, prometheus, "
-                             "clients or clients-json)\n");
-    if (c->out.failed) {
-        json_buf_free(&c->out);
-        json_printf(&c->out, "error: out of memory\n");
-    }
+    stats_answer(&ep.src, c->in, linelen, &c->out);
     c->state = EP_WRITING;
-    c->deadline = now_ms() + EP_WRITE_MS;
+    c->deadline = now_ms() + STATS_WRITE_MS;
 }
 
 static void client_error(struct ep_client *c, const char *why)
@@ -696,7 +378,7 @@ static void client_error(struct ep_client *c, const char *why)
     json_buf_free(&c->out);
     json_printf(&c->out, "error: %s\n", why);
     c->state = EP_WRITING;
-    c->deadline = now_ms() + EP_WRITE_MS;
+    c->deadline = now_ms() + STATS_WRITE_MS;
 }
 
 static void client_read(struct ep_client *c)
@@ -749,7 +431,7 @@ static void client_write(struct ep_client *c)
     json_buf_free(&c->out);
     shutdown(c->fd, SHUT_WR);
     c->state = EP_DRAINING;
-    c->deadline = now_ms() + EP_DRAIN_MS;
+    c->deadline = now_ms() + STATS_DRAIN_MS;
 }
 
 static bool peer_allowed(int fd)
@@ -777,7 +459,7 @@ static bool peer_allowed(int fd)
 static struct ep_client *free_slot(void)
 {
     struct ep_client *idle = NULL, *any = NULL;
-    for (int i = 0; i < EP_MAX_CLIENTS; i++) {
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
         struct ep_client *c = &ep.clients[i];
         if (c->fd < 0)
             return c;
@@ -806,22 +488,22 @@ static void accept_clients(void)
         slot->fd = fd;
         slot->state = EP_READING;
         slot->since = now_ms();
-        slot->deadline = slot->since + EP_READ_MS;
+        slot->deadline = slot->since + STATS_READ_MS;
     }
 }
 
 static void *serve(void *arg)
 {
     (void)arg;
-    struct pollfd pfd[EP_MAX_CLIENTS + 2];
-    int idx[EP_MAX_CLIENTS + 2];
+    struct pollfd pfd[STATS_MAX_CLIENTS + 2];
+    int idx[STATS_MAX_CLIENTS + 2];
     for (;;) {
         uint64_t now = now_ms();
         int n = 0, timeout = -1;
         pfd[n].fd = ep.wake[0];
         pfd[n].events = POLLIN;
         idx[n++] = -1;
-        for (int i = 0; i < EP_MAX_CLIENTS; i++) {
+        for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
             struct ep_client *c = &ep.clients[i];
             if (c->fd < 0)
                 continue;
@@ -866,7 +548,7 @@ static void *serve(void *arg)
                 client_write(c);
         }
     }
-    for (int i = 0; i < EP_MAX_CLIENTS; i++)
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++)
         if (ep.clients[i].fd >= 0)
             client_close(&ep.clients[i]);
     return NULL;
@@ -892,7 +574,8 @@ int stats_endpoint_start(struct iocp_engine *e, struct iocp_server *s, const cha
         spec = path;
     }
     ep.is_unix = false;
-    ep.lfd = is_tcp(spec) ? open_tcp(spec, err, sizeof err) : open_unix(spec, err, sizeof err);
+    ep.lfd =
+        stats_is_tcp(spec) ? open_tcp(spec, err, sizeof err) : open_unix(spec, err, sizeof err);
     if (ep.lfd < 0) {
         diag_error("stats endpoint: %s", err);
         return -1;
@@ -901,10 +584,8 @@ int stats_endpoint_start(struct iocp_engine *e, struct iocp_server *s, const cha
         diag_error("stats endpoint: %s", strerror(errno));
         goto err1;
     }
-    ep.e = e;
-    ep.s = s;
-    memset(&ep.base, 0, sizeof ep.base);
-    for (int i = 0; i < EP_MAX_CLIENTS; i++)
+    stats_source_init(&ep.src, e, s, (long)getpid());
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++)
         ep.clients[i].fd = -1;
     /* The thread inherits the caller's signal mask: the stop signals stay
      * with the main thread. */
@@ -945,6 +626,5 @@ void stats_endpoint_stop(void)
     struct stat st;
     if (ep.is_unix && lstat(ep.path, &st) == 0 && st.st_dev == ep.dev && st.st_ino == ep.ino)
         unlink(ep.path);
-    ep.e = NULL;
-    ep.s = NULL;
+    memset(&ep.src, 0, sizeof ep.src);
 }

@@ -6,16 +6,31 @@
  * iocp_engine_stats() and iocp_engine_foreach_conn(), which are safe from
  * any thread).
  *
- * Where.  By default a Unix-domain socket, mode 0600, named <pid>.sock in
- * a directory only the user can reach: $XDG_RUNTIME_DIR/iocptool/ when
- * XDG_RUNTIME_DIR is set (an absolute path), else /tmp/iocptool-<uid>/.
- * The directory is created 0700 and must be a real directory (not a
- * symbolic link) owned by the user with no group or other permissions,
- * or the endpoint is not started.  `--stats PATH` puts the socket at PATH
- * (same 0600 mode); `--stats tcp:[HOST:]PORT` listens on TCP instead,
- * 127.0.0.1 unless HOST says otherwise (any local user can read a TCP
- * endpoint: it is opt-in for that reason).  A Unix-domain client whose
- * uid is neither ours nor root's is refused on accept as well.
+ * Where (POSIX).  By default a Unix-domain socket, mode 0600, named
+ * <pid>.sock in a directory only the user can reach:
+ * $XDG_RUNTIME_DIR/iocptool/ when XDG_RUNTIME_DIR is set (an absolute
+ * path), else /tmp/iocptool-<uid>/.  The directory is created 0700 and must
+ * be a real directory (not a symbolic link) owned by the user with no group
+ * or other permissions, or the endpoint is not started.  `--stats PATH`
+ * puts the socket at PATH (same 0600 mode); `--stats tcp:[HOST:]PORT`
+ * listens on TCP instead, 127.0.0.1 unless HOST says otherwise (any local
+ * user can read a TCP endpoint: it is opt-in for that reason).  A
+ * Unix-domain client whose uid is neither ours nor root's is refused on
+ * accept as well.
+ *
+ * Where (Windows).  The per-user directory is %LOCALAPPDATA%\iocptool,
+ * created with a protected DACL that grants the user, and nobody else,
+ * full access, inherited by everything made in it (set again at each
+ * start, so a directory opened up since is closed again).  The endpoint is
+ * a Unix-domain socket <pid>.sock there (Windows 10 1803 and later), its
+ * file given the same DACL before it listens.  Where AF_UNIX is missing
+ * (Wine has none) or fails, the endpoint is loopback TCP on an ephemeral
+ * port guarded by a token: the file <pid>.tcp, with the same DACL, holds
+ * "PORT TOKEN\n", TOKEN being 32 random bytes in hex; a client sends the
+ * token line first, then its request, and a wrong or missing token gets
+ * "error: ..." and a close.  The token file is opened delete-on-close, so
+ * it goes away even when the process is killed.  `--stats PATH` and
+ * `--stats tcp:[HOST:]PORT` are as on POSIX (no token on explicit TCP).
  *
  * Protocol.  The client sends one request line, receives the answer, and
  * the endpoint closes the connection:
@@ -36,7 +51,7 @@
  * request compares with the engine's start (its rates are averages since
  * then).  The report says which interval it covers.
  *
- * Using it from a server subcommand (POSIX builds):
+ * Using it from a server subcommand:
  *
  *     options:  {"stats", required_argument, NULL, OPT_STATS},
  *               {"no-stats", no_argument, NULL, OPT_NO_STATS}
@@ -52,6 +67,7 @@
 #include <stddef.h>
 
 #include "iocp.h"
+#include "json.h"
 
 /* The two option lines for a subcommand's --help (26-column layout). */
 #define STATS_ENDPOINT_HELP                                                                        \
@@ -68,6 +84,8 @@
  * ("iocptool: stats endpoint unix PATH" or "... tcp ADDR PORT").  Returns
  * 0, or -1 after printing why on stderr (nothing is left open then).  One
  * endpoint per process: a second start fails.  Call from the main thread.
+ * On Windows, with -v, a token endpoint is said as "... tcp ADDR PORT
+ * token FILE".
  */
 int stats_endpoint_start(struct iocp_engine *e, struct iocp_server *s, const char *spec);
 
@@ -81,21 +99,55 @@ void stats_endpoint_stop(void);
 
 /* ---- shared with the `stats` subcommand ---- */
 
+/* The separator between the per-user directory and a file in it. */
+#ifdef _WIN32
+#define STATS_DIR_SEP "\\"
+#else
+#define STATS_DIR_SEP "/"
+#endif
+
 /*
  * stats_endpoint_dir(buf, len, create, why):
- * The per-user directory (without a trailing slash) into buf.  With create,
- * make it (0700) if it is missing.  Checks that it is a directory, not a
- * symbolic link, owned by the effective user, with no group or other
- * permissions.  Returns 0, or -1 with a reason in *why (a static string);
- * errno tells ENOENT apart when the directory does not exist.
+ * The per-user directory (without a trailing separator) into buf.  With
+ * create, make it if it is missing and (on Windows) restrict it to the
+ * user.  POSIX checks that it is a directory, not a symbolic link, owned by
+ * the effective user, with no group or other permissions; Windows that it
+ * is a directory and not a reparse point (a link or junction).  Returns 0,
+ * or -1 with a reason in *why (a static string); errno is ENOENT when the
+ * directory does not exist.
  */
 int stats_endpoint_dir(char *buf, size_t len, bool create, const char **why);
 
 /*
- * stats_endpoint_connect(spec, err, errlen):
- * A blocking stream socket connected to the endpoint named by spec (a
- * path or tcp:[HOST:]PORT), or -1 with the reason in err.
+ * stats_endpoint_file(name, pid):
+ * Whether name, a file in the per-user directory, is the default endpoint
+ * of a server ("<pid>.sock"; on Windows "<pid>.tcp" as well), and whose.
  */
-int stats_endpoint_connect(const char *spec, char *err, size_t errlen);
+bool stats_endpoint_file(const char *name, long *pid);
+
+/*
+ * stats_endpoint_of_pid(dir, pid, buf, len):
+ * The default endpoint of process pid in the per-user directory dir (on
+ * Windows the socket when there is one, else the token file).
+ */
+void stats_endpoint_of_pid(const char *dir, long pid, char *buf, size_t len);
+
+/*
+ * stats_endpoint_probe(spec):
+ * Whether something accepts connections at spec (a path, a token file or
+ * tcp:[HOST:]PORT).  Nothing is sent.
+ */
+bool stats_endpoint_probe(const char *spec);
+
+/*
+ * stats_endpoint_ask(spec, request, out, max, timeout_ms, err, errlen):
+ * Connect to spec, send the request line (after the token, for a token
+ * file) and collect the whole answer, up to the endpoint's close, in out.
+ * Returns 0, or -1 with the reason in err ("SPEC: why"): no connection, no
+ * complete answer within timeout_ms, an answer over max bytes, or a signal
+ * (POSIX) that interrupted the wait.
+ */
+int stats_endpoint_ask(const char *spec, const char *request, struct json_buf *out, size_t max,
+                       unsigned timeout_ms, char *err, size_t errlen);
 
 #endif /* IOCPTOOL_STATS_ENDPOINT_H */

@@ -352,17 +352,301 @@ else
   skip "connect" "not available on Windows yet"
 fi
 
-for sub in stats; do
-  if available "$sub"; then
-    if wine_run 30 "$sub" --help >/dev/null 2>&1; then
-      pass "$sub --help exits 0"
+# ---- stats: the endpoint of iocptool.exe servers, asked by iocptool.exe ----
+#
+# Wine has no AF_UNIX, so the endpoint is loopback TCP with a token file
+# (stats_endpoint_win.c); `stats` finds it in the per-user directory,
+# %LOCALAPPDATA%\iocptool, which the host sees inside the prefix.
+
+# python3 clients that connect and hold: HOST PORT N READY_FILE.  They
+# write READY_FILE once all are connected, then wait to be killed.
+cat >"$work/hold_clients.py" <<'PY'
+import socket, sys, time
+host, port, n, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+socks = [socket.create_connection((host, port), timeout=30) for _ in range(n)]
+open(ready, "w").close()
+time.sleep(300)
+PY
+
+# ask_raw PORT FIRST_LINES: what a TCP endpoint answers to FIRST_LINES.
+cat >"$work/ask_raw.py" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(sys.argv[2].encode())
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+sys.stdout.write(out.decode(errors="replace"))
+PY
+
+# json_get FILE KEY.SUBKEY...: a number (or true/false) from a JSON file.
+json_get() {
+  python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(str(v).lower() if isinstance(v, bool) else v)' "$1" "$2" 2>/dev/null
+}
+
+# The per-user directory as the host sees it.
+stats_dir() {
+  local d
+  for d in "$WINEPREFIX"/drive_c/users/*/AppData/Local/iocptool; do
+    [ -d "$d" ] && echo "$d" && return 0
+  done
+  return 1
+}
+
+# stats_endpoint_of ERRFILE: the Windows path of the endpoint a -v server
+# names ("stats endpoint tcp ADDR PORT token PATH" or "... unix PATH").
+stats_endpoint_of() {
+  local i path
+  for i in $(seq 1 100); do
+    path=$(tr -d '\r' <"$1" | awk '/^iocptool: stats endpoint (tcp .* token|unix) / {print $NF; exit}')
+    if [ -n "$path" ]; then
+      echo "$path"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# stats_json OUT ARGS...: iocptool.exe stats --json ARGS into OUT (CRs
+# dropped); its status.
+stats_json() {
+  local out=$1 rc
+  shift
+  wine_run 30 stats --json "$@" >"$out.raw" 2>"$out.err"
+  rc=$?
+  tr -d '\r' <"$out.raw" >"$out"
+  return $rc
+}
+
+# wait_online OUT WANT ARGS...: ask until counted and walked are WANT (the
+# server accepts and closes asynchronously), at most 20 s; the last answer
+# stays in OUT.
+wait_online() {
+  local out=$1 want=$2 i
+  shift 2
+  for i in $(seq 1 40); do
+    if stats_json "$out" "$@" && [ "$(json_get "$out" online.counted)" = "$want" ] &&
+      [ "$(json_get "$out" online.walked)" = "$want" ]; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+
+# hold_clients PORT N: N held connections in the background; sets hold_pid.
+hold_clients() {
+  rm -f "$work/held"
+  timeout -k 5 120 python3 "$work/hold_clients.py" 127.0.0.1 "$1" "$2" "$work/held" &
+  hold_pid=$!
+  pids+=("$hold_pid")
+  local i
+  for i in $(seq 1 300); do
+    [ -f "$work/held" ] && return 0
+    kill -0 "$hold_pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+if available stats; then
+  if wine_run 30 stats --help >/dev/null 2>&1; then
+    pass "stats --help exits 0"
+  else
+    fail "stats --help"
+  fi
+
+  N=200
+  start_bg sstats 180 echo -v -W 3 127.0.0.1:0
+  secho_bg=$bg_pid
+  if port=$(listening_port "$work/sstats.err") && winpath=$(stats_endpoint_of "$work/sstats.err"); then
+    name=${winpath##*\\}
+    spid=${name%.*}
+    sdir=$(stats_dir)
+    hostfile=$sdir/$name
+    if [ -n "$sdir" ] && [ -f "$hostfile" ]; then
+      pass "stats: the endpoint is $name in the per-user directory"
     else
-      fail "$sub --help"
+      fail "stats: endpoint file" "$winpath not found under $WINEPREFIX"
+    fi
+
+    if hold_clients "$port" "$N"; then
+      if wait_online "$work/s1.json" "$N" "$spid" &&
+        [ "$(json_get "$work/s1.json" online.hashed)" = "$N" ] &&
+        [ "$(json_get "$work/s1.json" online.agree)" = true ] &&
+        [ "$(json_get "$work/s1.json" server_connections)" = "$N" ] &&
+        [ "$(json_get "$work/s1.json" pid)" = "$spid" ]; then
+        pass "stats --json under Wine: walked == counted == $N Linux connections"
+      else
+        fail "stats --json: $N connections" "$(head -c 400 "$work/s1.json") $(cat "$work/s1.json.err")"
+      fi
+      # Without an argument: the one running server of this user.
+      if stats_json "$work/s2.json" && [ "$(json_get "$work/s2.json" pid)" = "$spid" ]; then
+        pass "stats finds the single running server without an argument"
+      else
+        fail "stats without an argument" "$(cat "$work/s2.json.err")"
+      fi
+      lines=$(wine_run 30 stats --clients "$spid" 2>"$work/sc.err" | tr -d '\r' | grep -c '^[0-9]')
+      if [ "$lines" -eq "$N" ]; then
+        pass "stats --clients lists the $N connections"
+      else
+        fail "stats --clients" "$lines lines: $(cat "$work/sc.err")"
+      fi
+      wine_run 30 stats --prometheus "$spid" 2>&1 | tr -d '\r' >"$work/prom.txt"
+      if grep -qx "iocptool_connections_online $N" "$work/prom.txt"; then
+        pass "stats --prometheus counts them too"
+      else
+        fail "stats --prometheus" "$(head -c 400 "$work/prom.txt")"
+      fi
+      kill "$hold_pid" 2>/dev/null
+      wait "$hold_pid" 2>/dev/null
+      if wait_online "$work/s3.json" 0 "$spid" &&
+        [ "$(json_get "$work/s3.json" closed)" = "$N" ]; then
+        pass "stats: back to 0 online, $N closed, once the Linux clients go"
+      else
+        fail "stats after the clients close" "$(head -c 400 "$work/s3.json")"
+      fi
+    else
+      fail "stats: $N Linux clients could not connect"
+    fi
+
+    # The token: without it, or a wrong one, nothing but an error line.
+    if [ "${name##*.}" = tcp ] && read -r tport token <"$hostfile"; then
+      no_token=$(timeout 20 python3 "$work/ask_raw.py" "$tport" $'json\n' | tr -d '\r')
+      wrong=$(timeout 20 python3 "$work/ask_raw.py" "$tport" "$(printf '%064d' 0)"$'\njson\n' |
+        tr -d '\r')
+      right=$(timeout 20 python3 "$work/ask_raw.py" "$tport" "$token"$'\njson\n' | tr -d '\r')
+      if [ "$no_token" = "error: unauthorized (a wrong or missing token)" ] &&
+        [ "$wrong" = "$no_token" ] && printf '%s' "$right" | grep -q "\"pid\":$spid," &&
+        stats_json "$work/s4.json" "$spid" && [ "$(json_get "$work/s4.json" pid)" = "$spid" ]; then
+        pass "stats: a wrong or missing token is refused and the endpoint keeps serving"
+      else
+        fail "stats: token" "no token: '$no_token', wrong: '$wrong', right: '${right:0:80}'"
+      fi
+    else
+      skip "stats: token" "the endpoint is not a token file ($name)"
+    fi
+
+    # Files left by servers that are gone are dropped on the way.
+    printf '1 %064d\n' 0 >"$sdir/4000000.tcp"
+    : >"$sdir/4000004.sock"
+    if stats_json "$work/s5.json" && [ "$(json_get "$work/s5.json" pid)" = "$spid" ] &&
+      [ ! -e "$sdir/4000000.tcp" ] && [ ! -e "$sdir/4000004.sock" ]; then
+      pass "stats: stale endpoint files are removed, the live one answers"
+    else
+      fail "stats: stale files" "$(ls "$sdir") $(cat "$work/s5.json.err")"
+    fi
+
+    # --watch into a pipe: plain repeated reports until Ctrl-C, status 0.
+    timeout -k 5 60 wine "$exe" stats --watch 0.2 --json "$spid" >"$work/watch.out" \
+      2>"$work/watch.err" &
+    watch_bg=$!
+    pids+=("$watch_bg")
+    for i in $(seq 1 50); do
+      [ "$(wc -l <"$work/watch.out")" -ge 3 ] && break
+      sleep 0.1
+    done
+    wp=$(win_pid "stats --watch 0.2")
+    [ -n "$wp" ] && kill -INT "$wp"
+    wait "$watch_bg"
+    rc=$?
+    if [ "$rc" -eq 0 ] && [ "$(wc -l <"$work/watch.out")" -ge 3 ] &&
+      ! grep -q $'\033' "$work/watch.out"; then
+      pass "stats --watch: plain reports into a pipe, Ctrl-C ends it with status 0"
+    else
+      fail "stats --watch" "status $rc, $(wc -l <"$work/watch.out") lines: $(cat "$work/watch.err")"
+    fi
+
+    wp=$(win_pid "echo -v -W 3")
+    [ -n "$wp" ] && kill -INT "$wp"
+    wait "$secho_bg"
+    rc=$?
+    if [ "$rc" -eq 0 ] && [ ! -e "$hostfile" ]; then
+      pass "stats: the endpoint file is removed when the server stops"
+    else
+      fail "stats: endpoint file at exit" "status $rc, $(ls "$sdir")"
     fi
   else
-    skip "$sub" "not available on Windows yet"
+    fail "stats: echo -v names no endpoint" "$(tr -d '\r' <"$work/sstats.err")"
   fi
-done
+
+  # Killed outright: the token file is delete-on-close, the system drops it.
+  start_bg skill 60 echo -v -W 1 127.0.0.1:0
+  skill_bg=$bg_pid
+  if listening_port "$work/skill.err" >/dev/null && winpath=$(stats_endpoint_of "$work/skill.err"); then
+    hostfile=$(stats_dir)/${winpath##*\\}
+    wp=$(win_pid "echo -v -W 1")
+    [ -n "$wp" ] && kill -9 "$wp"
+    wait "$skill_bg" 2>/dev/null
+    for i in $(seq 1 50); do
+      [ -e "$hostfile" ] || break
+      sleep 0.1
+    done
+    if [ -n "$wp" ] && [ ! -e "$hostfile" ]; then
+      pass "stats: a killed server's endpoint file goes away"
+    else
+      fail "stats: killed server" "$hostfile still there"
+    fi
+  else
+    fail "stats: echo -v names no endpoint" "$(tr -d '\r' <"$work/skill.err")"
+  fi
+
+  # relay: both legs of every client are counted.
+  if [ -x "$linux_tool" ]; then
+    R=20
+    "$linux_tool" echo --no-stats 127.0.0.1:0 2>"$work/secho.err" &
+    lecho=$!
+    pids+=("$lecho")
+    if tport=$(listening_port "$work/secho.err"); then
+      start_bg srelay 120 relay -v -W 2 127.0.0.1:0 "127.0.0.1:$tport"
+      srelay_bg=$bg_pid
+      if rport=$(listening_port "$work/srelay.err") &&
+        winpath=$(stats_endpoint_of "$work/srelay.err"); then
+        rname=${winpath##*\\}
+        rpid=${rname%.*}
+        if hold_clients "$rport" "$R" && wait_online "$work/r1.json" $((2 * R)) "$rpid" &&
+          [ "$(json_get "$work/r1.json" server_connections)" = "$R" ] &&
+          [ "$(json_get "$work/r1.json" connected)" = "$R" ] &&
+          [ "$(json_get "$work/r1.json" command)" = relay ]; then
+          pass "stats: relay.exe counts $R Linux clients and their $R target legs"
+        else
+          fail "stats: relay" "$(head -c 400 "$work/r1.json") $(cat "$work/r1.json.err")"
+        fi
+        kill "$hold_pid" 2>/dev/null
+        wait "$hold_pid" 2>/dev/null
+        wp=$(win_pid "relay -v -W 2 127.0.0.1:0 127.0.0.1:$tport")
+        [ -n "$wp" ] && kill -INT "$wp"
+        wait "$srelay_bg"
+        rc=$?
+        if [ "$rc" -eq 0 ] && [ ! -e "$(stats_dir)/$rname" ]; then
+          pass "stats: relay.exe's endpoint file is removed when it stops"
+        else
+          fail "stats: relay endpoint at exit" "status $rc"
+        fi
+      else
+        fail "stats: relay -v names no endpoint" "$(tr -d '\r' <"$work/srelay.err")"
+      fi
+    else
+      fail "stats: the Linux echo did not start"
+    fi
+    kill "$lecho" 2>/dev/null
+    wait "$lecho" 2>/dev/null
+  else
+    skip "stats: relay" "no Linux iocptool at $linux_tool"
+  fi
+else
+  skip "stats" "not available on Windows yet"
+fi
 
 echo "$skipped skipped"
 echo "$passed passed, $failed failed"
