@@ -90,6 +90,32 @@ static uint64_t now_ms(void)
     return GetTickCount64();
 }
 
+/* The Winsock errors this file meets, for a system without their text
+ * (Wine's message tables lack them). */
+static const char *wsa_text(DWORD code)
+{
+    switch (code) {
+    case WSAEACCES:
+        return "access denied";
+    case WSAEAFNOSUPPORT:
+        return "address family not supported";
+    case WSAEADDRINUSE:
+        return "address already in use";
+    case WSAEADDRNOTAVAIL:
+        return "address not available";
+    case WSAECONNREFUSED:
+        return "connection refused";
+    case WSAECONNRESET:
+        return "connection reset by peer";
+    case WSAETIMEDOUT:
+        return "timed out";
+    case WSAHOST_NOT_FOUND:
+        return "unknown host";
+    default:
+        return NULL;
+    }
+}
+
 /* "what (code)" for a Win32 or Winsock error code, into buf. */
 static const char *win_error(DWORD code, char *buf, size_t len)
 {
@@ -100,8 +126,11 @@ static const char *win_error(DWORD code, char *buf, size_t len)
     while (n &&
            (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' || text[n - 1] == '.'))
         n--;
+    const char *known = wsa_text(code);
     if (n)
         snprintf(buf, len, "%.*s (%lu)", (int)n, text, (unsigned long)code);
+    else if (known)
+        snprintf(buf, len, "%s (%lu)", known, (unsigned long)code);
     else
         snprintf(buf, len, "error %lu", (unsigned long)code);
     return buf;
