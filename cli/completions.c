@@ -97,9 +97,8 @@ static const char bash_head[] =
     "# _iocptool_files WORD: file names, directories with a slash.\n"
     "_iocptool_files()\n"
     "{\n"
-    "    local IFS=$'\\n'\n"
     "    compopt -o filenames 2>/dev/null\n"
-    "    COMPREPLY=($(compgen -f -- \"$1\"))\n"
+    "    mapfile -t COMPREPLY < <(compgen -f -- \"$1\")\n"
     "}\n"
     "\n"
     "# _iocptool_pids WORD: the pids of this user's running iocptool servers\n"
@@ -120,7 +119,7 @@ static const char bash_head[] =
     "            pids+=(\"$pid\")\n"
     "        fi\n"
     "    done\n"
-    "    COMPREPLY=($(compgen -W \"${pids[*]-}\" -- \"$1\"))\n"
+    "    mapfile -t COMPREPLY < <(compgen -W \"${pids[*]-}\" -- \"$1\")\n"
     "}\n"
     "\n"
     "# _iocptool_arg CMD WORD: when WORD is an option of CMD that takes a value,\n"
@@ -128,7 +127,7 @@ static const char bash_head[] =
     "# to the words) and succeed.\n"
     "_iocptool_arg()\n"
     "{\n"
-    "    arg= words=\n"
+    "    arg='' words=''\n"
     "    case $1 in\n";
 
 static const char bash_body[] =
@@ -138,15 +137,16 @@ static const char bash_body[] =
     "\n"
     "_iocptool()\n"
     "{\n"
-    "    local cur prev pre= cmd= opts= first=none next=none arg= words= i w n=0 dashdash=\n"
+    "    local cur prev pre='' cmd='' opts='' first=none next=none arg='' words='' i w n=0\n"
+    "    local dashdash=''\n"
     "    COMPREPLY=()\n"
     "    cur=${COMP_WORDS[COMP_CWORD]-}\n"
-    "    prev=\n"
+    "    prev=''\n"
     "    ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
     "    # --opt=VALUE comes as three words when COMP_WORDBREAKS has '=' (the\n"
     "    # default), or as one; the value alone is completed.\n"
     "    if [[ $cur == = && $prev == --* ]]; then\n"
-    "        cur=\n"
+    "        cur=''\n"
     "    elif [[ $prev == = ]] && ((COMP_CWORD > 1)) &&\n"
     "        [[ ${COMP_WORDS[COMP_CWORD - 2]} == --* ]]; then\n"
     "        prev=${COMP_WORDS[COMP_CWORD - 2]}\n"
@@ -166,9 +166,9 @@ static const char bash_body[] =
     "    done\n"
     "    if [[ -z $cmd ]]; then\n"
     "        if [[ $cur == -* ]]; then\n"
-    "            COMPREPLY=($(compgen -W '--help --version' -- \"$cur\"))\n"
+    "            mapfile -t COMPREPLY < <(compgen -W '--help --version' -- \"$cur\")\n"
     "        else\n"
-    "            COMPREPLY=($(compgen -W '@@' -- \"$cur\"))\n"
+    "            mapfile -t COMPREPLY < <(compgen -W '@@' -- \"$cur\")\n"
     "        fi\n"
     "        return 0\n"
     "    fi\n"
@@ -196,7 +196,7 @@ static const char bash_tail[] =
     "    if [[ -z $dashdash ]] && _iocptool_arg \"$cmd\" \"$prev\"; then\n"
     "        :\n"
     "    elif [[ -z $dashdash && $cur == -* ]]; then\n"
-    "        COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+    "        mapfile -t COMPREPLY < <(compgen -W \"$opts\" -- \"$cur\")\n"
     "        return 0\n"
     "    elif ((n == 0)); then\n"
     "        arg=$first\n"
@@ -205,8 +205,8 @@ static const char bash_tail[] =
     "    fi\n"
     "    case $arg in\n"
     "    file) _iocptool_files \"$cur\" ;;\n"
-    "    host) COMPREPLY=($(compgen -A hostname -- \"$cur\")) ;;\n"
-    "    words) COMPREPLY=($(compgen -W \"$words\" -- \"$cur\")) ;;\n"
+    "    host) mapfile -t COMPREPLY < <(compgen -A hostname -- \"$cur\") ;;\n"
+    "    words) mapfile -t COMPREPLY < <(compgen -W \"$words\" -- \"$cur\") ;;\n"
     "    pid)\n"
     "        # stats also takes a socket PATH\n"
     "        case $cur in\n"
@@ -250,7 +250,7 @@ static void write_bash(FILE *out)
             enum cmd_complete k = v ? v->complete : CMD_COMPLETE_NONE;
             fprintf(out, "        ");
             bash_pattern(out, o);
-            fprintf(out, ") arg=%s", kind_name(k));
+            fprintf(out, ") arg='%s'", kind_name(k));
             if (k == CMD_COMPLETE_WORDS)
                 fprintf(out, " words='%s'", v->words);
             fprintf(out, " ;;\n");

@@ -8,7 +8,9 @@
 #      harness in tests/support/minicrit: Criterion cannot start under TSan)
 #   5. the Windows cross-build with mingw-w64
 #   6. the portable unit tests of that build, under Wine (tests/wine.sh)
-#   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh)
+#   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh), and
+#      the batch examples of docs/SCRIPTING.md in Wine's cmd.exe
+#      (tests/wine/scripting.sh)
 #   8. the encrypted channel's parsers under libFuzzer (tests/fuzz/run.sh,
 #      $IOCP_FUZZ_SECONDS seconds, 60 by default)
 #   9. that build's ZIP and its Scoop and winget manifests, checked against
@@ -76,6 +78,9 @@ iocp_wine_ctest build/ci-win --timeout 900 -j "$jobs"
 
 step "windows CLI scenarios (wine, Linux peers)"
 bash tests/wine/cli.sh build/ci-win build/ci-release/iocptool
+
+step "the batch examples of docs/SCRIPTING.md (wine cmd.exe, Linux peers)"
+bash tests/wine/scripting.sh build/ci-win build/ci-release/iocptool
 
 step "fuzz the encrypted channel (libFuzzer)"
 bash tests/fuzz/run.sh

@@ -74,13 +74,18 @@ for c in $cmds; do
   # shellcheck disable=SC2046
   check "iocptool $c -<TAB>: its options" "$(comp iocptool "$c" -)" "$(sorted $(opts_of "$c"))"
 done
-check "iocptool listen --ke<TAB>" "$(comp iocptool listen --ke)" "--keep-open --key"
+# prefixed CMD PREFIX: the options of CMD that start with PREFIX
+# shellcheck disable=SC2046
+prefixed() { sorted $(opts_of "$1" | grep -e "^$2"); }
+check "iocptool listen --ke<TAB>" "$(comp iocptool listen --ke)" "$(prefixed listen --ke)"
+check "iocptool listen --ke<TAB> has --key and --keep-open" "$(prefixed listen --ke)" \
+  "--keep-open --key"
 check "iocptool connect --z<TAB>" "$(comp iocptool connect --z)" "--zero-io"
 check "iocptool connect --keep<TAB>: refused by connect, not offered" \
   "$(comp iocptool connect --keep)" ""
 check "iocptool listen -k 127.0.0.1:0 --no<TAB>: options after an operand" \
-  "$(comp iocptool listen -k 127.0.0.1:0 --no)" "--no-shutdown"
-check "iocptool relay --no-s<TAB>" "$(comp iocptool relay --no-s)" "--no-splice --no-stats"
+  "$(comp iocptool listen -k 127.0.0.1:0 --no)" "$(prefixed listen --no)"
+check "iocptool relay --no-s<TAB>" "$(comp iocptool relay --no-s)" "$(prefixed relay --no-s)"
 
 # ---- values ----
 mkdir "$work/files" "$work/files/keys.d"
