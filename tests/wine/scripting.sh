@@ -283,16 +283,39 @@ fi
 run 30 recvfile 127.0.0.1:0
 expect "recvfile: a missing FILE is a usage error: 2" 2 "" "^usage: recvfile"
 
-# ---- what the document says about stats on Windows ----
+# ---- statslog.cmd: stats --json as JSON Lines ----
 
-timeout -k 5 30 wine "$win_dir/iocptool.exe" stats --help >/dev/null 2>"$work/stats.err"
-rc=$?
-err=$(tr -d '\r' <"$work/stats.err")
-if [ "$rc" -eq 0 ] || { [ "$rc" -eq 1 ] && grep -q "stats: not available on Windows yet" <<<"$err"; }; then
-  pass "stats --help: 0, or 1 with \"not available on Windows yet\", as the document says"
+# A Windows echo server: its stats endpoint is this prefix's user's.
+timeout -k 5 120 wine "$win_dir/iocptool.exe" echo 127.0.0.1:0 </dev/null >/dev/null \
+  2>"$work/wecho.err" &
+wecho=$!
+pids+=("$wecho")
+if wport=$(listening_port "$work/wecho.err"); then
+  printf 'eleven byte' | timeout 10 "$linux_tool" connect 127.0.0.1 "$wport" >/dev/null 2>&1
+  run 60 statslog - 1 2
+  n=$(grep -c '^{"pid":[0-9]*,"command":"echo",' <<<"$out")
+  if [ "$rc" -eq 0 ] && [ "$n" -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 2 ] &&
+    grep -q '"listening":"127.0.0.1:'"$wport"'"' <<<"$out" && grep -q '"bytes_in":11,' <<<"$out"; then
+    pass "statslog: two JSON lines of the Windows echo's counters, 0"
+  else
+    fail "statslog" "status $rc: $out $err"
+  fi
+  wpid=$(sed -n 's/^{"pid":\([0-9]*\),.*/\1/p' <<<"$out" | head -1)
+  run 30 statslog "$wpid" 1 1
+  expect "statslog: the server named by its PID" 0 "^\\{\"pid\":$wpid,"
+  # Ctrl-C for the Windows echo (SIGINT to its process), then no server.
+  for p in $(pgrep -f "iocptool.exe echo 127.0.0.1:0"); do
+    { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qxF "WINEPREFIX=$WINEPREFIX" &&
+      kill -INT "$p"
+  done
+  wait "$wecho"
+  run 30 statslog - 1 1
+  expect "statslog: no server running: 1" 1 "" "no running iocptool server found"
 else
-  fail "stats on Windows" "status $rc: $err"
+  fail "statslog: the Windows echo did not start" "$(tr -d '\r' <"$work/wecho.err")"
 fi
+run 30 statslog - 0
+expect "statslog: an interval of 0 is a usage error: 2" 2 "" "^usage: statslog"
 
 stop_bg "$echo_pid"
 echo "$passed passed, $failed failed"
