@@ -39,17 +39,17 @@ TestSuite(cli_completions, .fini = proc_cleanup_all, .timeout = 60);
 
 struct table_cmd {
     char name[NAME_LEN];
-    char first[16], next[16];
+    char first[NAME_LEN], next[NAME_LEN];
     char summary[256];
 };
 
 struct table_opt {
     char cmd[NAME_LEN];
-    char lng[NAME_LEN];   /* "--keep-open" */
-    char shrt[8];         /* "-k" or "-" */
-    char metavar[16];     /* "N", "-" (no value) or "?" (unknown) */
-    char kind[16];        /* none file host words pid */
-    char words[NAME_LEN]; /* "-" unless kind is words */
+    char lng[NAME_LEN];     /* "--keep-open" */
+    char shrt[NAME_LEN];    /* "-k" or "-" */
+    char metavar[NAME_LEN]; /* "N", "-" (no value) or "?" (unknown) */
+    char kind[NAME_LEN];    /* none file host words pid */
+    char words[NAME_LEN];   /* "-" unless kind is words */
 };
 
 struct table {
@@ -179,9 +179,9 @@ static void read_table(struct table *t)
 /* ---- --help ---- */
 
 struct help_opt {
-    char shrt[8];       /* "-k", or "" */
-    char lng[NAME_LEN]; /* "--keep-open", or "" for a short-only option */
-    char metavar[16];   /* "N", or "" */
+    char shrt[NAME_LEN];    /* "-k", or "" */
+    char lng[NAME_LEN];     /* "--keep-open", or "" for a short-only option */
+    char metavar[NAME_LEN]; /* "N", or "" */
 };
 
 struct help {
