@@ -527,6 +527,8 @@ Test(cli_completions, the_powershell_script_is_well_formed)
                                    "'iocptool.exe' -ScriptBlock {\n"
                                    "    param($wordToComplete, $commandAst, $cursorPosition)\n"));
     cr_expect_not_null(strstr(ps1, "CompleteFilename($value)"), "file names for FILE values");
+    cr_expect_not_null(strstr(ps1, "Join-Path $env:LOCALAPPDATA 'iocptool'"),
+                       "stats PIDs from the endpoint directory");
     /* The script ends with the end of the script block. */
     size_t len = strlen(ps1);
     cr_expect(len > 3 && !strcmp(ps1 + len - 3, "\n}\n"), "ends with \"}\"");
