@@ -234,7 +234,9 @@ static void parse_help(const char *text, struct help *h)
             size_t len = strlen(word);
             if (len && word[len - 1] == ',')
                 word[--len] = '\0';
-            snprintf(o->shrt, sizeof o->shrt, "%s", word);
+            /* A short option is "-x": the precision keeps GCC's truncation
+             * check quiet in Debug builds. */
+            snprintf(o->shrt, sizeof o->shrt, "%.*s", (int)sizeof o->shrt - 1, word);
             if (p[0] == ' ' && p[1] == '-' && p[2] == '-') {
                 p++;
                 take_word(&p, word, sizeof word);
@@ -248,7 +250,8 @@ static void parse_help(const char *text, struct help *h)
             p++;
             take_word(&p, word, sizeof word);
             if (is_metavar(word))
-                snprintf(o->metavar, sizeof o->metavar, "%s", word);
+                snprintf(o->metavar, sizeof o->metavar, "%.*s", (int)sizeof o->metavar - 1,
+                         word);
         }
     }
 }
