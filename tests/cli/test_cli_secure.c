@@ -23,7 +23,7 @@
 
 #include "nc_support.h"
 
-static char tmpdir[64], key1[96], key2[96];
+static char tmpdir[64];
 
 static void remove_dir(void)
 {
@@ -46,6 +46,8 @@ static int run(struct proc *p, const char *const *args)
 }
 
 #if IOCP_HAVE_SODIUM
+
+static char key1[96], key2[96];
 
 static void keygen(const char *path)
 {
