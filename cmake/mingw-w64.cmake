@@ -21,3 +21,17 @@ set(CMAKE_CROSSCOMPILING_EMULATOR wine)
 # Never let pkg-config hand the Linux host's libraries to the cross build.
 set(ENV{PKG_CONFIG_LIBDIR} "/usr/${IOCP_MINGW_PREFIX}/lib/pkgconfig")
 set(ENV{PKG_CONFIG_PATH} "")
+
+# A prefix of libraries cross-built for this target outside the system's
+# mingw-w64 tree: libsodium, which Debian does not package for it
+# (tests/wine/build_sodium.sh builds it).  It is searched like that tree, its
+# pkg-config files first.  The try_compile projects read this file too and
+# share the process's environment: they must get the prefix as well, or
+# they would set PKG_CONFIG_LIBDIR back without it.
+set(IOCP_MINGW_EXTRA_PREFIX "" CACHE PATH "Extra prefix of mingw-w64 libraries (pkg-config, headers)")
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES IOCP_MINGW_EXTRA_PREFIX)
+if(IOCP_MINGW_EXTRA_PREFIX)
+  list(APPEND CMAKE_FIND_ROOT_PATH ${IOCP_MINGW_EXTRA_PREFIX})
+  set(ENV{PKG_CONFIG_LIBDIR}
+    "${IOCP_MINGW_EXTRA_PREFIX}/lib/pkgconfig:/usr/${IOCP_MINGW_PREFIX}/lib/pkgconfig")
+endif()

@@ -6,11 +6,14 @@
 #   3. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. the same suites under ThreadSanitizer (built against the minicrit
 #      harness in tests/support/minicrit: Criterion cannot start under TSan)
-#   5. the Windows cross-build with mingw-w64
+#   5. the Windows cross-build with mingw-w64, with encryption: libsodium
+#      cross-built from Debian's source first (tests/wine/build_sodium.sh,
+#      kept in build/ci-win-sodium)
 #   6. the portable unit tests of that build, under Wine (tests/wine.sh)
 #   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh), and
 #      the batch examples of docs/SCRIPTING.md in Wine's cmd.exe
-#      (tests/wine/scripting.sh)
+#      (tests/wine/scripting.sh), and the encrypted channel between
+#      iocptool.exe and the Linux build (tests/wine/secure.sh)
 #   8. the encrypted channel's parsers under libFuzzer (tests/fuzz/run.sh,
 #      $IOCP_FUZZ_SECONDS seconds, 60 by default)
 #   9. that build's ZIP and its Scoop and winget manifests, checked against
@@ -55,11 +58,21 @@ mandoc -Tlint -W warning man/iocptool.1
 build_and_test build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=address
 build_and_test build/ci-tsan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=thread
 
+step "libsodium for mingw-w64 (Debian's source, built once per build tree)"
+bash tests/wine/build_sodium.sh build/ci-win-sodium
+
 step "windows cross-build (mingw-w64)"
 # The Linux iocptool writes the completion scripts of this build (the ZIP's
 # _iocptool.ps1): iocptool.exe cannot run at build time.
 cmake -S . -B build/ci-win -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DIOCP_WERROR=ON \
-  -DIOCP_COMPLETIONS_TOOL="$root/build/ci-release/iocptool" >/dev/null
+  -DIOCP_COMPLETIONS_TOOL="$root/build/ci-release/iocptool" \
+  -DIOCP_MINGW_EXTRA_PREFIX="$root/build/ci-win-sodium/prefix" >/dev/null
+# The encrypted channel is part of the Windows build: no silent build without.
+grep -q '^IOCP_WITH_SODIUM:BOOL=ON' build/ci-win/CMakeCache.txt &&
+  grep -q '^SODIUM_FOUND:INTERNAL=1' build/ci-win/CMakeCache.txt || {
+  echo "the Windows build did not find the cross-built libsodium" >&2
+  exit 1
+}
 cmake --build build/ci-win -j "$jobs"
 # iocptool.exe must need only system DLLs.
 dlls=$(x86_64-w64-mingw32-objdump -p build/ci-win/iocptool.exe | awk '/DLL Name/ {print tolower($3)}')
@@ -81,6 +94,9 @@ bash tests/wine/cli.sh build/ci-win build/ci-release/iocptool
 
 step "the batch examples of docs/SCRIPTING.md (wine cmd.exe, Linux peers)"
 bash tests/wine/scripting.sh build/ci-win build/ci-release/iocptool
+
+step "the encrypted channel: iocptool.exe and the Linux build (wine)"
+bash tests/wine/secure.sh build/ci-win build/ci-release/iocptool
 
 step "fuzz the encrypted channel (libFuzzer)"
 bash tests/fuzz/run.sh
