@@ -221,8 +221,13 @@ static void try_next(struct iocp_connect_job *job)
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
             continue;
         iocp_socket_t sock;
-        int rc = iocp__socket_stream(ai->ai_family, &sock);
-        if (rc == 0) {
+        bool reused = false;
+        /* A chosen source address needs a new socket; otherwise the port
+         * may hand over a reused one, bound already (Windows). */
+        int rc = job->source_host || job->cfg.source_port
+                     ? iocp__socket_stream(ai->ai_family, &sock)
+                     : iocp__socket_for_connect(c->w, ai->ai_family, &sock, &reused);
+        if (rc == 0 && !reused) {
             rc = bind_source(job, sock, ai->ai_family);
             if (rc < 0)
                 iocp__socket_close(sock);

@@ -255,6 +255,12 @@ void iocp__connect_job_release(struct iocp_conn *c);
 
 /* sockutil_*.c */
 int iocp__socket_stream(int family, iocp_socket_t *out);
+/* A socket for an outgoing connection on w's port.  POSIX: a new one.
+ * Windows with socket reuse on: possibly one that DisconnectEx returned to
+ * the port's pool, still bound to the port and to a local address
+ * (*reused true: it must not be bound to a source address); else a new
+ * one. */
+int iocp__socket_for_connect(struct iocp_worker *w, int family, iocp_socket_t *out, bool *reused);
 void iocp__socket_close(iocp_socket_t sock);
 void iocp__socket_abort(iocp_socket_t sock);
 int iocp__socket_shutdown_send(iocp_socket_t sock);

@@ -106,6 +106,7 @@ struct iocp_handle {
     uint8_t rstate;               /* the multishot receive's phase (port_iocp.c) */
     bool rcancel;                 /* a cancel of the multishot receive is pending */
     bool skip;                    /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is on */
+    bool outgoing;                /* ConnectEx ran on it: reused by ConnectEx only */
     uint64_t offset;              /* overlapped files: where the next read starts */
     struct iocp_stream_io *reader, *writer; /* threads for handles without overlapped I/O */
 #endif
@@ -222,9 +223,10 @@ struct iocp_port_ops {
     void (*release_buffer)(struct iocp_port *port, uint32_t buf_id);
     /* Optional (NULL: never).  Take a gracefully closing socket for reuse
      * instead of letting the caller close it (iocp: DisconnectEx with
-     * TF_REUSE_SOCKET, then a pool that AcceptEx draws from).  Every request
-     * on h must have completed.  true: the port owns the socket and h is
-     * unbound; false: nothing happened, the caller unbinds and closes. */
+     * TF_REUSE_SOCKET, then a pool that AcceptEx and ConnectEx draw from).
+     * Every request on h must have completed.  true: the port owns the
+     * socket and h is unbound; false: nothing happened, the caller unbinds
+     * and closes. */
     bool (*recycle)(struct iocp_port *port, struct iocp_handle *h);
     /* Close the port.  Every handle must have been unbound and every
      * request completed. */

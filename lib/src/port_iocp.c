@@ -80,7 +80,8 @@ struct win_port {
     struct iocp_list parked;   /* handles whose receive waits for a buffer */
     OVERLAPPED wake_ov;
     /* Socket reuse (seed 2c): gracefully closed sockets are disconnected with
-     * TF_REUSE_SOCKET into `sockets`, which AcceptEx draws from. */
+     * TF_REUSE_SOCKET into `sockets`, which AcceptEx and ConnectEx draw from
+     * (each only what it connected before, sockpool.h). */
     bool reuse;
     struct iocp_sockpool sockets;
     struct iocp_list recycling; /* DisconnectEx requests in the kernel */
@@ -94,6 +95,7 @@ struct recycle_req {
     iocp_socket_t s;
     uint16_t family;
     bool skip;
+    bool outgoing; /* a ConnectEx socket: back to the connects' stack */
 };
 
 #define REUSE_POOL_CAP 256
@@ -634,7 +636,8 @@ static int start_accept(struct win_port *p, struct iocp_req *req)
     /* AcceptEx needs the socket the connection will land on beforehand: a
      * reused one if the pool has one (bound to the port already), or new. */
     iocp_socket_t as;
-    if (!p->reuse || !iocp__sockpool_take(&p->sockets, h->family, &as, NULL)) {
+    if (!p->reuse ||
+        !iocp__sockpool_take(&p->sockets, IOCP_SOCKPOOL_ACCEPT, h->family, &as, NULL)) {
         rc = iocp__socket_stream(h->family, &as);
         if (rc < 0)
             return rc;
@@ -682,6 +685,8 @@ static int start_connect(struct win_port *p, struct iocp_req *req)
     int alen = any.sa.sa_family == AF_INET6 ? sizeof any.in6 : sizeof any.in4;
     if (bind(s, &any.sa, alen) != 0 && WSAGetLastError() != WSAEINVAL)
         return iocp__socket_error();
+    /* Bound to a local address now: reusable by ConnectEx alone. */
+    h->outgoing = true;
     if (x->connect_ex(s, (const struct sockaddr *)req->addr, (int)req->addrlen, NULL, 0, NULL,
                       &req->ov)) {
         if (h->skip)
@@ -908,7 +913,8 @@ static void recycle_finish(struct win_port *p, struct recycle_req *rr, bool ok)
     p->nrecycling--;
     iocp__mutex_unlock(&p->lock);
     if (ok)
-        iocp__sockpool_put(&p->sockets, rr->family, rr->s, rr->skip);
+        iocp__sockpool_put(&p->sockets, rr->outgoing ? IOCP_SOCKPOOL_CONNECT : IOCP_SOCKPOOL_ACCEPT,
+                           rr->family, rr->s, rr->skip);
     else
         iocp__socket_close(rr->s);
     free(rr);
@@ -935,6 +941,7 @@ static bool port_recycle(struct iocp_port *port, struct iocp_handle *h)
     rr->s = h->sock;
     rr->family = h->family;
     rr->skip = h->skip;
+    rr->outgoing = h->outgoing;
     iocp__mutex_lock(&p->lock);
     iocp_list_insert_tail(&p->recycling, &rr->link);
     p->nrecycling++;
@@ -984,6 +991,23 @@ static void recycle_drain(struct win_port *p)
     }
 }
 
+int iocp__port_iocp_connect_socket(struct iocp_port *port, int family, iocp_socket_t *out,
+                                   bool *reused)
+{
+    struct win_port *p = to_port(port);
+    *reused = false;
+    /* Reuse off: a new socket, as without a pool. */
+    if (!p->reuse)
+        return iocp__socket_stream(family, out);
+    return iocp__sockpool_connect_socket(&p->sockets, family, out, reused);
+}
+
+static int pool_open(void *ctx, int family, iocp_socket_t *out)
+{
+    (void)ctx;
+    return iocp__socket_stream(family, out);
+}
+
 static int pool_associate(void *ctx, iocp_socket_t s)
 {
     return associate(ctx, (HANDLE)s);
@@ -995,7 +1019,7 @@ static void pool_close(void *ctx, iocp_socket_t s)
     closesocket((SOCKET)s);
 }
 
-static const struct iocp_sockpool_ops sockpool_ops = {pool_associate, pool_close};
+static const struct iocp_sockpool_ops sockpool_ops = {pool_open, pool_associate, pool_close};
 
 /* ---- completions ---- */
 

@@ -30,21 +30,20 @@ static void pools_init(void)
         iocp__sleep_ms(0);
 }
 
-static int slot_of(int family)
+static int slot_of(enum iocp_sockpool_use use, int family)
 {
-    return family == AF_INET6 ? 1 : 0;
+    return (use == IOCP_SOCKPOOL_CONNECT ? 2 : 0) + (family == AF_INET6 ? 1 : 0);
 }
 
 int iocp__sockpool_init(struct iocp_sockpool *pool, size_t cap, const struct iocp_sockpool_ops *ops,
                         void *ctx)
 {
-    struct iocp_sockpool_entry *v4 = NULL, *v6 = NULL;
-    if (cap) {
-        v4 = calloc(cap, sizeof *v4);
-        v6 = calloc(cap, sizeof *v6);
-        if (!v4 || !v6) {
-            free(v4);
-            free(v6);
+    struct iocp_sockpool_entry *stacks[4] = {NULL, NULL, NULL, NULL};
+    for (int f = 0; cap && f < 4; f++) {
+        stacks[f] = calloc(cap, sizeof *stacks[f]);
+        if (!stacks[f]) {
+            for (int g = 0; g < f; g++)
+                free(stacks[g]);
             return IOCP_ENOMEM;
         }
     }
@@ -52,8 +51,8 @@ int iocp__sockpool_init(struct iocp_sockpool *pool, size_t cap, const struct ioc
     pool->cap = cap;
     pool->ops = *ops;
     pool->ctx = ctx;
-    pool->free[0] = v4;
-    pool->free[1] = v6;
+    for (int f = 0; f < 4; f++)
+        pool->free[f] = stacks[f];
     iocp__mutex_init(&pool->lock);
     pools_init();
     iocp__mutex_lock(&pools_lock);
@@ -67,7 +66,7 @@ void iocp__sockpool_fini(struct iocp_sockpool *pool)
     iocp__mutex_lock(&pools_lock);
     iocp_list_remove(&pool->link);
     iocp__mutex_unlock(&pools_lock);
-    for (int f = 0; f < 2; f++) {
+    for (int f = 0; f < 4; f++) {
         for (size_t i = 0; i < pool->nfree[f]; i++) {
             pool->ops.close(pool->ctx, pool->free[f][i].s);
             pool->stats.closed++;
@@ -98,9 +97,10 @@ static void unlend(struct iocp_sockpool *pool, size_t i)
     atomic_fetch_sub(&lending, 1);
 }
 
-bool iocp__sockpool_take(struct iocp_sockpool *pool, int family, iocp_socket_t *out, bool *skip)
+bool iocp__sockpool_take(struct iocp_sockpool *pool, enum iocp_sockpool_use use, int family,
+                         iocp_socket_t *out, bool *skip)
 {
-    int f = slot_of(family);
+    int f = slot_of(use, family);
     iocp__mutex_lock(&pool->lock);
     if (!pool->nfree[f]) {
         iocp__mutex_unlock(&pool->lock);
@@ -127,6 +127,15 @@ bool iocp__sockpool_take(struct iocp_sockpool *pool, int family, iocp_socket_t *
     return true;
 }
 
+int iocp__sockpool_connect_socket(struct iocp_sockpool *pool, int family, iocp_socket_t *out,
+                                  bool *reused)
+{
+    *reused = iocp__sockpool_take(pool, IOCP_SOCKPOOL_CONNECT, family, out, NULL);
+    if (*reused)
+        return 0;
+    return pool->ops.open(pool->ctx, family, out);
+}
+
 int iocp__sockpool_bind(struct iocp_sockpool *pool, iocp_socket_t s, bool *skip)
 {
     if (atomic_load(&lending)) {
@@ -151,9 +160,10 @@ int iocp__sockpool_bind(struct iocp_sockpool *pool, iocp_socket_t s, bool *skip)
     return rc;
 }
 
-void iocp__sockpool_put(struct iocp_sockpool *pool, int family, iocp_socket_t s, bool skip)
+void iocp__sockpool_put(struct iocp_sockpool *pool, enum iocp_sockpool_use use, int family,
+                        iocp_socket_t s, bool skip)
 {
-    int f = slot_of(family);
+    int f = slot_of(use, family);
     iocp__mutex_lock(&pool->lock);
     if (pool->nfree[f] < pool->cap) {
         pool->free[f][pool->nfree[f]++] = (struct iocp_sockpool_entry){s, skip};
@@ -192,7 +202,7 @@ void iocp__sockpool_stats(struct iocp_sockpool *pool, struct iocp_sockpool_stats
 {
     iocp__mutex_lock(&pool->lock);
     *out = pool->stats;
-    out->free = pool->nfree[0] + pool->nfree[1];
+    out->free = pool->nfree[0] + pool->nfree[1] + pool->nfree[2] + pool->nfree[3];
     out->lent = pool->nlent;
     iocp__mutex_unlock(&pool->lock);
 }

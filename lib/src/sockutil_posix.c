@@ -28,6 +28,13 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
     return 0;
 }
 
+int iocp__socket_for_connect(struct iocp_worker *w, int family, iocp_socket_t *out, bool *reused)
+{
+    (void)w;
+    *reused = false;
+    return iocp__socket_stream(family, out);
+}
+
 int iocp__socket_error(void)
 {
     return iocp__err_from_errno(errno);

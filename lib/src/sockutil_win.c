@@ -136,6 +136,16 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
     return 0;
 }
 
+extern const struct iocp_port_ops iocp__port_iocp_ops;
+
+int iocp__socket_for_connect(struct iocp_worker *w, int family, iocp_socket_t *out, bool *reused)
+{
+    *reused = false;
+    if (w->port->ops == &iocp__port_iocp_ops)
+        return iocp__port_iocp_connect_socket(w->port, family, out, reused);
+    return iocp__socket_stream(family, out);
+}
+
 int iocp__socket_error(void)
 {
     return iocp__err_from_win32((unsigned long)WSAGetLastError());
