@@ -52,8 +52,8 @@ finish() {
 
 # The port from a "listening on ADDR PORT" line (CRLF on Windows), or "".
 listening_port() {
-  local file=$1 i
-  for i in $(seq 1 150); do
+  local file=$1 _
+  for _ in $(seq 1 150); do
     local port
     port=$(tr -d '\r' <"$file" 2>/dev/null | awk '/^listening on / {print $4; exit}')
     if [ -n "$port" ]; then
