@@ -55,6 +55,8 @@ static const struct cmd_value cmd_values[] = {
     {"deny", "LIST", CMD_COMPLETE_NONE, NULL},
     {"idle-timeout", "S", CMD_COMPLETE_NONE, NULL},
     {"key", "FILE", CMD_COMPLETE_FILE, NULL},
+    {"key-listen", "FILE", CMD_COMPLETE_FILE, NULL},
+    {"key-target", "FILE", CMD_COMPLETE_FILE, NULL},
     {"max-conns", "N", CMD_COMPLETE_NONE, NULL},
     {"port", "PORT", CMD_COMPLETE_NONE, NULL},
     {"quit-after", "S", CMD_COMPLETE_NONE, NULL},
