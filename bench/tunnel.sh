@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# tunnel.sh: encrypted tunnel throughput, back to back on this machine.
+#
+# Three tunnels, each two proxies in a row between an iperf3 client and an
+# iperf3 server:
+#   plain   iocptool relay -> iocptool relay                 (no encryption)
+#   iocptool iocptool relay --key-target -> relay --key-listen (docs/PROTOCOL.md)
+#   spiped  spiped -e -> spiped -d                           (Debian's spiped)
+# Both proxies of a tunnel share CPU 1; iperf3 (client and server) runs on
+# CPU 0.  Repetitions are interleaved and the order rotates; the table shows
+# medians and each tunnel's ratio to spiped and to the plain relay.
+#
+#   bash bench/tunnel.sh                  REPS (3), DURATION (5), IOCPTOOL (build/iocptool)
+# Needs iperf3 and spiped (apt-get install iperf3 spiped).
+set -euo pipefail
+REPS=${REPS:-3}
+DURATION=${DURATION:-5}
+IOCPTOOL=${IOCPTOOL:-build/iocptool}
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+
+for tool in iperf3 spiped taskset ss; do
+  command -v "$tool" >/dev/null || { echo "tunnel.sh: $tool is missing" >&2; exit 1; }
+done
+"$IOCPTOOL" relay --help 2>/dev/null | grep -q -- --key-target ||
+  { echo "tunnel.sh: $IOCPTOOL has no relay --key-target (built without libsodium?)" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$IOCPTOOL" keygen "$work/key" >/dev/null
+head -c 64 /dev/urandom >"$work/spiped.key"
+
+# A free port on 127.0.0.1 (bound then released; good enough on a quiet box).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Wait until something listens on port $1.  Asked of the kernel, not by
+# connecting: a test connection would travel through the tunnel and be taken
+# by the one-off iperf3 server as its client.
+wait_port() {
+  for _ in $(seq 1 100); do
+    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ] && return 0
+    sleep 0.05
+  done
+  echo "tunnel.sh: nothing listens on $1" >&2
+  return 1
+}
+
+start() { taskset -c "$PROXY_CPU" "$@" >/dev/null 2>&1 & pids+=($!); }
+
+# One measurement of tunnel $1: prints Gbit/s.
+measure() {
+  local name=$1 a b s
+  a=$(free_port); b=$(free_port); s=$(free_port)
+  taskset -c "$LOAD_CPU" iperf3 -s -1 -p "$s" >/dev/null 2>&1 & local server=$!
+  pids+=("$server")
+  local first=${#pids[@]}
+  case $name in
+    plain)
+      start "$IOCPTOOL" relay -W 1 --no-stats "127.0.0.1:$b" "127.0.0.1:$s"
+      start "$IOCPTOOL" relay -W 1 --no-stats "127.0.0.1:$a" "127.0.0.1:$b" ;;
+    iocptool)
+      start "$IOCPTOOL" relay -W 1 --no-stats --key-listen "$work/key" "127.0.0.1:$b" "127.0.0.1:$s"
+      start "$IOCPTOOL" relay -W 1 --no-stats --key-target "$work/key" "127.0.0.1:$a" "127.0.0.1:$b" ;;
+    spiped)
+      start spiped -F -d -s "[127.0.0.1]:$b" -t "[127.0.0.1]:$s" -k "$work/spiped.key"
+      start spiped -F -e -s "[127.0.0.1]:$a" -t "[127.0.0.1]:$b" -k "$work/spiped.key" ;;
+  esac
+  wait_port "$a"; wait_port "$b"; wait_port "$s"
+  local out
+  out=$(taskset -c "$LOAD_CPU" iperf3 -c 127.0.0.1 -p "$a" -t "$DURATION" -f g 2>&1 | awk '/receiver/ {print $7}')
+  for p in "${pids[@]:$((first - 1))}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  echo "${out:-0}"
+}
+
+tunnels=(plain iocptool spiped)
+declare -A results
+for rep in $(seq 1 "$REPS"); do
+  for i in "${!tunnels[@]}"; do
+    t=${tunnels[$(((i + rep) % ${#tunnels[@]}))]}
+    v=$(measure "$t")
+    echo "rep $rep $t: $v Gbit/s" >&2
+    results[$t]="${results[$t]:-} $v"
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "## Encrypted tunnel benchmark"
+echo
+echo "- command: \`REPS=$REPS DURATION=$DURATION bash bench/tunnel.sh\`"
+echo "- machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r)"
+echo "- both proxies of a tunnel on CPU $PROXY_CPU, iperf3 client and server on CPU $LOAD_CPU; one iperf3 stream, $DURATION s, median of $REPS"
+echo
+echo "| tunnel | Gbit/s | ×spiped | ×plain relay |"
+echo "|---|---:|---:|---:|"
+spiped_m=$(echo "${results[spiped]}" | median)
+plain_m=$(echo "${results[plain]}" | median)
+for t in plain iocptool spiped; do
+  m=$(echo "${results[$t]}" | median)
+  echo "| $t | $m | $(awk -v a="$m" -v b="$spiped_m" 'BEGIN {printf "%.2f", b ? a/b : 0}') | $(awk -v a="$m" -v b="$plain_m" 'BEGIN {printf "%.2f", b ? a/b : 0}') |"
+done
