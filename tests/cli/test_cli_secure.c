@@ -496,11 +496,11 @@ static void expect_failed(struct pair *pr, int dir, size_t want_out, const unsig
 /* ---- round trips ---- */
 
 /*
- * listen and connect with the same key, bytes each way at once; the side
- * `first` ends its stdin first, the other keeps sending until it has seen
- * that end, then ends too.
+ * listen and connect with the same key, bytes each way at once: `first`
+ * sends first_bytes and ends its stdin (a half-close), the other sends
+ * other_bytes, ending only once it has seen that end.
  */
-static void round_trip(size_t bytes, int first)
+static void round_trip(int first, size_t first_bytes, size_t other_bytes)
 {
     struct proc l, c;
     const char *largs[] = {"listen", "-v", "--key", key1, "127.0.0.1:0", NULL};
@@ -509,15 +509,17 @@ static void round_trip(size_t bytes, int first)
     cr_assert(nc_start(&c, -1, cargs));
 
     struct nc_flow f[2];
-    nc_flow_init(&f[0], l.in, c.out, bytes, 11); /* listen to connect */
-    nc_flow_init(&f[1], c.in, l.out, bytes, 12); /* connect to listen */
+    size_t l_bytes = first == LISTEN ? first_bytes : other_bytes;
+    size_t c_bytes = first == LISTEN ? other_bytes : first_bytes;
+    nc_flow_init(&f[0], l.in, c.out, l_bytes, 11); /* listen to connect */
+    nc_flow_init(&f[1], c.in, l.out, c_bytes, 12); /* connect to listen */
     f[first == LISTEN ? 1 : 0].after = first == LISTEN ? 0 : 1;
     proc_forget_fd(&l, l.in);
     proc_forget_fd(&c, c.in);
     l.in = c.in = -1; /* closed by the pump at the end of each stream */
     uint64_t t0 = tn_now_ms();
     cr_expect(nc_pump(f, 2, 100000), "byte-exact both ways; stderr: %s / %s", l.errbuf, c.errbuf);
-    cr_log_info("%zu MiB each way, encrypted, in %llu ms", bytes >> 20,
+    cr_log_info("%zu + %zu MiB, encrypted, in %llu ms", first_bytes >> 20, other_bytes >> 20,
                 (unsigned long long)(tn_now_ms() - t0));
     cr_expect_eq(proc_wait(&l, 10000), 0, "listen: %s", l.errbuf);
     cr_expect_eq(proc_wait(&c, 10000), 0, "connect: %s", c.errbuf);
@@ -526,14 +528,15 @@ static void round_trip(size_t bytes, int first)
     cr_expect_null(strstr(c.errbuf, "mismatch"), "stderr: %s", c.errbuf);
 }
 
-Test(cli_secure, round_trip_both_ways_byte_exact_listen_ends_first)
+Test(cli_secure, round_trip_64_mib_each_way_byte_exact_listen_ends_first)
 {
-    round_trip(BULK_BYTES, LISTEN);
+    round_trip(LISTEN, BULK_BYTES, BULK_BYTES);
 }
 
-Test(cli_secure, round_trip_both_ways_byte_exact_connect_ends_first)
+Test(cli_secure, after_a_half_close_the_other_side_sends_on_and_ends)
 {
-    round_trip((size_t)4 << 20, CONNECT);
+    /* connect's end comes early; listen goes on sending long after it. */
+    round_trip(CONNECT, (size_t)1 << 20, BULK_BYTES / 2);
 }
 
 Test(cli_secure, a_receiver_with_empty_stdin_gets_the_whole_stream)
