@@ -102,9 +102,8 @@ static void listen_usage(FILE *out)
             "  -p, --port PORT        the port to listen on\n"
             "  -n, --numeric          addresses must be numeric (no name lookup)\n"
             "  -l                     accepted for netcat compatibility\n"
-            "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
-            STATS_ENDPOINT_HELP
-            "%s"
+            "  -B, --backend NAME     uring, epoll or iocp (default: the best that "
+            "works)\n" STATS_ENDPOINT_HELP "%s"
             "  -h, --help             this help\n",
             LISTEN_MAX_CONNS_DEFAULT, bridge_options_help);
 }
