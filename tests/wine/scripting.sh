@@ -50,14 +50,23 @@ fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
 
 # run SECONDS SCRIPT ARGS...: docs\scripting\SCRIPT.cmd under cmd.exe, in
 # $work, stdin from /dev/null; sets rc, out and err (CR removed).
+#
+# Under load, Wine's cmd.exe now and then fails to start a program from the
+# script at all ("ShellExecuteEx failed: Internal error"): that is the
+# emulator, not the script, so such a run (and only such a run) is made
+# again, at most twice, and the retry is said.
 run() {
-  local secs=$1 script=$2
+  local secs=$1 script=$2 attempt
   shift 2
-  (cd "$work" && timeout -k 5 "$secs" wine cmd /c "$scripts\\$script.cmd" "$@" \
-    </dev/null >"$work/run.out" 2>"$work/run.err")
-  rc=$?
-  out=$(tr -d '\r' <"$work/run.out")
-  err=$(tr -d '\r' <"$work/run.err")
+  for attempt in 1 2 3; do
+    (cd "$work" && timeout -k 5 "$secs" wine cmd /c "$scripts\\$script.cmd" "$@" \
+      </dev/null >"$work/run.out" 2>"$work/run.err")
+    rc=$?
+    out=$(tr -d '\r' <"$work/run.out")
+    err=$(tr -d '\r' <"$work/run.err")
+    grep -q "ShellExecuteEx failed" <<<"$out$err" || break
+    echo "[note] $script: wine could not start a program (attempt $attempt); running it again"
+  done
 }
 
 # expect NAME STATUS [OUT_PATTERN [ERR_PATTERN]]: the last run exited with
