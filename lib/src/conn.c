@@ -174,10 +174,7 @@ static void on_recv(struct iocp_req *req, int32_t result, uint32_t flags, void *
     /* The request's own reference is dropped last, so that a callback that
      * closes the connection cannot free it under our feet. */
     if (result > 0) {
-        atomic_store_explicit(&c->bytes_in,
-                              atomic_load_explicit(&c->bytes_in, memory_order_relaxed) +
-                                  (uint64_t)result,
-                              memory_order_relaxed);
+        iocp__count_add(&c->bytes_in, (uint64_t)result);
         atomic_store_explicit(&c->last_io_ms, w->now_ms, memory_order_relaxed);
         IOCP_COUNT(w, bytes_in, (uint64_t)result);
         if (!(c->flags & (IOCP_CONN_TEARDOWN | IOCP_CONN_CLOSING)))
@@ -299,10 +296,7 @@ static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *
     (void)data;
 
     if (result > 0 && c->sq_head) {
-        atomic_store_explicit(&c->bytes_out,
-                              atomic_load_explicit(&c->bytes_out, memory_order_relaxed) +
-                                  (uint64_t)result,
-                              memory_order_relaxed);
+        iocp__count_add(&c->bytes_out, (uint64_t)result);
         atomic_store_explicit(&c->last_io_ms, w->now_ms, memory_order_relaxed);
         IOCP_COUNT(w, bytes_out, (uint64_t)result);
         struct iocp_send_chunk *k = c->sq_head;

@@ -55,11 +55,14 @@ struct iocp_counters {
     iocp_atomic_u64 conns;
 };
 
-/* Add n to a counter that only the calling worker writes: no locked RMW. */
-#define IOCP_COUNT(w, field, n)                                                                    \
-    atomic_store_explicit(&(w)->cnt.field,                                                         \
-                          atomic_load_explicit(&(w)->cnt.field, memory_order_relaxed) + (n),       \
-                          memory_order_relaxed)
+/* Add n to a counter that only the calling worker writes (other threads
+ * only read it): a relaxed load and store, no locked read-modify-write. */
+static inline void iocp__count_add(iocp_atomic_u64 *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+#define IOCP_COUNT(w, field, n) iocp__count_add(&(w)->cnt.field, (uint64_t)(n))
 
 /* ---- workers and the engine ---- */
 

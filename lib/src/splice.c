@@ -67,12 +67,6 @@ bool iocp__splice_target(const struct iocp_conn *c)
     return splicing(c) && c->sp->in;
 }
 
-static void add_bytes(iocp_atomic_u64 *counter, uint64_t n)
-{
-    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 static bool alive(const struct iocp_conn *c)
 {
     return c && !(c->flags & (IOCP_CONN_TEARDOWN | IOCP_CONN_FINISHED));
@@ -109,7 +103,7 @@ static void on_in_done(struct iocp_req *req, int32_t result, uint32_t flags, voi
     (void)data;
     if (result > 0) {
         s->inpipe += (size_t)result;
-        add_bytes(&from->bytes_in, (uint64_t)result);
+        iocp__count_add(&from->bytes_in, (uint64_t)result);
         atomic_store_explicit(&from->last_io_ms, from->w->now_ms, memory_order_relaxed);
         IOCP_COUNT(from->w, bytes_in, (uint64_t)result);
         kick_out(s);
@@ -132,7 +126,7 @@ static void on_out_done(struct iocp_req *req, int32_t result, uint32_t flags, vo
     (void)data;
     if (result > 0) {
         s->inpipe -= (size_t)result;
-        add_bytes(&to->bytes_out, (uint64_t)result);
+        iocp__count_add(&to->bytes_out, (uint64_t)result);
         atomic_store_explicit(&to->last_io_ms, to->w->now_ms, memory_order_relaxed);
         IOCP_COUNT(to->w, bytes_out, (uint64_t)result);
         if (s->inpipe)
