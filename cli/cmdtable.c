@@ -9,34 +9,16 @@
 #include "cmds.h"
 #include "cmdtable.h"
 
-/* A subcommand whose sources are not in this build has no function and no
- * option table; main() says "not available in this build". */
-#ifdef IOCPTOOL_HAVE_ENGINE
-#define ENGINE_CMD(fn)        fn
-#define ENGINE_OPTIONS(table) table
-#else
-#define ENGINE_CMD(fn)        NULL
-#define ENGINE_OPTIONS(table) NULL
-#endif
-
-/* stats.c does not build on Windows yet: its stand-in in unported_win.c
- * runs, and there are no options to complete. */
-#if defined(_WIN32) && !defined(IOCPTOOL_WIN_HAVE_STATS)
-#define STATS_OPTIONS NULL
-#else
-#define STATS_OPTIONS ENGINE_OPTIONS(stats_options)
-#endif
-
 const struct cmd_entry cmd_table[] = {
-    {"listen", ENGINE_CMD(cmd_listen), "accept connections and bridge them to stdin/stdout",
-     ENGINE_OPTIONS(listen_options), CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
-    {"connect", ENGINE_CMD(cmd_connect), "connect and bridge stdin/stdout to the socket",
-     ENGINE_OPTIONS(connect_options), CMD_COMPLETE_HOST, CMD_COMPLETE_NONE, "keep-open"},
-    {"echo", ENGINE_CMD(cmd_echo), "run an echo server", ENGINE_OPTIONS(echo_options),
+    {"listen", cmd_listen, "accept connections and bridge them to stdin/stdout",
+     listen_options, CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
+    {"connect", cmd_connect, "connect and bridge stdin/stdout to the socket",
+     connect_options, CMD_COMPLETE_HOST, CMD_COMPLETE_NONE, "keep-open"},
+    {"echo", cmd_echo, "run an echo server", echo_options,
      CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
-    {"relay", ENGINE_CMD(cmd_relay), "forward every accepted connection to a target",
-     ENGINE_OPTIONS(relay_options), CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
-    {"stats", ENGINE_CMD(cmd_stats), "show the live counters of a running iocptool", STATS_OPTIONS,
+    {"relay", cmd_relay, "forward every accepted connection to a target",
+     relay_options, CMD_COMPLETE_NONE, CMD_COMPLETE_NONE},
+    {"stats", cmd_stats, "show the live counters of a running iocptool", stats_options,
      CMD_COMPLETE_PID, CMD_COMPLETE_NONE},
     {"keygen", cmd_keygen, "make a pre-shared key for --key", keygen_options, CMD_COMPLETE_FILE,
      CMD_COMPLETE_NONE},

@@ -5,7 +5,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "../../cli/acl.h"
+#include "../../cli/leg/acl.h"
 #include "nc_support.h"
 
 TestSuite(cli_acl, .fini = proc_cleanup_all, .timeout = 60);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for the parsers of the encrypted channel (cli/secure.c)
- * and of the key file (cli/keyfile.c).  The first input byte picks one of
+ * libFuzzer target for the parsers of the encrypted channel (cli/channel/secure.c)
+ * and of the key file (cli/channel/keyfile.c).  The first input byte picks one of
  * three modes:
  *
  *   0  raw bytes fed to a fresh server and a fresh client, in chunks: the

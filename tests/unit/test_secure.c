@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The encrypted channel (cli/secure.c) with no network: two channels, a
+ * The encrypted channel (cli/channel/secure.c) with no network: two channels, a
  * client and a server, in one process, each side's output fed to the other
  * in chunks of random sizes, so that every reassembly path runs.  A tap on
  * the way can flip a bit, cut the stream, or record it for a replay.
