@@ -8,6 +8,9 @@
 #   2. build tests/consumer against that prefix three ways (the CMake
 #      package's iocp::iocp and iocp::iocp_static, and pkg-config) and run
 #      each build; check which libiocp each one loads
+#   3. build examples/ against that prefix the two ways docs/API.md shows
+#      (its CMakeLists.txt with find_package, its Makefile with pkg-config)
+#      and run the programs on every backend (tests/consumer/examples.sh)
 #
 #   tests/consumer/run.sh [BUILD_DIR [CMAKE_ARGS...]]
 #
@@ -82,4 +85,28 @@ for via in package package-static pkg-config; do
   fi
   "$dir/consumer" || fail "$via: the consumer failed"
 done
-echo "consumer: libiocp $version installed, found and used three ways"
+
+# ---- the examples, two ways ----
+backends=$("$prefix/bin/iocptool" --version | sed -n 's/^backends: \([^(]*\) (.*/\1/p')
+[ -n "$backends" ] || fail "iocptool --version names no backend"
+dir=$tmp/examples-package
+echo "consumer: building examples/ with find_package"
+cmake -S "$root/examples" -B "$dir" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_COMPILE_WARNING_AS_ERROR=ON >"$tmp/configure.log" ||
+  { cat "$tmp/configure.log"; fail "examples: configure failed"; }
+grep -q "examples: libiocp $version from $prefix/" "$tmp/configure.log" ||
+  { cat "$tmp/configure.log"; fail "examples: did not find libiocp $version in $prefix"; }
+cmake --build "$dir" >/dev/null || fail "examples: build with find_package failed"
+# shellcheck disable=SC2086 # one argument per backend
+bash "$root/tests/consumer/examples.sh" "$dir" $backends
+dir=$tmp/examples-pkg-config
+echo "consumer: building examples/ with pkg-config (examples/Makefile)"
+mkdir "$dir"
+make -s -C "$root/examples" O="$dir" CFLAGS="-O2 -g -Werror" LDFLAGS="-Wl,-rpath,$libdir" ||
+  fail "examples: build with pkg-config failed"
+loaded=$(ldd "$dir/echo_server" | awk '/libiocp/ {print $3}')
+[ "$(realpath "$loaded")" = "$(realpath "$libdir/libiocp.so.0")" ] ||
+  fail "examples: pkg-config build loads '$loaded', not $libdir/libiocp.so.0"
+# shellcheck disable=SC2086
+bash "$root/tests/consumer/examples.sh" "$dir" $backends
+echo "consumer: libiocp $version installed, found and used three ways; examples built two ways and run"
