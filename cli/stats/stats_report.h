@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What both stats endpoints (stats_endpoint.c on POSIX, stats_endpoint_win.c
- * on Windows) share, so that there is one implementation of the protocol's
+ * What the stats endpoint (stats_server.c, on either platform) and its
+ * reports share, so that there is one implementation of the protocol's
  * answers: the limits a client is held to, the request line and the five
  * reports it selects (table, JSON, Prometheus, connection listings), the
  * rate sampling behind them, and the syntax of a TCP endpoint address.

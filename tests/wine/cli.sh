@@ -355,7 +355,7 @@ fi
 # ---- stats: the endpoint of iocptool.exe servers, asked by iocptool.exe ----
 #
 # Wine has no AF_UNIX, so the endpoint is loopback TCP with a token file
-# (stats_endpoint_win.c); `stats` finds it in the per-user directory,
+# (stats_transport_win.c); `stats` finds it in the per-user directory,
 # %LOCALAPPDATA%\iocptool, which the host sees inside the prefix.
 
 # python3 clients that connect and hold: HOST PORT N READY_FILE.  They
