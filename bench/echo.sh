@@ -4,7 +4,8 @@
 # echo.sh: the echo benchmark, every server back to back on this machine.
 #
 # Servers: iocptool echo (uring and epoll backends, one worker) and the three
-# peers in bench/ (echo_uv, echo_epoll, echo_uring).  Tests: 1, 100 and 1000
+# peers in bench/ (echo_uv as libuv's examples write it, echo_uv_best with
+# one reused read buffer and uv_try_write first, echo_epoll, echo_uring).  Tests: 1, 100 and 1000
 # connections x 64 B, 100 x 16 KiB, the accept rate, and server RSS per idle
 # connection.  The server runs on one CPU and loadgen on the other, so the
 # two never steal time from each other; each server is started fresh for
@@ -119,7 +120,7 @@ else
     notes+=("iocptool rows skipped: '$IOCPTOOL echo --help' fails, so that binary has no echo subcommand")
     say "note: ${notes[-1]}"
 fi
-servers+=(echo_uv echo_epoll echo_uring)
+servers+=(echo_uv echo_uv_best echo_epoll echo_uring)
 
 server_argv() {
     case $1 in
@@ -315,6 +316,17 @@ median() {
               printf (m == int(m) ? "%d" : "%.1f"), m }'
 }
 
+# "min–max" of the numbers given (the spread of the repetitions), or "-".
+spread() {
+    [[ $# -gt 0 && $1 != - ]] || {
+        echo -
+        return
+    }
+    printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+        END { printf (lo == int(lo) ? "%d" : "%.1f"), lo; printf "–";
+              printf (hi == int(hi) ? "%d" : "%.1f"), hi }'
+}
+
 # $1 / $2 to two decimals, or "-" when either is missing.
 ratio() {
     if [[ $1 == - || $2 == - ]]; then
@@ -339,21 +351,22 @@ echo
 echo "- command: \`$command_line\`"
 echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
 echo "- server pinned to CPU $SERVER_CPU, loadgen to CPU $LOAD_CPU; one server worker; ${DURATION} s per run; median of $REPS"
-echo "- ×uv, ×uring: this server's median divided by echo_uv's, echo_uring's (higher is better for req/s and conn/s, lower for CPU and B/conn)"
+echo "- ×uv, ×uring: this server's median divided by echo_uv_best's (libuv at its best: one reused read buffer, uv_try_write first) and echo_uring's (higher is better for req/s and conn/s, lower for CPU and B/conn); echo_uv is libuv as its examples write it (a 64 KiB malloc per read)"
+echo "- spread: the lowest and highest of the repetitions"
 echo "- CPU µs/op: the server's utime+stime over the run divided by its requests (connections for accept)"
 for note in "${notes[@]}"; do
     echo "- $note"
 done
 echo
-echo "| test | server | median | ×uv | ×uring | CPU µs/op | CPU ×uv | CPU ×uring | p50 µs | p99 µs | errors |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| test | server | median | spread | ×uv | ×uring | CPU µs/op | CPU spread | CPU ×uv | CPU ×uring | p50 µs | p99 µs | errors |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for test in "${tests[@]}"; do
     read -r mode conns size <<<"$test"
     # shellcheck disable=SC2086 # the stored lists split on purpose
     {
-        uv_value=$(median ${r_value["$test|echo_uv"]:--})
+        uv_value=$(median ${r_value["$test|echo_uv_best"]:--})
         uring_value=$(median ${r_value["$test|echo_uring"]:--})
-        uv_cpu=$(median ${r_cpu["$test|echo_uv"]:--})
+        uv_cpu=$(median ${r_cpu["$test|echo_uv_best"]:--})
         uring_cpu=$(median ${r_cpu["$test|echo_uring"]:--})
     }
     for server in "${servers[@]}"; do
@@ -361,14 +374,16 @@ for test in "${tests[@]}"; do
         # shellcheck disable=SC2086
         {
             value=$(median ${r_value[$key]:--})
+            value_spread=$(spread ${r_value[$key]:--})
             cpu=$(median ${r_cpu[$key]:--})
+            cpu_spread=$(spread ${r_cpu[$key]:--})
             p50=$(median ${r_p50[$key]:--})
             p99=$(median ${r_p99[$key]:--})
             errors=$(total_errors ${r_errors[$key]:-})
         }
-        echo "| $(label "$mode" "$conns" "$size") | $server | $value" \
+        echo "| $(label "$mode" "$conns" "$size") | $server | $value | $value_spread" \
             "| $(ratio "$value" "$uv_value") | $(ratio "$value" "$uring_value")" \
-            "| $cpu | $(ratio "$cpu" "$uv_cpu") | $(ratio "$cpu" "$uring_cpu")" \
+            "| $cpu | $cpu_spread | $(ratio "$cpu" "$uv_cpu") | $(ratio "$cpu" "$uring_cpu")" \
             "| $p50 | $p99 | $errors |"
     done
 done
