@@ -83,6 +83,23 @@ static bool wants_to_read(const struct iocp_conn *c)
 }
 
 /*
+ * How much one arming of the receive may bring in: the room left under the
+ * high watermark plus one buffer.  A port that had already received data
+ * when a pause cancelled the receive still delivers it, so the budget is
+ * what keeps a paused connection (an echo whose client never reads) at the
+ * high watermark plus one receive buffer, on every backend: without it an
+ * io_uring multishot receive drains the whole socket into buffers first.
+ * While the queue is well below the mark the budget is large and the
+ * receive re-arms rarely; near the mark it shrinks to a buffer at a time.
+ */
+static uint32_t recv_budget(const struct iocp_conn *c)
+{
+    size_t room = c->queued < c->send_high ? c->send_high - c->queued : 0;
+    size_t budget = room + c->w->port->buffer_size;
+    return budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget;
+}
+
+/*
  * Make the receive request match what the connection wants: armed while it
  * reads, cancelled otherwise.  Cancelling is asynchronous; data that was
  * already received still arrives and is delivered.
@@ -103,7 +120,7 @@ static void update_reading(struct iocp_conn *c)
             c->rreq.op = IOCP_OP_RECV;
             c->rreq.flags = IOCP_REQ_MULTI | IOCP_REQ_PROVIDED;
             c->rreq.buf = NULL;
-            c->rreq.len = 0;
+            c->rreq.len = recv_budget(c);
         }
         int rc = iocp__submit(c->w, &c->rreq);
         if (rc < 0) {

@@ -86,6 +86,7 @@ struct iocp_worker {
     bool stopping;                /* closing everything, then leaving */
     bool leave;
     bool started;                 /* the thread was started */
+    iocp_atomic_int failed;       /* the lasting wait() error that ended it, or 0 */
     struct iocp_counters cnt;
     /* Shared ports only (IOCP: one port, N threads).  Any thread may dequeue
      * a completion for this worker; it dispatches it holding `lock`, so the

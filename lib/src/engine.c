@@ -329,6 +329,27 @@ static void dispatch(struct iocp_worker *w, struct iocp_event *ev)
         w->port->ops->release_buffer(w->port, ev->buf_id);
 }
 
+/*
+ * wait() failed.  An error the next wait may not have (no memory for now)
+ * costs a short pause, so that it cannot turn the loop into a spin.  A
+ * lasting one (the port's descriptor was closed or replaced behind its
+ * back) ends the worker: it is recorded for iocp_engine_wait() to return,
+ * logged, and the engine is asked to stop.  True when the worker must end.
+ */
+static bool wait_failed(struct iocp_worker *w, int rc)
+{
+    struct iocp_engine *e = w->engine;
+    if (!iocp__port_wait_lasting(rc)) {
+        iocp__sleep_ms(1);
+        return false;
+    }
+    atomic_store(&w->failed, rc);
+    iocp__log(e, IOCP_LOG_ERROR, "worker %u: waiting on its %s port failed for good: %s",
+              w->index, e->ops->name, iocp_strerror(rc));
+    iocp_engine_stop(e);
+    return true;
+}
+
 static bool worker_idle(struct iocp_worker *w)
 {
     return iocp_list_empty(&w->conns) && iocp_list_empty(&w->acceptors);
@@ -448,6 +469,8 @@ static void worker_main_shared(struct iocp_worker *self)
         if (stopping)
             timeout = cap_timeout(timeout, 10);
         int n = port->ops->wait(port, events, EVENT_BATCH, timeout);
+        if (n < 0 && wait_failed(self, n))
+            break;
         for (int i = 0; i < n; i++)
             shared_event(self, &held, &events[i]);
         release_worker(&held, self);
@@ -498,6 +521,8 @@ static void worker_main(void *arg)
         if (!iocp_list_empty(&w->zombies))
             timeout = timeout < 0 || timeout > 1 ? 1 : timeout;
         int n = w->port->ops->wait(w->port, events, EVENT_BATCH, timeout);
+        if (n < 0 && wait_failed(w, n))
+            break;
         w->now_ms = iocp__now_ms();
         /* A request is in flight until its last completion is dispatched, not
          * merely dequeued: a callback early in the batch must not resubmit a
@@ -627,6 +652,7 @@ int iocp_engine_start(struct iocp_engine *e)
     for (unsigned i = 0; i < e->nworkers; i++) {
         struct iocp_worker *w = &e->workers[i];
         w->stopping = w->leave = w->started = false;
+        atomic_store(&w->failed, 0);
         w->exit_generation = 0;
         memset(&w->cnt, 0, sizeof w->cnt);
         atomic_store(&w->next_due, UINT64_MAX);
@@ -663,7 +689,8 @@ int iocp_engine_stop(struct iocp_engine *e)
         iocp__resolvers_cancel(e);
         uint32_t gen = atomic_load(&e->generation);
         for (unsigned i = 0; i < e->nworkers; i++) {
-            if (!e->workers[i].started)
+            /* A worker whose port failed has left: nothing reads its queue. */
+            if (!e->workers[i].started || atomic_load(&e->workers[i].failed))
                 continue;
             /* An exit packet must land: a worker that never hears it never
              * leaves.  Keep retrying; each failure is counted (seed 2b). */
@@ -694,6 +721,12 @@ int iocp_engine_wait(struct iocp_engine *e)
         iocp__mutex_unlock(&e->lock);
     }
     iocp__mutex_unlock(&e->join_lock);
+    /* The run ended with a worker whose port failed: say so. */
+    for (unsigned i = 0; i < e->nworkers; i++) {
+        int failed = atomic_load(&e->workers[i].failed);
+        if (failed)
+            return failed;
+    }
     return 0;
 }
 

@@ -76,3 +76,17 @@ bool iocp__port_recycle(struct iocp_handle *h)
     h->bound = false;
     return true;
 }
+
+bool iocp__port_wait_lasting(int rc)
+{
+    switch (rc) {
+    case IOCP_EINTR:   /* a signal */
+    case IOCP_EAGAIN:  /* the kernel had no memory for the submission */
+    case IOCP_EBUSY:   /* the completion queue overflowed */
+    case IOCP_ENOMEM:  /* the port could not grow its queue */
+    case IOCP_ENOBUFS:
+        return false;
+    default:
+        return rc < 0;
+    }
+}

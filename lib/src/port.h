@@ -116,7 +116,14 @@ struct iocp_handle {
  * Request flags, set by the submitter.
  */
 #define IOCP_REQ_MULTI    0x01u /* multishot (accept and provided-buffer recv) */
-#define IOCP_REQ_PROVIDED 0x02u /* recv into a buffer the port provides (buf NULL) */
+/* Recv into a buffer the port provides (buf NULL).  `len` is a budget: a
+ * single recv takes at most len bytes (0: one whole buffer); a multishot one
+ * delivers at most len bytes over all its completions and then ends (its
+ * last completion has no IOCP_EV_MORE; 0: no limit).  The budget is what
+ * bounds the data a paused connection still receives: whatever a backend
+ * had received before a cancel reached it stays within it.  The backend may
+ * count the budget down in req->len while the request is in flight. */
+#define IOCP_REQ_PROVIDED 0x02u
 #define IOCP_REQ_NOSIGNAL 0x04u
 /* SPLICE direction: without it the handle's socket is read into the pipe
  * end in `accepted`; with it the pipe end in `accepted` is drained into the
@@ -217,7 +224,10 @@ struct iocp_port_ops {
     /* Queue a packet.  0, or a negative code: the packet was not queued. */
     int (*post)(struct iocp_port *port, uint32_t code, uint64_t arg);
     /* Wait up to timeout_ms (-1: forever, 0: poll) for completions; fill up
-     * to max events and return how many, or a negative code. */
+     * to max events and return how many, or a negative code.  A timeout or
+     * a signal is not an error (0).  iocp__port_wait_lasting() tells an
+     * error that the next wait may not have (no memory for now) from one
+     * that says the port is gone (its descriptor closed or replaced). */
     int (*wait)(struct iocp_port *port, struct iocp_event *events, int max, int timeout_ms);
     /* Give a provided buffer back after its completion was dispatched. */
     void (*release_buffer)(struct iocp_port *port, uint32_t buf_id);
@@ -236,6 +246,7 @@ struct iocp_port_ops {
 /* Every port starts with the ops it was opened with. */
 struct iocp_port {
     const struct iocp_port_ops *ops;
+    uint32_t buffer_size; /* bytes per provided receive buffer, set by open() */
 };
 
 /* The backends this build has, best first.  NULL-terminated. */
@@ -258,6 +269,10 @@ void iocp__port_unbind(struct iocp_handle *h);
 /* Hand h's socket to its port for reuse (ops.recycle); false when the port
  * does not take it, and the caller then unbinds and closes as usual. */
 bool iocp__port_recycle(struct iocp_handle *h);
+
+/* True when an error from wait() means the port cannot be waited on again
+ * (EBADF, EINVAL, EOPNOTSUPP...): the worker must end, not try again. */
+bool iocp__port_wait_lasting(int rc);
 
 /* Prepare a handle for sock. */
 void iocp__handle_init(struct iocp_handle *h, iocp_socket_t sock, enum iocp_handle_kind kind);

@@ -266,7 +266,9 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
             return; /* update() parks the handle on buf_wait */
         id = take_buffer(p);
         buf = p->buf_mem + (size_t)id * p->buf_size;
-        len = p->buf_size;
+        /* The request's budget, if it has one, caps the read (port.h). */
+        if (!req->len || req->len > p->buf_size)
+            len = p->buf_size;
     }
     if (len > INT32_MAX)
         len = INT32_MAX;
@@ -288,9 +290,13 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
         if (n > 0 && (size_t)n < len && h->drains && !h->hup)
             h->ready_in = false;
     }
-    /* A multishot recv stays armed while data flows; EOF or an error is its
-     * last completion. */
+    /* A multishot recv stays armed while data flows and its budget lasts;
+     * EOF, an error or the budget's last byte is its last completion. */
     bool more = (req->flags & IOCP_REQ_MULTI) && result > 0;
+    if (more && provided && req->len) {
+        req->len -= (uint32_t)result;
+        more = req->len > 0;
+    }
     if (!more)
         h->wait_in = NULL;
     if (provided && result > 0) {
@@ -577,6 +583,7 @@ static int port_open(struct iocp_port **out, const struct iocp_port_config *cfg)
     iocp_list_init(&p->buf_wait);
     p->buf_count = cfg && cfg->buffer_count ? cfg->buffer_count : DEFAULT_BUFFER_COUNT;
     p->buf_size = cfg && cfg->buffer_size ? cfg->buffer_size : DEFAULT_BUFFER_SIZE;
+    p->base.buffer_size = p->buf_size;
     unsigned entries = cfg && cfg->entries ? cfg->entries : DEFAULT_EVENTS;
     p->nevs = entries < 16 ? 16 : entries > 4096 ? 4096 : (int)entries;
     if (p->buf_count > MAX_BUFFER_COUNT || p->buf_size > MAX_BUFFER_SIZE) {

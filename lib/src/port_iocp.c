@@ -249,7 +249,11 @@ static void mrecv_run(struct win_port *p, struct iocp_req *req)
         h->rstate = R_READING;
         iocp__mutex_unlock(&p->lock);
 
-        WSABUF wb = {.len = p->buf_size, .buf = (char *)buffer_at(p, id)};
+        /* The request's budget, if it has one, caps the read (port.h); the
+         * request's own fields are only touched by the thread that holds
+         * it in R_READING. */
+        ULONG want = req->len && req->len < p->buf_size ? req->len : p->buf_size;
+        WSABUF wb = {.len = want, .buf = (char *)buffer_at(p, id)};
         DWORD got = 0, fl = 0;
         int rc = WSARecv((SOCKET)h->sock, &wb, 1, &got, &fl, NULL, NULL);
         int e = rc == 0 ? 0 : WSAGetLastError();
@@ -257,8 +261,16 @@ static void mrecv_run(struct win_port *p, struct iocp_req *req)
         iocp__mutex_lock(&p->lock);
         if (rc == 0 && got > 0) {
             p->buf_req[id] = req;
-            h->rstate = R_DATA;
-            push_done(p, req, (int32_t)got, IOCP_EV_BUFFER | IOCP_EV_MORE, buffer_at(p, id), id);
+            if (req->len && (req->len -= got) == 0) {
+                /* The budget is spent: this buffer is the last completion. */
+                h->wait_in = NULL;
+                h->rstate = R_NONE;
+                push_done(p, req, (int32_t)got, IOCP_EV_BUFFER, buffer_at(p, id), id);
+            } else {
+                h->rstate = R_DATA;
+                push_done(p, req, (int32_t)got, IOCP_EV_BUFFER | IOCP_EV_MORE, buffer_at(p, id),
+                          id);
+            }
             iocp__mutex_unlock(&p->lock);
             return;
         }
@@ -1308,6 +1320,7 @@ static int port_open(struct iocp_port **out, const struct iocp_port_config *cfg)
     unsigned workers = cfg->workers ? cfg->workers : 1;
     /* One port serves every worker: the engine's figure is per worker. */
     p->buf_size = cfg->buffer_size ? cfg->buffer_size : 16384;
+    p->base.buffer_size = p->buf_size;
     p->buf_count = (cfg->buffer_count ? cfg->buffer_count : 256) * workers;
     p->buf_mem = malloc((size_t)p->buf_count * p->buf_size);
     p->buf_free = malloc(p->buf_count * sizeof *p->buf_free);

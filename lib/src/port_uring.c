@@ -87,6 +87,7 @@ struct uring_port {
     struct iocp_port base;
     struct io_uring ring;
     bool enabled;       /* R_DISABLED ring enabled by its worker (or never disabled) */
+    bool recv_limit;    /* the kernel ends a multishot recv after a byte count */
     bool poll_armed;    /* the multishot poll on the postq's eventfd is in the kernel */
     bool packets_ready; /* the eventfd fired, or a drain stopped with packets left */
 
@@ -344,7 +345,62 @@ static void arm_poll(struct uring_port *p)
     p->poll_armed = true;
 }
 
+/*
+ * Whether this kernel takes a byte limit for a multishot recv (sqe->optlen,
+ * which liburing 2.3's headers still call file_index): the recv then ends
+ * once it has received that many bytes.  Older kernels refuse the field
+ * with EINVAL when they prepare the request.  The probe runs once per
+ * process, on a small ring of its own (a port's ring may still be disabled
+ * when it opens): a multishot recv with a limit, on a socket that holds one
+ * byte, for a buffer group that does not exist.  A kernel that knows the
+ * limit gets past the preparation and fails for want of a buffer.
+ */
+static bool kernel_has_recv_limit(void)
+{
+    static iocp_atomic_int known; /* 0: not probed, 1: yes, 2: no */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k)
+        return k == 1;
+
+    bool yes = false;
+    struct io_uring ring;
+    int sv[2];
+    if (io_uring_queue_init(2, &ring, 0) < 0)
+        goto out;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        struct io_uring_cqe *cqe;
+        if (send(sv[1], "x", 1, MSG_NOSIGNAL) == 1 && sqe) {
+            io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = 0x7fff;
+            sqe->file_index = 1;
+            if (io_uring_submit_and_wait(&ring, 1) >= 0 && io_uring_peek_cqe(&ring, &cqe) == 0) {
+                yes = cqe->res != -EINVAL;
+                io_uring_cqe_seen(&ring, cqe);
+            }
+        }
+        close(sv[0]);
+        close(sv[1]);
+    }
+    io_uring_queue_exit(&ring);
+out:
+    atomic_store_explicit(&known, yes ? 1 : 2, memory_order_relaxed);
+    return yes;
+}
+
 /* --- requests ---------------------------------------------------------------- */
+
+/*
+ * The kernel's limit for a multishot recv with a budget (0: none).  The
+ * kernel checks the limit after each buffer it fills, so the last buffer
+ * may take it up to a buffer's size minus one past the limit: the limit is
+ * the budget less that.  Budgets of a buffer or less get a single recv.
+ */
+static uint32_t recv_limit_for(const struct uring_port *p, uint32_t budget)
+{
+    return budget ? budget - (p->buf_size - 1) : 0;
+}
 
 /* Fill sqe for req.  Used by submit() and again to re-arm a parked recv. */
 static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req *req)
@@ -371,12 +427,19 @@ static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req
         break;
     case IOCP_OP_RECV:
         if (req->flags & IOCP_REQ_PROVIDED) {
-            /* A multishot recv must leave the length to the buffers;
-             * a single one may ask for less than a buffer. */
-            if (req->flags & IOCP_REQ_MULTI)
+            /* A multishot recv leaves each length to the buffers; its
+             * budget (port.h) is the kernel's byte limit.  A kernel without
+             * that limit would fill buffers until the socket is empty, far
+             * past a budget, so there the budget gets single recvs: one
+             * buffer each, the caller re-arming after each.  A single recv
+             * may ask for less than a buffer. */
+            if ((req->flags & IOCP_REQ_MULTI) &&
+                (!req->len || (p->recv_limit && req->len > p->buf_size))) {
                 io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-            else
+                sqe->file_index = recv_limit_for(p, req->len); /* optlen */
+            } else {
                 io_uring_prep_recv(sqe, fd, NULL, req->len, 0);
+            }
             sqe->flags |= IOSQE_BUFFER_SELECT;
             sqe->buf_group = BUFFER_GROUP;
         } else {
@@ -454,6 +517,8 @@ static int uring_open(struct iocp_port **out, const struct iocp_port_config *cfg
     if (!p)
         return IOCP_ENOMEM;
     p->base.ops = &iocp__port_uring_ops;
+    p->base.buffer_size = size;
+    p->recv_limit = kernel_has_recv_limit();
 
     rc = setup_ring(p, entries, count);
     if (rc < 0)
@@ -660,6 +725,10 @@ static int complete(struct uring_port *p, const struct io_uring_cqe *cqe, struct
                 data = buffer_addr(p, bid);
                 buf_id = bid;
                 p->held++;
+                /* What is left of the budget, should the recv park
+                 * (ENOBUFS) and be armed again. */
+                if ((req->flags & IOCP_REQ_MULTI) && req->len)
+                    req->len = (uint32_t)res < req->len ? req->len - (uint32_t)res : 0;
             } else {
                 /* EOF or an error can still consume a buffer;
                  * the caller only releases buffers that carry data. */

@@ -396,6 +396,56 @@ Test(port, a_multishot_provided_recv_delivers_a_stream_in_order_then_eof)
     release_handle(&h);
 }
 
+/*
+ * The budget of a provided receive (port.h): with 64 KiB already in the
+ * socket, each arming with a budget of 10,000 bytes brings in at most that
+ * much and then ends, and arming again continues the stream in order.  This
+ * is what bounds what a paused connection still receives: a multishot
+ * receive without it may drain the whole socket before a cancel lands.
+ */
+Test(port, a_provided_recv_with_a_budget_brings_in_no_more_and_then_ends)
+{
+    struct iocp_handle h;
+    int c;
+    connected_pair(&h, &c);
+    size_t total = 64 * 1024;
+    const uint32_t budget = 10000;
+    unsigned char *out = malloc(total), *in = malloc(total);
+    tn_pattern(out, total, 5, 0);
+    cr_assert(tn_write_all(c, out, total));
+    cr_assert_eq(shutdown(c, SHUT_WR), 0);
+
+    size_t got = 0;
+    int arms = 0;
+    bool eof = false;
+    while (!eof && arms < 1000) {
+        struct rec r;
+        rec_init(&r, &h, IOCP_OP_RECV);
+        r.req.flags = IOCP_REQ_MULTI | IOCP_REQ_PROVIDED;
+        r.req.len = budget;
+        r.sink = in + got;
+        r.sink_cap = total - got;
+        cr_assert_eq(ops->submit(port, &r.req), 0);
+        arms++;
+        cr_assert(pump(rec_ended, &r, 5000), "arming %d did not end after %zu bytes", arms,
+                  r.bytes);
+        cr_assert_geq(r.last_result, 0, "it ends with data or EOF, not %s",
+                      iocp_strerror(r.last_result));
+        cr_assert_leq(r.bytes, budget, "arming %d brought in %zu bytes", arms, r.bytes);
+        cr_assert_not(r.req.in_flight);
+        got += r.bytes;
+        eof = r.last_result == 0;
+    }
+    cr_expect(eof, "the stream ends in EOF");
+    cr_expect_eq(got, total);
+    cr_expect_eq(memcmp(in, out, total), 0, "bytes arrive in order across armings");
+    cr_expect_gt(arms, (int)(total / budget), "no arming went past its budget");
+    free(out);
+    free(in);
+    close(c);
+    release_handle(&h);
+}
+
 Test(port, cancel_of_a_pending_recv_completes_it_with_ecanceled)
 {
     struct iocp_handle h;

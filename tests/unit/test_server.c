@@ -7,9 +7,11 @@
  * with the stop audit: each request submitted completed, each pooled
  * connection came back.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <poll.h>
@@ -234,6 +236,13 @@ Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
     cr_expect_eq(st.accept_errors, 0);
 }
 
+static bool all_online(void *arg)
+{
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    return st.online == (uint64_t)(uintptr_t)arg;
+}
+
 Test(server, stop_with_a_thousand_live_connections_returns_within_a_second)
 {
     start_server(NULL);
@@ -246,6 +255,9 @@ Test(server, stop_with_a_thousand_live_connections_returns_within_a_second)
     want_conns = N;
     cr_assert(wait_for(server_has_want, NULL, 10000), "only %u accepted",
               iocp_server_conns(server));
+    /* A connection is counted by its server when it is accepted and goes
+     * online (the registry) a moment later, on its worker. */
+    cr_assert(wait_for(all_online, (void *)(uintptr_t)N, 10000));
     struct iocp_stats st;
     iocp_engine_stats(engine, &st, true);
     cr_expect_eq(st.online, N);
@@ -453,12 +465,251 @@ Test(server, a_slow_reader_holds_server_memory_to_the_watermarks)
     pthread_join(t, NULL);
     close(fd);
     cr_expect_eq(sr.got, sr.total, "every byte came back");
-    /* At most the high mark plus the receive buffers that can already be
-     * full when the pause lands. */
-    size_t bound = 256 * 1024 + 16 * 16384;
+    /* At most the high mark plus one receive buffer: whatever the port had
+     * received when the pause landed stays within the receive's budget. */
+    size_t bound = 256 * 1024 + 16384;
     cr_expect_leq(atomic_load(&max_queued), bound, "queue reached %zu bytes",
                   atomic_load(&max_queued));
     cr_expect_gt(atomic_load(&max_queued), 64 * 1024, "the reader was slow enough to matter");
+}
+
+/* ---- memory per slow connection ---- */
+
+#define SLOW_HIGH (256u * 1024u)
+#define SLOW_BUFFER 16384u
+#define SLOW_CLIENTS (16 / (SCALE > 4 ? 4 : SCALE))
+
+static iocp_atomic_u32 slow_paused;
+
+/* Echo, and remember the deepest queue any connection reached; the first
+ * time a connection's queue passes the high mark it is paused (the default
+ * pressure rule), and its user data marks it. */
+static void paused_echo(struct iocp_conn *c, const void *data, size_t len)
+{
+    tracking_echo(c, data, len);
+    if (iocp_conn_queued(c) > SLOW_HIGH && !iocp_conn_data(c)) {
+        iocp_conn_set_data(c, c);
+        atomic_fetch_add(&slow_paused, 1);
+    }
+}
+
+static const struct iocp_conn_handler paused_handler = {.on_data = paused_echo,
+                                                        .on_close = quiet_close};
+
+/* What a worker's connections hold at rest, taken on that worker. */
+struct held_probe {
+    struct iocp_task task;
+    struct iocp_worker *w;
+    size_t max_queued;
+    size_t conns;
+    iocp_atomic_bool done;
+};
+
+static void probe_held(struct iocp_task *t)
+{
+    struct held_probe *hp = iocp_container_of(t, struct held_probe, task);
+    struct iocp_list *pos;
+    iocp_list_foreach(pos, &hp->w->conns)
+    {
+        struct iocp_conn *c = iocp_container_of(pos, struct iocp_conn, wlink);
+        size_t q = iocp_conn_queued(c);
+        if (q > hp->max_queued)
+            hp->max_queued = q;
+        hp->conns++;
+    }
+    atomic_store(&hp->done, true);
+}
+
+static bool probe_done(void *arg)
+{
+    return atomic_load(&((struct held_probe *)arg)->done);
+}
+
+/*
+ * Clients that send and never read, against an echo server with the
+ * default buffers (256 receive buffers of 16 KiB per worker) and
+ * watermarks: each connection's queue passes the high mark and the
+ * connection pauses.  What it holds then, and at any moment before, is at
+ * most the high mark plus one receive buffer, on every backend.  (An
+ * io_uring multishot receive used to keep filling buffers after the pause,
+ * up to what the socket held: about 1 MiB per connection.)
+ */
+Test(server, clients_that_never_read_hold_the_high_mark_plus_one_buffer_each)
+{
+    stop_and_audit();
+    struct iocp_engine_config ecfg = {.workers = 2, .recv_buffer_size = SLOW_BUFFER};
+    cr_assert_eq(iocp_engine_new(&engine, &ecfg), 0);
+    cr_assert_eq(iocp_engine_start(engine), 0);
+    struct iocp_server_config cfg = {.host = "127.0.0.1",
+                                     .handler = &paused_handler,
+                                     .send_high = SLOW_HIGH};
+    start_server(&cfg);
+    atomic_store(&max_queued, 0);
+    atomic_store(&slow_paused, 0);
+
+    int fds[SLOW_CLIENTS];
+    for (int i = 0; i < SLOW_CLIENTS; i++) {
+        fds[i] = tn_connect(port);
+        cr_assert_geq(fds[i], 0);
+        tn_set_nonblock(fds[i], true);
+    }
+    /* Write until every connection has paused. */
+    const unsigned char *block = ec_block();
+    uint64_t end = tn_now_ms() + 120000;
+    while (atomic_load(&slow_paused) < SLOW_CLIENTS && tn_now_ms() < end) {
+        struct pollfd pfd[SLOW_CLIENTS];
+        for (int i = 0; i < SLOW_CLIENTS; i++)
+            pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
+        if (poll(pfd, SLOW_CLIENTS, 10) <= 0)
+            continue;
+        for (int i = 0; i < SLOW_CLIENTS; i++)
+            if (pfd[i].revents & POLLOUT)
+                (void)!write(fds[i], block, EC_BLOCK);
+    }
+    cr_assert_eq(atomic_load(&slow_paused), SLOW_CLIENTS, "only %u of %d connections paused",
+                 atomic_load(&slow_paused), SLOW_CLIENTS);
+
+    /* Twice round every worker, so that what the ports had in hand when the
+     * last pause landed has been delivered, then look at what is held. */
+    size_t held = 0, conns = 0;
+    for (int round = 0; round < 2; round++) {
+        held = conns = 0;
+        for (unsigned i = 0; i < iocp_engine_workers(engine); i++) {
+            struct held_probe hp = {.task = {.fn = probe_held}, .w = &engine->workers[i]};
+            cr_assert_eq(iocp_engine_post(engine, i, &hp.task), 0);
+            cr_assert(wait_for(probe_done, &hp, 10000));
+            held = hp.max_queued > held ? hp.max_queued : held;
+            conns += hp.conns;
+        }
+    }
+    size_t bound = SLOW_HIGH + SLOW_BUFFER;
+    cr_expect_eq(conns, (size_t)SLOW_CLIENTS);
+    cr_expect_leq(held, bound, "a paused connection holds %zu bytes (bound %zu)", held, bound);
+    cr_expect_leq(atomic_load(&max_queued), bound, "a queue reached %zu bytes (bound %zu)",
+                  atomic_load(&max_queued), bound);
+    for (int i = 0; i < SLOW_CLIENTS; i++)
+        close(fds[i]);
+    cr_assert(wait_for(server_empty, NULL, 20000));
+}
+
+/* ---- a port that fails for good ---- */
+
+static char failure_log[256];
+static iocp_atomic_int failure_logged;
+
+static void capture_error(void *arg, int level, const char *message)
+{
+    (void)arg;
+    if (level == IOCP_LOG_ERROR && !atomic_exchange(&failure_logged, 1))
+        snprintf(failure_log, sizeof failure_log, "%s", message);
+}
+
+/* The io_uring rings and epoll sets open in the process, as a bit set (the
+ * test harness may have epoll sets of its own). */
+static void port_descriptors(bool *is_port, int max)
+{
+    for (int fd = 0; fd < max; fd++) {
+        is_port[fd] = false;
+        char path[64], link[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        is_port[fd] = strcmp(link, "anon_inode:[io_uring]") == 0 ||
+                      strcmp(link, "anon_inode:[eventpoll]") == 0;
+    }
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void nothing(struct iocp_task *t)
+{
+    (void)t;
+}
+
+struct waiter {
+    int rc;
+    iocp_atomic_bool done;
+};
+
+static void *wait_engine(void *arg)
+{
+    struct waiter *wt = arg;
+    wt->rc = iocp_engine_wait(engine);
+    atomic_store(&wt->done, true);
+    return NULL;
+}
+
+static bool waiter_done(void *arg)
+{
+    return atomic_load(&((struct waiter *)arg)->done);
+}
+
+/*
+ * A worker's port descriptor is replaced by /dev/null behind the engine's
+ * back (what happens when a program starts with stdout closed: the ring or
+ * epoll set becomes descriptor 1, and is later taken for stdout).  Its next
+ * wait fails for good: the worker ends instead of spinning on the error,
+ * the log hook names it and the reason, the engine stops, and the stop
+ * reports the error.
+ */
+Test(server, a_port_that_fails_for_good_ends_its_worker_and_the_stop_reports_it)
+{
+    stop_and_audit();
+    atomic_store(&failure_logged, 0);
+    struct iocp_engine_config ecfg = {.workers = 2, .log = capture_error};
+    cr_assert_eq(iocp_engine_new(&engine, &ecfg), 0);
+    static bool before[1024], after[1024];
+    port_descriptors(before, 1024);
+    cr_assert_eq(iocp_engine_start(engine), 0);
+    port_descriptors(after, 1024);
+    int fds[2], n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (after[fd] && !before[fd] && n < 2)
+            fds[n++] = fd;
+    cr_assert_eq(n, 2, "one port per worker");
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    cr_assert_geq(devnull, 0);
+    cr_assert_geq(dup2(devnull, fds[0]), 0);
+    close(devnull);
+
+    double cpu0 = cpu_seconds();
+    struct waiter wt = {0};
+    pthread_t t;
+    pthread_create(&t, NULL, wait_engine, &wt);
+    /* Wake both workers: each finishes the wait it was blocked in (which
+     * holds the old descriptor) and waits again.  A worker that was not
+     * blocked may have failed and stopped the engine already, and then
+     * the post is refused. */
+    struct iocp_task wake[2] = {{.fn = nothing}, {.fn = nothing}};
+    for (unsigned i = 0; i < 2; i++) {
+        int rc = iocp_engine_post(engine, i, &wake[i]);
+        cr_assert(rc == 0 || rc == IOCP_ESTATE, "post: %s", iocp_strerror(rc));
+    }
+    bool stopped = wait_for(waiter_done, &wt, 30000);
+    double cpu = cpu_seconds() - cpu0;
+    cr_assert(stopped, "the engine did not stop (%.1f s of CPU meanwhile)", cpu);
+    pthread_join(t, NULL);
+
+    cr_expect_lt(wt.rc, 0, "the wait reports the failure, not %d", wt.rc);
+    cr_expect_eq(iocp_engine_stop(engine), wt.rc, "and so does the stop");
+    cr_expect_not(iocp_engine_running(engine));
+    cr_expect(atomic_load(&failure_logged), "the log hook was told");
+    cr_expect(strstr(failure_log, "worker ") && strstr(failure_log, iocp_strerror(wt.rc)),
+              "the log names the worker and the reason: %s", failure_log);
+    /* Generous: a worker spinning on its error for the seconds this took
+     * would have used about as much CPU as wall-clock time. */
+    cr_expect_lt(cpu, 5.0, "%.1f s of CPU while the engine stopped", cpu);
+    /* The engine starts again on fresh ports. */
+    cr_assert_eq(iocp_engine_start(engine), 0);
+    cr_expect_eq(iocp_engine_stop(engine), 0);
 }
 
 /* ---- callbacks and stop from inside ---- */

@@ -543,6 +543,53 @@ Test(port_iocp, a_multishot_provided_recv_delivers_a_stream_in_order_then_eof)
     release_handle(&h);
 }
 
+/*
+ * The budget of a provided receive (port.h): with 64 KiB already in the
+ * socket, each arming with a budget of 10,000 bytes brings in at most that
+ * much and then ends, and arming again continues the stream in order.
+ */
+Test(port_iocp, a_provided_recv_with_a_budget_brings_in_no_more_and_then_ends)
+{
+    struct iocp_handle h;
+    SOCKET c;
+    connected_pair(&h, &c);
+    size_t total = 64 * 1024;
+    const uint32_t budget = 10000;
+    unsigned char *out = malloc(total), *in = malloc(total);
+    tw_pattern(out, total, 5, 0);
+    cr_assert(tw_write_all(c, out, total));
+    cr_assert_eq(shutdown(c, SD_SEND), 0);
+
+    size_t got = 0;
+    int arms = 0;
+    bool eof = false;
+    while (!eof && arms < 1000) {
+        struct rec r;
+        rec_init(&r, &h, IOCP_OP_RECV);
+        r.req.flags = IOCP_REQ_MULTI | IOCP_REQ_PROVIDED;
+        r.req.len = budget;
+        r.sink = in + got;
+        r.sink_cap = total - got;
+        cr_assert_eq(ops->submit(port, &r.req), 0);
+        arms++;
+        cr_assert(pump(rec_ended, &r, 5000), "arming %d did not end after %zu bytes", arms,
+                  r.bytes);
+        cr_assert_geq(r.last_result, 0, "it ends with data or EOF, not %s",
+                      iocp_strerror(r.last_result));
+        cr_assert_leq(r.bytes, budget, "arming %d brought in %zu bytes", arms, r.bytes);
+        got += r.bytes;
+        eof = r.last_result == 0;
+    }
+    cr_expect(eof, "the stream ends in EOF");
+    cr_expect_eq(got, total);
+    cr_expect_eq(memcmp(in, out, total), 0, "bytes arrive in order across armings");
+    cr_expect_gt(arms, (int)(total / budget), "no arming went past its budget");
+    free(out);
+    free(in);
+    closesocket(c);
+    release_handle(&h);
+}
+
 /* The same stream with the buffers kept busy: completions are dispatched
  * late, so that receives park while every buffer is lent out. */
 Test(port_iocp, receives_park_while_every_buffer_is_lent_and_lose_nothing)

@@ -66,7 +66,8 @@ IOCP_EXTERN int iocp_engine_start(struct iocp_engine *e);
  * every worker leaves.  Called from outside the engine it returns once all
  * workers have left; called from a callback (on a worker) it only requests
  * the stop and returns at once: the thread that waits in iocp_engine_wait()
- * sees the end.  Stopping an engine that is not running returns 0.
+ * sees the end.  Stopping an engine that is not running returns 0.  Returns
+ * what iocp_engine_wait() returns.
  */
 IOCP_EXTERN int iocp_engine_stop(struct iocp_engine *e);
 
@@ -74,7 +75,13 @@ IOCP_EXTERN int iocp_engine_stop(struct iocp_engine *e);
  * iocp_engine_wait(e):
  * Block until the engine has stopped (by iocp_engine_stop from anywhere) and
  * every worker has left.  Returns 0, or IOCP_EBUSY when it is
- * called from one of the engine's own workers.
+ * called from one of the engine's own workers.  A worker whose port fails
+ * for good (its descriptor closed or replaced behind the library's back)
+ * leaves instead of retrying, says which and why through the log hook, and
+ * stops the engine: the run's result is then that error (negative), from
+ * here and from iocp_engine_stop, until the next start.  What that worker
+ * owned (its connections, its share of the servers) is left behind, and
+ * iocp_engine_audit() counts it.
  */
 IOCP_EXTERN int iocp_engine_wait(struct iocp_engine *e);
 
