@@ -15,5 +15,6 @@
 #include "iocp/client.h"
 #include "iocp/stats.h"
 #include "iocp/pipe.h"
+#include "iocp/timer.h"
 
 #endif /* IOCP_H */

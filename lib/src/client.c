@@ -54,7 +54,7 @@ void iocp__connect_job_release(struct iocp_conn *c)
     job_unref(job);
 }
 
-static void on_connect_timeout(struct iocp_timer *t)
+static void on_connect_timeout(struct iocp_heap_timer *t)
 {
     struct iocp_conn *c = iocp_container_of(t, struct iocp_conn, timer);
     iocp__conn_enter(c);

@@ -27,7 +27,7 @@
 
 static void on_recv(struct iocp_req *req, int32_t result, uint32_t flags, void *data);
 static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *data);
-static void on_idle_timer(struct iocp_timer *t);
+static void on_idle_timer(struct iocp_heap_timer *t);
 static void begin_teardown(struct iocp_conn *c, int status);
 static void maybe_finish(struct iocp_conn *c);
 
@@ -541,7 +541,7 @@ void iocp__conn_fail(struct iocp_conn *c, int status)
 
 /* ---- idle time-out ---- */
 
-static void on_idle_timer(struct iocp_timer *t)
+static void on_idle_timer(struct iocp_heap_timer *t)
 {
     struct iocp_conn *c = iocp_container_of(t, struct iocp_conn, timer);
     struct iocp_worker *w = c->w;
@@ -634,4 +634,84 @@ uint64_t iocp_conn_idle_ms(const struct iocp_conn *c)
     uint64_t now = iocp__now_ms();
     uint64_t last = atomic_load_explicit((iocp_atomic_u64 *)&c->last_io_ms, memory_order_relaxed);
     return now > last ? now - last : 0;
+}
+
+/* ---- tasks by connection ID (any thread) ---- */
+
+struct iocp_conn_task {
+    iocp_conn_id_t id;
+    iocp_conn_task_fn fn;
+    void *arg;
+};
+
+/* The open connection with this ID, or NULL.  The registry's slot table
+ * checks the generation; the pin it takes is dropped at once: the caller
+ * only needs the object to stay put while it reads the worker (a pinned
+ * object is never recycled) or, on the owning worker, for as long as it
+ * runs synchronously. */
+static struct iocp_conn *conn_by_id(struct iocp_engine *e, iocp_conn_id_t id, unsigned *worker)
+{
+    struct iocp_reg_entry *entry = iocp__registry_lookup(&e->registry, id);
+    if (!entry)
+        return NULL;
+    struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
+    *worker = c->w->index;
+    e->registry.ops.release(entry);
+    return c;
+}
+
+void iocp__conn_task_run(struct iocp_worker *w, uint64_t arg)
+{
+    struct iocp_conn_task *task = (struct iocp_conn_task *)(uintptr_t)arg;
+    unsigned owner = 0;
+    /* Looked up again here, on the owner: the connection may have closed
+     * (and its slot been reused) since the post. */
+    struct iocp_conn *c = conn_by_id(w->engine, task->id, &owner);
+    if (c && owner == w->index) {
+        iocp__conn_enter(c);
+        task->fn(c, task->arg, 0);
+        iocp__conn_leave(c);
+    } else {
+        task->fn(NULL, task->arg, IOCP_ENOENT);
+    }
+    free(task);
+}
+
+int iocp_conn_post(struct iocp_engine *e, iocp_conn_id_t id, iocp_conn_task_fn fn, void *arg)
+{
+    if (!e || !fn)
+        return IOCP_EINVAL;
+    unsigned owner = 0;
+    if (!conn_by_id(e, id, &owner))
+        return IOCP_ENOENT;
+    struct iocp_conn_task *task = malloc(sizeof *task);
+    if (!task)
+        return IOCP_ENOMEM;
+    *task = (struct iocp_conn_task){id, fn, arg};
+    int rc = iocp__post_running(e, owner, IOCP_PKT_CONN_TASK, (uint64_t)(uintptr_t)task);
+    if (rc < 0)
+        free(task);
+    return rc;
+}
+
+static void close_task(struct iocp_conn *c, void *arg, int status)
+{
+    if (status == 0)
+        iocp_conn_close(c, (enum iocp_close_mode)(uintptr_t)arg);
+}
+
+int iocp_conn_close_id(struct iocp_engine *e, iocp_conn_id_t id, enum iocp_close_mode mode)
+{
+    if (!e)
+        return IOCP_EINVAL;
+    unsigned owner = 0;
+    struct iocp_conn *c = conn_by_id(e, id, &owner);
+    if (!c)
+        return IOCP_ENOENT;
+    struct iocp_worker *self = iocp__worker_current();
+    if (self && self->engine == e && self->index == owner) {
+        iocp_conn_close(c, mode);
+        return 0;
+    }
+    return iocp_conn_post(e, id, close_task, (void *)(uintptr_t)mode);
 }

@@ -25,19 +25,24 @@ enum iocp_packet_code {
     IOCP_PKT_EXIT = 1,   /* arg: engine generation; stale ones are ignored */
     IOCP_PKT_TASK = 2,   /* arg: struct iocp_task *, owned by the poster */
     IOCP_PKT_WAKE = 3,   /* nothing: just wake the worker */
+    IOCP_PKT_TIMER = 4,  /* arg: struct iocp_timer_req *, a start or stop from another thread */
+    IOCP_PKT_CONN_TASK = 5, /* arg: struct iocp_conn_task *, a task by connection ID */
 };
 
 /* ---- timers: a binary min-heap per worker ---- */
 
-struct iocp_timer {
+/* A node of a worker's heap: the library's own time-outs embed one, and so
+ * does every public struct iocp_timer (timer.c). */
+struct iocp_heap_timer {
     uint64_t due_ms;
+    uint64_t order;      /* arming order: ties on due_ms fire first-armed first */
     uint32_t heap_index; /* IOCP_TIMER_IDLE when not scheduled */
-    void (*fn)(struct iocp_timer *t);
+    void (*fn)(struct iocp_heap_timer *t);
 };
 #define IOCP_TIMER_IDLE UINT32_MAX
 
 struct iocp_timer_heap {
-    struct iocp_timer **items;
+    struct iocp_heap_timer **items;
     uint32_t count, cap;
 };
 
@@ -74,6 +79,10 @@ struct iocp_worker {
     struct iocp_port *port;
     struct iocp_thread thread;
     struct iocp_timer_heap timers;
+    uint64_t timer_order;         /* next heap_timer.order */
+    /* Guards the cross-thread state of this worker's public timers (timer.c);
+     * taken last, after any other lock. */
+    struct iocp_mutex timer_lock;
     struct iocp_list conns;       /* every connection this worker owns */
     struct iocp_list zombies;     /* finished connections still pinned by a walker */
     struct iocp_list acceptors;   /* the acceptors on this worker */
@@ -118,6 +127,14 @@ struct iocp_engine {
     struct iocp_mutex resolver_lock;
     struct iocp_list resolvers; /* name lookups in flight (client.c) */
     iocp_atomic_u32 threads_out; /* shared ports: threads that left their loop */
+    /* Threads between their "is the engine running?" check and the end of
+     * their post: stop waits for none to be left before posting the exit
+     * packets, so a packet whose poster was told 0 always lands ahead of
+     * them and runs (engine.c). */
+    iocp_atomic_u32 posters;
+    /* Public timers created and not freed, and freed ones whose memory a
+     * worker still holds (timer.c): the audit reports both. */
+    iocp_atomic_u64 timers_unfreed, timers_held;
 };
 
 /* The worker running on this thread, or NULL.  On a shared port this is the
@@ -130,6 +147,10 @@ int iocp__submit(struct iocp_worker *w, struct iocp_req *req);
 void iocp__cancel(struct iocp_worker *w, struct iocp_req *req);
 /* Post a packet to worker index i, retrying a full queue up to a bound. */
 int iocp__post(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg);
+/* Post a packet that must run if the call succeeds: IOCP_ESTATE when the
+ * engine is not running, else iocp__post's result.  An engine stop cannot
+ * overtake it (see `posters`). */
+int iocp__post_running(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg);
 /* Set the detail text that iocp_error_detail() returns on this thread. */
 void iocp__set_error_detail(const char *fmt, ...);
 /* Log through the engine's hook. */
@@ -138,11 +159,18 @@ void iocp__log(struct iocp_engine *e, int level, const char *fmt, ...);
 /* timer.c */
 int iocp__timers_init(struct iocp_timer_heap *h);
 void iocp__timers_fini(struct iocp_timer_heap *h);
-void iocp__timer_init(struct iocp_timer *t, void (*fn)(struct iocp_timer *t));
-int iocp__timer_start(struct iocp_worker *w, struct iocp_timer *t, uint64_t due_ms);
-void iocp__timer_stop(struct iocp_worker *w, struct iocp_timer *t);
+void iocp__timer_init(struct iocp_heap_timer *t, void (*fn)(struct iocp_heap_timer *t));
+int iocp__timer_start(struct iocp_worker *w, struct iocp_heap_timer *t, uint64_t due_ms);
+void iocp__timer_stop(struct iocp_worker *w, struct iocp_heap_timer *t);
+/* Take every timer for which drop() is true out of w's heap.  drop must not
+ * touch the heap; it may free a node it returns true for. */
+void iocp__timers_remove_if(struct iocp_worker *w, bool (*drop)(struct iocp_heap_timer *t));
 /* Run due timers; return ms until the next one, or -1. */
 int iocp__timers_run(struct iocp_worker *w);
+/* Public timers: a start or stop posted from another thread (the packet's
+ * arg), and the engine stop cancelling every armed one of worker w. */
+void iocp__timer_packet(struct iocp_worker *w, uint64_t arg);
+void iocp__timers_cancel_public(struct iocp_worker *w);
 
 /* ---- connections ---- */
 
@@ -191,7 +219,7 @@ struct iocp_conn {
     size_t queued;
     uint32_t send_low, send_high;
     uint32_t idle_ms;
-    struct iocp_timer timer;    /* idle or connect time-out */
+    struct iocp_heap_timer timer;    /* idle or connect time-out */
     iocp_atomic_u64 bytes_in, bytes_out, last_io_ms;
     uint64_t created_ms;
     union iocp_sockaddr peer;
@@ -244,6 +272,8 @@ void iocp__conn_enter(struct iocp_conn *c);
 void iocp__conn_leave(struct iocp_conn *c);
 /* Tear down whatever the connection is doing, with status. */
 void iocp__conn_fail(struct iocp_conn *c, int status);
+/* Run a task posted by iocp_conn_post() (the packet's arg) on worker w. */
+void iocp__conn_task_run(struct iocp_worker *w, uint64_t arg);
 /* Zombies whose pins have dropped go back to the pool. */
 void iocp__conn_reap_zombies(struct iocp_worker *w);
 

@@ -133,6 +133,7 @@ int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *c
         w->engine = e;
         w->index = i;
         iocp__mutex_init(&w->lock);
+        iocp__mutex_init(&w->timer_lock);
         atomic_init(&w->next_due, UINT64_MAX);
         iocp_list_init(&w->conns);
         iocp_list_init(&w->zombies);
@@ -236,13 +237,30 @@ int iocp__post(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg)
     }
 }
 
+/*
+ * A post whose poster is told 0 must run, even when a stop is racing it: the
+ * packet has to land ahead of the exit packets, since a worker drains its
+ * queue once before it leaves and never again.  So a poster announces
+ * itself (posters) before it checks the state, and stop, having changed the
+ * state, waits for the announced posters to finish before posting the exits.
+ * Both sides use sequentially consistent operations: one of them always
+ * sees the other.
+ */
+int iocp__post_running(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg)
+{
+    atomic_fetch_add(&e->posters, 1);
+    int rc = IOCP_ESTATE;
+    if (atomic_load(&e->state) == IOCP_ENGINE_RUNNING)
+        rc = iocp__post(e, i, code, arg);
+    atomic_fetch_sub(&e->posters, 1);
+    return rc;
+}
+
 int iocp_engine_post(struct iocp_engine *e, unsigned worker, struct iocp_task *task)
 {
     if (!task || !task->fn)
         return IOCP_EINVAL;
-    if (atomic_load(&e->state) != IOCP_ENGINE_RUNNING)
-        return IOCP_ESTATE;
-    return iocp__post(e, worker % e->nworkers, IOCP_PKT_TASK, (uint64_t)(uintptr_t)task);
+    return iocp__post_running(e, worker % e->nworkers, IOCP_PKT_TASK, (uint64_t)(uintptr_t)task);
 }
 
 /* ---- the worker loop ---- */
@@ -252,6 +270,7 @@ static void begin_worker_stop(struct iocp_worker *w)
     if (w->stopping)
         return;
     w->stopping = true;
+    iocp__timers_cancel_public(w);
     iocp__acceptors_stop_worker(w);
     /* Connections leave the list as they finish; walk with the safe form. */
     struct iocp_list *pos, *tmp;
@@ -284,6 +303,12 @@ static void on_packet(struct iocp_worker *w, const struct iocp_event *ev)
         task->fn(task);
         break;
     }
+    case IOCP_PKT_TIMER:
+        iocp__timer_packet(w, ev->arg);
+        break;
+    case IOCP_PKT_CONN_TASK:
+        iocp__conn_task_run(w, ev->arg);
+        break;
     default:
         break;
     }
@@ -687,6 +712,10 @@ int iocp_engine_stop(struct iocp_engine *e)
     int expected = IOCP_ENGINE_RUNNING;
     if (atomic_compare_exchange_strong(&e->state, &expected, IOCP_ENGINE_STOPPING)) {
         iocp__resolvers_cancel(e);
+        /* Posters that saw the engine running finish first (see
+         * iocp__post_running): their packets then run before the exits. */
+        while (atomic_load(&e->posters) != 0)
+            iocp__sleep_ms(0);
         uint32_t gen = atomic_load(&e->generation);
         for (unsigned i = 0; i < e->nworkers; i++) {
             /* A worker whose port failed has left: nothing reads its queue. */
@@ -739,8 +768,10 @@ void iocp_engine_free(struct iocp_engine *e)
     iocp__mutex_fini(&e->lock);
     iocp__mutex_fini(&e->join_lock);
     iocp__mutex_fini(&e->resolver_lock);
-    for (unsigned i = 0; i < e->nworkers; i++)
+    for (unsigned i = 0; i < e->nworkers; i++) {
         iocp__mutex_fini(&e->workers[i].lock);
+        iocp__mutex_fini(&e->workers[i].timer_lock);
+    }
     free(e->workers);
     free(e);
 }

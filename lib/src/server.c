@@ -34,7 +34,7 @@ struct iocp_acceptor {
      * once for all of them (a socket binds to an IOCP port only once). */
     struct iocp_handle *hp;
     struct iocp_accept_pool pool;
-    struct iocp_timer backoff;
+    struct iocp_heap_timer backoff;
     struct iocp_list wlink;  /* in w->acceptors */
     struct iocp_task start_task; /* run on the worker: start accepting */
     struct iocp_task stop_task;  /* run on the worker: stop accepting */
@@ -133,7 +133,7 @@ static void refill(struct iocp_acceptor *a)
     }
 }
 
-static void on_backoff_timer(struct iocp_timer *t)
+static void on_backoff_timer(struct iocp_heap_timer *t)
 {
     struct iocp_acceptor *a = iocp_container_of(t, struct iocp_acceptor, backoff);
     a->backing_off = false;

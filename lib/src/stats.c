@@ -125,6 +125,11 @@ int iocp_engine_audit(struct iocp_engine *e, char *report, size_t len)
              (unsigned long long)st.pool_returned);
     if (st.online != 0)
         NOTE("%llu connections still online; ", (unsigned long long)st.online);
+    uint64_t unfreed = atomic_load(&e->timers_unfreed), held = atomic_load(&e->timers_held);
+    if (unfreed != 0)
+        NOTE("timers: %llu not freed; ", (unsigned long long)unfreed);
+    if (held != 0)
+        NOTE("timers: %llu freed but still held by a worker; ", (unsigned long long)held);
 #undef NOTE
     return mismatches;
 }

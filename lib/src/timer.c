@@ -8,6 +8,11 @@
  * armed once per period and, when it fires, compares the time of the last
  * I/O to decide whether to close or re-arm, so traffic never touches the
  * heap (see conn.c).
+ *
+ * Timers due at the same millisecond fire in the order they were armed: the
+ * heap orders by (due time, arming number), so a burst armed for "now" runs
+ * first come, first served.  The public timers of timer.h are built on these
+ * nodes in timer_public.c.
  */
 #include "core.h"
 
@@ -28,9 +33,10 @@ void iocp__timers_fini(struct iocp_timer_heap *h)
     h->count = h->cap = 0;
 }
 
-void iocp__timer_init(struct iocp_timer *t, void (*fn)(struct iocp_timer *t))
+void iocp__timer_init(struct iocp_heap_timer *t, void (*fn)(struct iocp_heap_timer *t))
 {
     t->due_ms = 0;
+    t->order = 0;
     t->heap_index = IOCP_TIMER_IDLE;
     t->fn = fn;
 }
@@ -44,7 +50,13 @@ static void publish(struct iocp_worker *w)
                           memory_order_relaxed);
 }
 
-static void place(struct iocp_timer_heap *h, uint32_t i, struct iocp_timer *t)
+/* True when a must fire before b. */
+static bool before(const struct iocp_heap_timer *a, const struct iocp_heap_timer *b)
+{
+    return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->order < b->order);
+}
+
+static void place(struct iocp_timer_heap *h, uint32_t i, struct iocp_heap_timer *t)
 {
     h->items[i] = t;
     t->heap_index = i;
@@ -52,10 +64,10 @@ static void place(struct iocp_timer_heap *h, uint32_t i, struct iocp_timer *t)
 
 static void sift_up(struct iocp_timer_heap *h, uint32_t i)
 {
-    struct iocp_timer *t = h->items[i];
+    struct iocp_heap_timer *t = h->items[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (h->items[parent]->due_ms <= t->due_ms)
+        if (!before(t, h->items[parent]))
             break;
         place(h, i, h->items[parent]);
         i = parent;
@@ -65,14 +77,14 @@ static void sift_up(struct iocp_timer_heap *h, uint32_t i)
 
 static void sift_down(struct iocp_timer_heap *h, uint32_t i)
 {
-    struct iocp_timer *t = h->items[i];
+    struct iocp_heap_timer *t = h->items[i];
     for (;;) {
         uint32_t child = 2 * i + 1;
         if (child >= h->count)
             break;
-        if (child + 1 < h->count && h->items[child + 1]->due_ms < h->items[child]->due_ms)
+        if (child + 1 < h->count && before(h->items[child + 1], h->items[child]))
             child++;
-        if (t->due_ms <= h->items[child]->due_ms)
+        if (!before(h->items[child], t))
             break;
         place(h, i, h->items[child]);
         i = child;
@@ -80,7 +92,7 @@ static void sift_down(struct iocp_timer_heap *h, uint32_t i)
     place(h, i, t);
 }
 
-static void heap_remove(struct iocp_timer_heap *h, struct iocp_timer *t)
+static void heap_remove(struct iocp_timer_heap *h, struct iocp_heap_timer *t)
 {
     uint32_t i = t->heap_index;
     t->heap_index = IOCP_TIMER_IDLE;
@@ -88,26 +100,27 @@ static void heap_remove(struct iocp_timer_heap *h, struct iocp_timer *t)
     if (i == h->count)
         return;
     /* The last timer fills the hole, then moves down or up to its place. */
-    struct iocp_timer *moved = h->items[h->count];
+    struct iocp_heap_timer *moved = h->items[h->count];
     place(h, i, moved);
     sift_down(h, i);
     sift_up(h, moved->heap_index);
 }
 
-int iocp__timer_start(struct iocp_worker *w, struct iocp_timer *t, uint64_t due_ms)
+int iocp__timer_start(struct iocp_worker *w, struct iocp_heap_timer *t, uint64_t due_ms)
 {
     struct iocp_timer_heap *h = &w->timers;
     if (t->heap_index != IOCP_TIMER_IDLE)
         heap_remove(h, t);
     if (h->count == h->cap) {
         uint32_t cap = h->cap * 2;
-        struct iocp_timer **items = realloc(h->items, cap * sizeof *items);
+        struct iocp_heap_timer **items = realloc(h->items, cap * sizeof *items);
         if (!items)
             return IOCP_ENOMEM;
         h->items = items;
         h->cap = cap;
     }
     t->due_ms = due_ms;
+    t->order = w->timer_order++;
     h->items[h->count] = t;
     t->heap_index = h->count++;
     sift_up(h, t->heap_index);
@@ -115,12 +128,29 @@ int iocp__timer_start(struct iocp_worker *w, struct iocp_timer *t, uint64_t due_
     return 0;
 }
 
-void iocp__timer_stop(struct iocp_worker *w, struct iocp_timer *t)
+void iocp__timer_stop(struct iocp_worker *w, struct iocp_heap_timer *t)
 {
     if (t->heap_index != IOCP_TIMER_IDLE) {
         heap_remove(&w->timers, t);
         publish(w);
     }
+}
+
+void iocp__timers_remove_if(struct iocp_worker *w, bool (*drop)(struct iocp_heap_timer *t))
+{
+    struct iocp_timer_heap *h = &w->timers;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < h->count; i++) {
+        struct iocp_heap_timer *t = h->items[i];
+        t->heap_index = IOCP_TIMER_IDLE;
+        if (!drop(t)) /* drop may free t: not touched after a true */
+            place(h, kept++, t);
+    }
+    h->count = kept;
+    /* Rebuild the heap bottom-up: O(n), once per engine stop. */
+    for (uint32_t i = kept / 2; i-- > 0;)
+        sift_down(h, i);
+    publish(w);
 }
 
 int iocp__timers_run(struct iocp_worker *w)
@@ -129,7 +159,7 @@ int iocp__timers_run(struct iocp_worker *w)
     /* Bound the turn: a callback that re-arms its timer for "now" must not
      * keep this loop from returning to the port. */
     for (uint32_t budget = h->count; h->count && budget; budget--) {
-        struct iocp_timer *t = h->items[0];
+        struct iocp_heap_timer *t = h->items[0];
         if (t->due_ms > w->now_ms)
             break;
         heap_remove(h, t);

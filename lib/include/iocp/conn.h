@@ -106,6 +106,45 @@ IOCP_EXTERN void iocp_conn_close(struct iocp_conn *c, enum iocp_close_mode mode)
  */
 IOCP_EXTERN int iocp_conn_splice(struct iocp_conn *from, struct iocp_conn *to);
 
+/*
+ * Tasks by connection ID, from any thread.  A connection's pointer may only
+ * be used on its worker while it is open; its iocp_conn_id_t may be kept
+ * anywhere, for as long as wanted, and these calls turn it back into the
+ * connection on the right worker, or report that it is gone.  An ID never
+ * names a later connection (its slot's generation is checked).
+ */
+
+/* A task for a connection: c is the live connection and status 0, or c is
+ * NULL and status IOCP_ENOENT when it closed before the task could run. */
+typedef void (*iocp_conn_task_fn)(struct iocp_conn *c, void *arg, int status);
+
+/*
+ * iocp_conn_post(e, id, fn, arg):
+ * Run fn on the worker that owns connection `id`.  Returns IOCP_ENOENT at
+ * once if id names no open connection (a stale, closed or zero ID): fn never
+ * runs.  Otherwise returns 0 and fn runs exactly once, on the owning worker:
+ * with the connection and status 0 if it is still open then, or with c NULL
+ * and IOCP_ENOENT if it closed in between (so that arg can be released).
+ * Other errors, with fn never run: IOCP_ESTATE (engine not running),
+ * IOCP_EAGAIN (the worker's post queue stayed full), IOCP_ENOMEM,
+ * IOCP_EINVAL (NULL e or fn).  From the owning worker itself the task is
+ * still queued, never run inside the call.
+ */
+IOCP_EXTERN int iocp_conn_post(struct iocp_engine *e, iocp_conn_id_t id, iocp_conn_task_fn fn,
+                               void *arg);
+
+/*
+ * iocp_conn_close_id(e, id, mode):
+ * iocp_conn_close() by ID, from any thread.  On the owning worker the close
+ * happens in the call; elsewhere it is posted there.  0 when the close was
+ * made or posted (if the connection ends on its own meanwhile, the posted
+ * close does nothing), IOCP_ENOENT when id names no open connection, or
+ * IOCP_ESTATE / IOCP_EAGAIN / IOCP_ENOMEM / IOCP_EINVAL as for
+ * iocp_conn_post().  on_close reports the end as usual.
+ */
+IOCP_EXTERN int iocp_conn_close_id(struct iocp_engine *e, iocp_conn_id_t id,
+                                   enum iocp_close_mode mode);
+
 /* Watermarks of the send queue, in bytes (low < high). */
 IOCP_EXTERN int iocp_conn_set_watermarks(struct iocp_conn *c, size_t low, size_t high);
 

@@ -88,9 +88,12 @@ IOCP_EXTERN size_t iocp_engine_foreach_conn(struct iocp_engine *e,
 
 /*
  * iocp_engine_audit(e, report, len):
- * After a stop, check that every submitted request completed (per kind) and
- * every pooled object came back.  Returns the number of mismatches (0 when
- * all balance) and describes them in report (may be NULL).
+ * After a stop, check that every submitted request completed (per kind),
+ * every pooled object came back, no connection is online, and every timer
+ * created on the engine was freed ("timers: N not freed") and released by
+ * its worker ("timers: N freed but still held by a worker", which after a
+ * stop would be a leak in the library).  Returns the number of mismatches
+ * (0 when all balance) and describes them in report (may be NULL).
  */
 IOCP_EXTERN int iocp_engine_audit(struct iocp_engine *e, char *report, size_t len);
 
