@@ -4,6 +4,8 @@
 #   - echo_server --once on a free loopback port, and send_file through it:
 #     a generated 1 MiB file comes back byte for byte, and both programs
 #     report the 1048576 bytes they moved
+#   - heartbeat: each side hears the other's beats in order, the client goes
+#     silent after its beats, the server's deadline closes it, exit 0
 #
 #   tests/consumer/examples.sh BIN_DIR BACKEND...
 #
@@ -56,4 +58,28 @@ for backend in "$@"; do
   grep -Eq "^echo_server: 127\.0\.0\.1:[0-9]+: echoed $size bytes \(done\)$" "$tmp/server.out" ||
     { show server.out; fail "$backend: echo_server did not report the $size bytes"; }
   echo "examples: $backend: echo_server and send_file round-tripped $size bytes on port $port"
+
+  # ---- heartbeat: timers, tasks by ID, a deadline that closes a silent peer ----
+  # A slow interval: the deadline (three intervals) must not fire early on a
+  # loaded machine while the client is still beating.
+  beats=4
+  status=0
+  timeout 60 "$bin/heartbeat" $beats 300 >"$tmp/heartbeat.out" 2>&1 || status=$?
+  [ "$status" = 0 ] || { show heartbeat.out; fail "$backend: heartbeat exited $status"; }
+  out=$tmp/heartbeat.out
+  for k in $(seq $beats); do
+    [ "$(grep -cx "heartbeat: server <- client beat $k" "$out")" = 1 ] ||
+      { show heartbeat.out; fail "$backend: heartbeat: the server did not hear the client's beat $k once"; }
+    grep -qx "heartbeat: client <- server beat $k" "$out" ||
+      { show heartbeat.out; fail "$backend: heartbeat: the client did not hear the server's beat $k"; }
+  done
+  ! grep -q "^heartbeat: server <- client beat $((beats + 1))$" "$out" ||
+    { show heartbeat.out; fail "$backend: heartbeat: the client beat after going silent"; }
+  for line in "heartbeat: client goes silent after $beats beats" \
+    "heartbeat: server: client missed 3 beats, closing it"; do
+    grep -qx "$line" "$out" || { show heartbeat.out; fail "$backend: heartbeat did not print '$line'"; }
+  done
+  tail -1 "$out" | grep -q "^heartbeat: ok: server heard $beats of the client's beats" ||
+    { show heartbeat.out; fail "$backend: heartbeat's summary is wrong"; }
+  echo "examples: $backend: heartbeat: $beats beats each way, the silent client closed by the server's deadline"
 done
