@@ -44,9 +44,16 @@ done
 config=$(find "$prefix" -name iocpConfig.cmake)
 [ -n "$config" ] || fail "no iocpConfig.cmake"
 libdir=$(dirname "$(dirname "$(dirname "$config")")")
-for f in libiocp.a libiocp.so libiocp.so.0 cmake/iocp/iocpConfigVersion.cmake pkgconfig/iocp.pc; do
+for f in libiocp.a libiocp.so cmake/iocp/iocpConfigVersion.cmake pkgconfig/iocp.pc; do
   [ -e "$libdir/$f" ] || fail "$libdir/$f is missing"
 done
+# The soname: libiocp.so.0.MINOR before 1.0, libiocp.so.MAJOR after.
+major=${version%%.*} minor=${version#*.}; minor=${minor%%.*}
+want_soname=libiocp.so.$major
+[ "$major" = 0 ] && want_soname=libiocp.so.0.$minor
+soname=$(readelf -d "$libdir/libiocp.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = "$want_soname" ] || fail "libiocp.so's soname is '$soname', not $want_soname"
+[ -e "$libdir/$soname" ] || fail "$libdir/$soname is missing"
 # Nothing installed may name the source or build tree (lib/src above all).
 if leaks=$(grep -rIl -e "$root" -e "$build" "$prefix"); then
   fail "installed files name the source or build tree: $leaks"
@@ -80,8 +87,8 @@ for via in package package-static pkg-config; do
   if [ "$via" = package-static ]; then
     [ -z "$loaded" ] || fail "$via: links $loaded instead of the static library"
   else
-    [ "$(realpath "$loaded")" = "$(realpath "$libdir/libiocp.so.0")" ] ||
-      fail "$via: loads '$loaded', not $libdir/libiocp.so.0"
+    [ "$(realpath "$loaded")" = "$(realpath "$libdir/$soname")" ] ||
+      fail "$via: loads '$loaded', not $libdir/$soname"
   fi
   "$dir/consumer" || fail "$via: the consumer failed"
 done
