@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and as CI runs it:
-#   1. install what is missing (.ci/deps)
+#   1. install what is missing: the build's and the tests' packages
+#      (.ci/deps test; the README's build command installs only the build's)
 #   2. a normal build, warnings as errors, and every CTest suite; the
 #      manual page checked with mandoc -Tlint
 #   3. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -21,8 +22,13 @@
 #      iocptool.exe --version under Wine
 #  10. an install into a temporary prefix, used by tests/consumer through the
 #      CMake package and pkg-config (tests/consumer/run.sh)
-#  11. the DEB of that build: control fields, contents, dpkg -i, iocptool
-#      --version, dpkg -r (packaging/check_deb.sh)
+#  11. the ABI of that build's libiocp.so against the previous release's
+#      (packaging/abi/check.sh, abigail-tools): an incompatible change
+#      without a new soname fails, one with a new soname is reported
+#  12. the DEBs of that build, iocptool, libiocp<SOVERSION> and libiocp-dev:
+#      control fields, contents, lintian (no error), dpkg -i of all three,
+#      iocptool --version, tests/consumer against the installed libiocp-dev,
+#      dpkg --purge (packaging/check_deb.sh)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +38,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 step() { printf '\n==== %s ====\n' "$*"; }
 
 step "dependencies"
-bash .ci/deps
+bash .ci/deps test
 
 # Sanitizer runtimes: any report fails the test that caused it.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
@@ -109,7 +115,14 @@ step "install tree and consumers (tests/consumer)"
 bash tests/consumer/run.sh build/ci-pkg -DIOCP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_INSTALL_PREFIX=/usr
 
-step "debian package"
+step "ABI against the previous release (packaging/abi)"
+# The check's own verdicts first, then this build against the newest
+# packaging/abi/libiocp-MAJOR.MINOR.abi: an incompatible change with the
+# same soname fails, a new soname's break is reported.
+bash packaging/abi/test_check.sh build/ci-pkg
+bash packaging/abi/check.sh build/ci-pkg
+
+step "debian packages (lintian, install, consumer, remove)"
 bash packaging/check_deb.sh build/ci-pkg
 
 step "all suites passed"
