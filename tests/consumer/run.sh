@@ -112,8 +112,8 @@ mkdir "$dir"
 make -s -C "$root/examples" O="$dir" CFLAGS="-O2 -g -Werror" LDFLAGS="-Wl,-rpath,$libdir" ||
   fail "examples: build with pkg-config failed"
 loaded=$(ldd "$dir/echo_server" | awk '/libiocp/ {print $3}')
-[ "$(realpath "$loaded")" = "$(realpath "$libdir/libiocp.so.0")" ] ||
-  fail "examples: pkg-config build loads '$loaded', not $libdir/libiocp.so.0"
+[ "$(realpath "$loaded")" = "$(realpath "$libdir/$soname")" ] ||
+  fail "examples: pkg-config build loads '$loaded', not $libdir/$soname"
 # shellcheck disable=SC2086
 bash "$root/tests/consumer/examples.sh" "$dir" $backends
 echo "consumer: libiocp $version installed, found and used three ways; examples built two ways and run"
