@@ -45,6 +45,16 @@
  * Anything else, a line over 128 bytes, or no line within 5 seconds gets
  * one line "error: <why>" and a close; it never affects the server.
  *
+ * Clients at once.  At most 32.  With every slot taken, a new client takes
+ * the slot of one whose answer is out, else of the oldest that has sent no
+ * whole request for a second (it gets "error: busy ..."); a client being
+ * answered keeps its slot, and new ones wait in the backlog meanwhile.  So
+ * idle or half-sent connections cannot keep a query out, and a storm of
+ * queries is answered in turn.  When accepting fails for want of
+ * descriptors, the endpoint pauses its listening socket for 50 ms at a
+ * time (as the engine's acceptors do) instead of spinning on it, and
+ * answers again once descriptors are free.
+ *
  * Rates.  Byte, accept and completion rates are computed by the endpoint
  * against the previous sample: a `stats` or `json` request takes a new
  * sample when the last one is at least one second old, and the first

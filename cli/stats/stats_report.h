@@ -24,6 +24,12 @@
 #define STATS_WRITE_MS    10000 /* for a client to read the whole answer */
 #define STATS_DRAIN_MS    1000  /* to close after the answer */
 #define STATS_RATE_MIN_MS 1000  /* a new rate sample at most this often */
+/* With every slot taken, a client that has sent no whole request after
+ * this long gives its slot up to a new one. */
+#define STATS_SLOT_HOLD_MS 1000
+/* When accepting fails (no descriptors left), the endpoint stops looking
+ * at its listening socket this long, as the engine's acceptors do. */
+#define STATS_ACCEPT_PAUSE_MS 50
 
 /* One sample of the counters that rates are computed from. */
 struct stats_sample {

@@ -14,6 +14,7 @@
  * from iocp_engine_stats() and iocp_engine_foreach_conn() snapshots.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@
 /* The longest token line: the token and "\r\n". */
 #define TOKEN_LINE (STATS_TOKEN_HEX + 2)
 /* A token line and a request line may arrive in one read. */
-#define IN_MAX (TOKEN_LINE + STATS_REQ_MAX)
+#define IN_MAX     (TOKEN_LINE + STATS_REQ_MAX)
 
 enum client_state { READING, WRITING, DRAINING };
 
@@ -46,7 +47,8 @@ static struct {
     iocp_socket_t lfd;
     iocp_socket_t wake;
     atomic_bool stopping;
-    const char *token; /* what a client sends first, or NULL */
+    const char *token;      /* what a client sends first, or NULL */
+    uint64_t accept_resume; /* no accepting before this (a pause) */
     struct client clients[STATS_MAX_CLIENTS];
     struct stats_source src;
 } ep = {.lfd = IOCP_INVALID_SOCKET, .wake = IOCP_INVALID_SOCKET};
@@ -163,43 +165,104 @@ static void client_write(struct client *c)
 
 /* ---- slots and the loop ---- */
 
-/* A slot for a new client: a free one, else the oldest client that is not
- * being answered, else the oldest of all.  So stalled clients (the same
- * user's: others never get in) cannot keep the next one out. */
-static struct client *free_slot(void)
+/*
+ * A slot for the next client, or NULL while every slot is needed.  A free
+ * one first; else the oldest client whose answer is out (it is only being
+ * drained); else the oldest that has sent no whole request within
+ * STATS_SLOT_HOLD_MS.  A client being answered keeps its slot (until its
+ * write deadline), and so does a young one, which may be a real query whose
+ * request is on its way: new clients then wait in the listening socket's
+ * backlog instead of pushing out one that would have been answered.  So
+ * idle or half-sent connections (the same user's: others never get in)
+ * cannot keep a complete request out, and a storm of queries is served in
+ * turn.  *when: with NULL, the time at which a client becomes one that may
+ * be pushed out (UINT64_MAX: none will; the deadlines free slots then).
+ */
+static struct client *pick_slot(uint64_t now, uint64_t *when)
 {
-    struct client *idle = NULL, *any = NULL;
+    struct client *drained = NULL, *stalled = NULL;
+    *when = UINT64_MAX;
     for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
         struct client *c = &ep.clients[i];
         if (c->fd == IOCP_INVALID_SOCKET)
             return c;
-        if (c->state != WRITING && (!idle || c->since < idle->since))
-            idle = c;
-        if (!any || c->since < any->since)
-            any = c;
+        if (c->state == DRAINING && (!drained || c->since < drained->since))
+            drained = c;
+        if (c->state != READING)
+            continue;
+        if (now - c->since < STATS_SLOT_HOLD_MS) {
+            if (c->since + STATS_SLOT_HOLD_MS < *when)
+                *when = c->since + STATS_SLOT_HOLD_MS;
+        } else if (!stalled || c->since < stalled->since) {
+            stalled = c;
+        }
     }
-    struct client *victim = idle ? idle : any;
-    client_close(victim);
-    return victim;
+    return drained ? drained : stalled;
 }
 
+/* Make room in c's slot for a new client. */
+static void evict(struct client *c)
+{
+    if (c->state == DRAINING) {
+        /* Its answer is out: read what it sent since, so that the close is
+         * not a reset that could eat the answer. */
+        char sink[4096];
+        while (stats_sock_recv(c->fd, sink, sizeof sink) > 0)
+            ;
+    } else {
+        static const char busy[] = "error: busy (no whole request in time, and every slot taken)\n";
+        stats_sock_send(c->fd, busy, sizeof busy - 1);
+    }
+    client_close(c);
+}
+
+/* Accept while there is a slot to put a client in.  Accepting that fails
+ * for want of descriptors (or memory) pauses the listening socket: it stays
+ * readable meanwhile, and polling it again at once would spin. */
 static void accept_clients(void)
 {
     for (;;) {
+        uint64_t now = stats_now_ms(), when;
+        struct client *slot = pick_slot(now, &when);
+        if (!slot)
+            return;
         iocp_socket_t fd;
         enum stats_accept got = stats_transport_accept(ep.lfd, &fd);
         if (got == STATS_ACCEPT_AGAIN)
             continue;
+        if (got == STATS_ACCEPT_STUCK)
+            ep.accept_resume = now + STATS_ACCEPT_PAUSE_MS;
         if (got != STATS_ACCEPTED)
             return;
-        struct client *slot = free_slot();
+        if (slot->fd != IOCP_INVALID_SOCKET)
+            evict(slot);
         memset(slot, 0, sizeof *slot);
         slot->fd = fd;
         slot->state = READING;
         slot->authed = ep.token == NULL;
-        slot->since = stats_now_ms();
-        slot->deadline = slot->since + STATS_READ_MS;
+        slot->since = now;
+        slot->deadline = now + STATS_READ_MS;
+        /* A client usually sends its request with the connect: answer it
+         * now, before the next one needs a slot. */
+        client_read(slot);
+        if (slot->fd != IOCP_INVALID_SOCKET && slot->state == WRITING)
+            client_write(slot);
     }
+}
+
+/* Whether to wait on the listening socket this round; if not, *timeout is
+ * bounded by when it is worth looking again. */
+static bool listening(uint64_t now, int *timeout)
+{
+    uint64_t when = ep.accept_resume;
+    if (now >= ep.accept_resume && pick_slot(now, &when))
+        return true;
+    if (when != UINT64_MAX) {
+        int left = when > now ? (int)(when - now) : 0;
+        if (*timeout < 0 || left < *timeout)
+            *timeout = left;
+    }
+    return false;
 }
 
 /* What a client is waited for, or 0 once its time is up (then it is closed). */
@@ -235,8 +298,10 @@ static void serve(void)
         }
         /* Last, so that a slot reused for a new client is not looked at
          * again in this round. */
-        pfd[n] = (stats_pollfd){.fd = ep.lfd, .events = STATS_POLL_IN};
-        idx[n++] = -2;
+        if (listening(now, &timeout)) {
+            pfd[n] = (stats_pollfd){.fd = ep.lfd, .events = STATS_POLL_IN};
+            idx[n++] = -2;
+        }
         int r = stats_sock_poll(pfd, n, timeout);
         if (r < 0) {
             /* A signal, or not expected: do not spin if it persists. */
@@ -295,6 +360,7 @@ int stats_endpoint_start(struct iocp_engine *e, struct iocp_server *s, const cha
     for (int i = 0; i < STATS_MAX_CLIENTS; i++)
         ep.clients[i].fd = IOCP_INVALID_SOCKET;
     atomic_store(&ep.stopping, false);
+    ep.accept_resume = 0;
     if (stats_thread_start(serve, err, sizeof err) < 0) {
         diag_error("stats endpoint: cannot start its thread: %s", err);
         goto err2;

@@ -56,27 +56,6 @@ static void expect_clean_stop(struct proc *p)
     cr_expect_null(strstr(p->errbuf, "runtime error"), "%s", p->errbuf);
 }
 
-/* CPU time (user + system, in ms) the process has used, from /proc. */
-static uint64_t cpu_ms(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *s = strrchr(buf, ')');
-    unsigned long long utime = 0, stime = 0;
-    /* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime(14) stime(15) */
-    if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                     &stime) != 2)
-        return 0;
-    return (utime + stime) * 1000ull / (unsigned long long)sysconf(_SC_CLK_TCK);
-}
-
 static int connect_nonblocking(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -270,10 +249,10 @@ Test(cli_hostile, running_out_of_descriptors_neither_spins_nor_stops_the_server)
     }
     /* While descriptors are exhausted the server must back off, not spin:
      * over 2 s of wall time it may use well under one core. */
-    uint64_t c0 = cpu_ms(srv.pid), t0 = tn_now_ms();
+    uint64_t c0 = proc_cpu_ms(srv.pid), t0 = tn_now_ms();
     struct pollfd none = {.fd = -1};
     poll(&none, 0, 2000);
-    uint64_t used = cpu_ms(srv.pid) - c0, wall = tn_now_ms() - t0;
+    uint64_t used = proc_cpu_ms(srv.pid) - c0, wall = tn_now_ms() - t0;
     cr_expect_lt(used * 2, wall, "the server used %llu ms of CPU in %llu ms while out of descriptors",
                  (unsigned long long)used, (unsigned long long)wall);
     for (int i = 0; i < N; i++)

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <grp.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -578,21 +579,209 @@ Test(cli_stats, stalled_clients_do_not_keep_the_next_one_out)
     struct proc echo;
     start_echo(&echo, NULL);
     const char *ep = default_path(&echo);
-    int idle[40];
-    for (int i = 0; i < 40; i++) {
-        idle[i] = ep_connect(ep);
-        cr_assert_geq(idle[i], 0);
+    /* More connections than the endpoint has slots (32): half of them say
+     * nothing, half send a request without its end, and all hold on. */
+    enum { N = 48 };
+    int stalled[N];
+    for (int i = 0; i < N; i++) {
+        stalled[i] = ep_connect(ep);
+        cr_assert_geq(stalled[i], 0);
+        if (i % 2)
+            cr_assert(tn_write_all(stalled[i], "js", 2));
     }
-    usleep(100000);
     uint64_t t0 = tn_now_ms();
     int st;
     char *json = run_stats(&st, "--json", (char *)ep);
     cr_expect_eq(st, 0);
+    cr_expect_eq(json_number(json, "pid"), echo.pid, "%s", json);
     /* Waiting for a stalled client to time out would take 5 s. */
     cr_expect_lt(tn_now_ms() - t0, 4000, "answered without waiting for the stalled ones");
     free(json);
+    for (int i = 0; i < N; i++)
+        close(stalled[i]);
+    expect_clean_exit(&echo);
+}
+
+/* What a storm of queries got, one connection each. */
+struct storm {
+    int answered; /* a whole report */
+    int refused;  /* an "error: " line */
+    int failed;   /* no connection, or nothing before the close */
+};
+
+/* n clients that connect to the endpoint at once, each sending its request
+ * right away (as `iocptool stats` does), then read their answers. */
+static struct storm query_storm(const char *ep, int n)
+{
+    struct storm r = {0, 0, 0};
+    int *fds = calloc((size_t)n, sizeof *fds);
+    char **got = calloc((size_t)n, sizeof *got);
+    size_t *len = calloc((size_t)n, sizeof *len);
+    for (int i = 0; i < n; i++) {
+        /* Bounded: a connect waits while the endpoint's backlog is full. */
+        fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct timeval tv = {.tv_sec = 10};
+        setsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        memcpy(sa.sun_path, ep, strlen(ep) + 1);
+        if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) < 0 ||
+            !tn_write_all(fds[i], i % 2 ? "stats\n" : "json\n", i % 2 ? 6 : 5)) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    /* Every answer up to its close. */
+    uint64_t end = tn_now_ms() + 30000;
+    int open = 0;
+    for (int i = 0; i < n; i++)
+        open += fds[i] >= 0;
+    while (open > 0 && tn_now_ms() < end) {
+        for (int i = 0; i < n; i++) {
+            if (fds[i] < 0)
+                continue;
+            char buf[65536];
+            ssize_t k = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
+            if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (k > 0) {
+                got[i] = realloc(got[i], len[i] + (size_t)k + 1);
+                memcpy(got[i] + len[i], buf, (size_t)k);
+                len[i] += (size_t)k;
+                got[i][len[i]] = '\0';
+                continue;
+            }
+            close(fds[i]); /* the endpoint's close, or a reset */
+            fds[i] = -1;
+            open--;
+        }
+        struct pollfd none = {.fd = -1};
+        poll(&none, 0, 10);
+    }
+    for (int i = 0; i < n; i++) {
+        const char *a = got[i] ? got[i] : "";
+        bool whole = len[i] > 0 && a[len[i] - 1] == '\n';
+        if (whole && (a[0] == '{' || !strncmp(a, "iocptool ", 9)))
+            r.answered++;
+        else if (!strncmp(a, "error: ", 7))
+            r.refused++;
+        else
+            r.failed++;
+        if (fds[i] >= 0)
+            close(fds[i]);
+        free(got[i]);
+    }
+    free(fds);
+    free(got);
+    free(len);
+    return r;
+}
+
+Test(cli_stats, a_storm_of_queries_is_answered_in_full)
+{
+    struct proc echo;
+    uint16_t port = start_echo(&echo, NULL);
+    const char *ep = default_path(&echo);
+    /* Nearly four times the endpoint's slots, and more than its backlog. */
+    enum { N = 120 };
+    struct storm r = query_storm(ep, N);
+    cr_expect_eq(r.failed, 0, "%d answered, %d refused, %d failed", r.answered, r.refused,
+                 r.failed);
+    cr_expect_eq(r.answered, N, "%d answered, %d refused, %d failed", r.answered, r.refused,
+                 r.failed);
+    /* And once more, for a storm that meets stalled connections. */
+    int stalled[40];
+    for (int i = 0; i < 40; i++) {
+        stalled[i] = ep_connect(ep);
+        cr_assert_geq(stalled[i], 0);
+    }
+    r = query_storm(ep, N);
+    cr_expect_eq(r.failed, 0, "with stalled ones: %d answered, %d refused, %d failed", r.answered,
+                 r.refused, r.failed);
+    cr_expect_eq(r.answered, N, "with stalled ones: %d answered, %d refused, %d failed", r.answered,
+                 r.refused, r.failed);
     for (int i = 0; i < 40; i++)
-        close(idle[i]);
+        close(stalled[i]);
+    /* The server never noticed. */
+    int c = tn_connect(port);
+    cr_assert(tn_write_all(c, "ok", 2));
+    char b[2];
+    cr_expect_eq(tn_read_full(c, b, 2, 5000), 2, "echo still echoes");
+    close(c);
+    expect_clean_exit(&echo);
+}
+
+/* How many of the descriptors below limit process pid has open (it may
+ * have inherited some above). */
+static int open_fds_below(pid_t pid, int limit)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL)
+        n += ent->d_name[0] != '.' && atoi(ent->d_name) < limit;
+    closedir(d);
+    return n;
+}
+
+Test(cli_stats, out_of_descriptors_the_endpoint_waits_without_spinning_then_answers)
+{
+    /* The server gets 64 descriptors (set before it starts: the child
+     * inherits the limit), then more clients than that. */
+    enum { LIMIT = 64, N = 80 };
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = (struct rlimit){LIMIT, old.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct proc echo;
+    bool started = proc_start(&echo, -1, "echo", "-W", "2", "127.0.0.1:0", NULL);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    cr_assert(started);
+    uint16_t port = proc_listening(&echo, 15000);
+    cr_assert_neq(port, 0, "no listening line; stderr: %s", echo.errbuf);
+    const char *ep = default_path(&echo);
+
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tn_connect(port);
+        cr_assert_geq(fds[i], 0);
+    }
+    uint64_t end = tn_now_ms() + 15000;
+    while (open_fds_below(echo.pid, LIMIT) < LIMIT && tn_now_ms() < end)
+        usleep(20000);
+    cr_assert_eq(open_fds_below(echo.pid, LIMIT), LIMIT, "the server has every descriptor it may");
+
+    /* A query waits in the endpoint's backlog: its listening socket is
+     * readable all along, and accepting fails. */
+    int q = ep_connect(ep);
+    cr_assert_geq(q, 0);
+    cr_assert(tn_write_all(q, "json\n", 5));
+    uint64_t c0 = proc_cpu_ms(echo.pid), t0 = tn_now_ms();
+    struct pollfd none = {.fd = -1};
+    poll(&none, 0, 2000);
+    uint64_t used = proc_cpu_ms(echo.pid) - c0, wall = tn_now_ms() - t0;
+    cr_log_info("out of descriptors: %llu ms of CPU in %llu ms", (unsigned long long)used,
+                (unsigned long long)wall);
+    /* Backing off costs next to nothing; spinning costs a whole core. */
+    cr_expect_lt(used * 10, wall * 3, "%llu ms of CPU in %llu ms while out of descriptors",
+                 (unsigned long long)used, (unsigned long long)wall);
+
+    /* Descriptors come back: the waiting query is answered, and so is the
+     * next one. */
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    char *a = read_all(q, NULL, 10000);
+    cr_expect_eq(a[0], '{', "the waiting query: '%s'", a);
+    free(a);
+    close(q);
+    int st;
+    char *json = run_stats(&st, "--json", (char *)ep);
+    cr_expect_eq(st, 0);
+    cr_expect_eq(json_number(json, "pid"), echo.pid, "%s", json);
+    free(json);
     expect_clean_exit(&echo);
 }
 

@@ -219,4 +219,26 @@ static inline void proc_cleanup_all(void)
     }
 }
 
+/* CPU time (user + system, in ms) that process pid has used, from
+ * /proc/PID/stat; 0 when it cannot be read. */
+static inline uint64_t proc_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *s = strrchr(buf, ')');
+    unsigned long long utime = 0, stime = 0;
+    /* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime(14) stime(15) */
+    if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        return 0;
+    return (utime + stime) * 1000ull / (unsigned long long)sysconf(_SC_CLK_TCK);
+}
+
 #endif /* IOCP_PROC_H */
