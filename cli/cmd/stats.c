@@ -168,7 +168,9 @@ static void stats_usage(FILE *out)
                  "                         ID PEER AGE_S IDLE_S BYTES_IN BYTES_OUT\n"
                  "                         (a JSON array with --json)\n"
                  "      --watch S          refresh every S seconds until interrupted\n"
-                 "  -v, --verbose          say more\n"
+                 "  -v, --verbose          the engine's internals in the table too (registry,\n"
+                 "                         pending accepts, pool, workers); say which endpoint\n"
+                 "                         is asked\n"
                  "  -h, --help             this help\n"
                  "\n"
                  "Rates cover the time since the endpoint's previous sample (taken at most\n"
@@ -268,10 +270,11 @@ int cmd_stats(int argc, char **argv)
     }
     diag_info(1, "stats: asking %s", endpoint);
 
-    const char *request = prometheus ? "prometheus"
-                          : clients  ? (json ? "clients-json" : "clients")
-                          : json     ? "json"
-                                     : "stats";
+    const char *request = prometheus           ? "prometheus"
+                          : clients            ? (json ? "clients-json" : "clients")
+                          : json               ? "json"
+                          : diag_verbosity > 0 ? "stats-verbose"
+                                               : "stats";
     bool tty = stats_sys_stdout_terminal();
     bool clear = watch && stats_sys_stdout_ansi();
     /* Interrupting a watch is how it ends: exit 0, not by the signal. */

@@ -35,7 +35,10 @@
  * Protocol.  The client sends one request line, receives the answer, and
  * the endpoint closes the connection:
  *
- *     stats         the report as a table (what `iocptool stats` shows)
+ *     stats         the report as a table (what `iocptool stats` shows):
+ *                   connections, rates, traffic, errors
+ *     stats-verbose the same and the engine's internals (registry, hash,
+ *                   pending accepts, pool, workers): `iocptool stats -v`
  *     json          the same as one JSON object
  *     prometheus    the Prometheus text exposition format (version 0.0.4)
  *     clients       one line per online connection:

@@ -144,7 +144,13 @@ static const char *human_bytes(double v, char *buf, size_t len)
     return buf;
 }
 
-static void report_text(struct stats_source *src, struct json_buf *b)
+/*
+ * The table: first what an operator watches (connections, rates, errors),
+ * then with verbose the engine's internals (the registry's three counts and
+ * its hash, pending accepts, the context pool, each worker's load).  A
+ * registry whose counts disagree is said either way: it is a bug.
+ */
+static void report_text(struct stats_source *src, struct json_buf *b, bool verbose)
 {
     struct report r;
     take_report(src, &r, true);
@@ -159,26 +165,35 @@ static void report_text(struct stats_source *src, struct json_buf *b)
     if (src->s)
         json_printf(b, "listening     %s, %u connection%s\n", r.listening, r.server_conns,
                     r.server_conns == 1 ? "" : "s");
-    json_printf(b, "online        %llu counted, %llu walked, %llu hashed: %s\n",
-                (unsigned long long)st->online, (unsigned long long)st->walked,
-                (unsigned long long)st->hashed, walk_agrees(st) ? "agree" : "DISAGREE");
-    json_printf(b, "hash          %llu buckets in use, longest chain %llu\n",
-                (unsigned long long)st->buckets_used, (unsigned long long)st->longest_chain);
-    json_printf(b, "accepts       %llu pending (low %u, high %u), %llu errors, %llu back-offs\n",
-                (unsigned long long)st->pending_accepts, st->accept_low, st->accept_high,
-                (unsigned long long)st->accept_errors, (unsigned long long)st->accept_backoffs);
-    json_printf(b, "pool          %llu free of %llu contexts\n", (unsigned long long)st->pool_free,
-                (unsigned long long)r.pool_total);
-    json_printf(b, "totals        %llu accepted, %llu connected, %llu closed, %llu refused\n",
-                (unsigned long long)st->accepted, (unsigned long long)st->connected,
-                (unsigned long long)st->closed, (unsigned long long)st->refused);
-    json_printf(b, "traffic       in %s, out %s\n", human_bytes((double)st->bytes_in, x, sizeof x),
-                human_bytes((double)st->bytes_out, y, sizeof y));
+    json_printf(
+        b, "connections   %llu open, %llu accepted, %llu connected, %llu closed, %llu refused\n",
+        (unsigned long long)st->online, (unsigned long long)st->accepted,
+        (unsigned long long)st->connected, (unsigned long long)st->closed,
+        (unsigned long long)st->refused);
     json_printf(b, "rates         in %s/s, out %s/s, %.1f accepts/s, %.1f closes/s (%s %.1f s)\n",
                 human_bytes(r.in_rate, x, sizeof x), human_bytes(r.out_rate, y, sizeof y),
                 r.accept_rate, r.close_rate, r.since_start ? "since start," : "over the last",
                 (double)r.interval_ms / 1000.0);
-    json_printf(b, "posts         %llu failed\n", (unsigned long long)st->failed_submits);
+    json_printf(b, "traffic       in %s, out %s\n", human_bytes((double)st->bytes_in, x, sizeof x),
+                human_bytes((double)st->bytes_out, y, sizeof y));
+    json_printf(b,
+                "errors        %llu failed accepts, %llu accept pauses (out of descriptors or "
+                "memory), %llu failed posts\n",
+                (unsigned long long)st->accept_errors, (unsigned long long)st->accept_backoffs,
+                (unsigned long long)st->failed_submits);
+    if (!verbose && walk_agrees(st))
+        return;
+    json_printf(b, "registry      %llu counted, %llu walked, %llu hashed: %s\n",
+                (unsigned long long)st->online, (unsigned long long)st->walked,
+                (unsigned long long)st->hashed, walk_agrees(st) ? "agree" : "DISAGREE");
+    if (!verbose)
+        return;
+    json_printf(b, "hash          %llu buckets in use, longest chain %llu\n",
+                (unsigned long long)st->buckets_used, (unsigned long long)st->longest_chain);
+    json_printf(b, "accepts       %llu pending (low %u, high %u)\n",
+                (unsigned long long)st->pending_accepts, st->accept_low, st->accept_high);
+    json_printf(b, "pool          %llu free of %llu contexts\n", (unsigned long long)st->pool_free,
+                (unsigned long long)r.pool_total);
     json_printf(b, "\n%-7s %10s %14s %12s %12s %12s\n", "worker", "conns", "completions",
                 "per second", "in", "out");
     for (unsigned i = 0; i < report_workers(&r); i++)
@@ -401,7 +416,9 @@ void stats_answer(struct stats_source *src, const char *line, size_t len, struct
         ok = strlen(req) == len; /* no NUL inside */
     }
     if (ok && !strcmp(req, "stats"))
-        report_text(src, out);
+        report_text(src, out, false);
+    else if (ok && !strcmp(req, "stats-verbose"))
+        report_text(src, out, true);
     else if (ok && !strcmp(req, "json"))
         report_json(src, out);
     else if (ok && !strcmp(req, "prometheus"))
@@ -411,8 +428,8 @@ void stats_answer(struct stats_source *src, const char *line, size_t len, struct
     else if (ok && !strcmp(req, "clients-json"))
         report_clients(src, out, true);
     else
-        json_printf(out, "error: unknown request (expected stats, json, prometheus, "
-                         "clients or clients-json)\n");
+        json_printf(out, "error: unknown request (expected stats, stats-verbose, json, "
+                         "prometheus, clients or clients-json)\n");
     if (out->failed) {
         json_buf_free(out);
         json_printf(out, "error: out of memory\n");
