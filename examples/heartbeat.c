@@ -167,7 +167,8 @@ int main(int argc, char **argv)
     struct iocp_connect_config ccfg = {.host = "127.0.0.1", .timeout_ms = 10000, .worker = 1,
                                        .handler = &handler, .data = &client};
     struct iocp_server *srv = NULL;
-    int rc = iocp_engine_new(&engine, &ecfg);
+    char report[512] = "";
+    int unbalanced = 0, rc = iocp_engine_new(&engine, &ecfg);
     if (rc < 0)
         goto out0;
     /* main() owns the timers: made before the engine starts, freed after it
@@ -192,10 +193,17 @@ out1:
         iocp_timer_free(sides[i]->deadline);
     }
     iocp_server_free(srv);
+    /* After a stop the books must balance: every request completed, every
+     * pooled object back, every timer freed. */
+    unbalanced = iocp_engine_audit(engine, report, sizeof report);
     iocp_engine_free(engine);
 out0:
     if (rc < 0) {
         fprintf(stderr, "heartbeat: %s\n", iocp_strerror(rc));
+        return 1;
+    }
+    if (unbalanced) {
+        fprintf(stderr, "heartbeat: audit: %s\n", report);
         return 1;
     }
     /* What the run must show: every beat of the client heard in order, the
