@@ -12,7 +12,8 @@
  * Wiring it into a connection:
  *
  *   on_open:  secure_new(&s, role, key); send secure_handshake_out(s);
- *             arm a SECURE_HANDSHAKE_TIMEOUT_MS timer (close if not open).
+ *             arm a deadline timer (close if not open by then; the
+ *             CLI's connection leg, leg.h, does all of this).
  *   on_data:  ev = secure_feed(s, data, len, deliver, arg);
  *             ev < 0: report secure_strerror(ev), send what
  *             secure_handshake_out(s) still holds, close;
@@ -35,15 +36,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SECURE_KEY_BYTES            32
-#define SECURE_HELLO_BYTES          70    /* magic 4, version 1, role 1, nonce 32, epk 32 */
-#define SECURE_CONFIRM_BYTES        56    /* secretstream header 24, mac 32 */
-#define SECURE_FRAME_MAX            16384 /* plaintext bytes per frame */
-#define SECURE_FRAME_OVERHEAD       19    /* length 2, secretstream tag and MAC 17 */
-#define SECURE_WIRE_MAX             (SECURE_FRAME_MAX + SECURE_FRAME_OVERHEAD)
-#define SECURE_REKEY_FRAMES         1024 /* every 1024th frame of a direction rekeys */
-/* How long the CLI gives a connection to open before closing it. */
-#define SECURE_HANDSHAKE_TIMEOUT_MS 10000
+#define SECURE_KEY_BYTES      32
+#define SECURE_HELLO_BYTES    70    /* magic 4, version 1, role 1, nonce 32, epk 32 */
+#define SECURE_CONFIRM_BYTES  56    /* secretstream header 24, mac 32 */
+#define SECURE_FRAME_MAX      16384 /* plaintext bytes per frame */
+#define SECURE_FRAME_OVERHEAD 19    /* length 2, secretstream tag and MAC 17 */
+#define SECURE_WIRE_MAX       (SECURE_FRAME_MAX + SECURE_FRAME_OVERHEAD)
+#define SECURE_REKEY_FRAMES   1024 /* every 1024th frame of a direction rekeys */
 
 /* The most plaintext one secure_seal() takes, so that its result fits an int. */
 #define SECURE_SEAL_MAX (64u << 20)

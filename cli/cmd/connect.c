@@ -248,7 +248,7 @@ int cmd_connect(int argc, char **argv)
     }
 
     int sig = stop_wait();
-    bridge_stop_ticker(b);
+    bridge_stop_timers(b);
     iocp_engine_stop(e);
     status = bridge_end(b, sig);
 

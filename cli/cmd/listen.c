@@ -311,7 +311,7 @@ int cmd_listen(int argc, char **argv)
     cli_print_listening(s);
 
     int sig = stop_wait();
-    bridge_stop_ticker(b);
+    bridge_stop_timers(b);
     iocp_server_stop(s);
     iocp_engine_stop(e);
     status = bridge_end(b, sig);

@@ -30,31 +30,34 @@
  *
  * While the target leg connects, the client's bytes wait in a buffer of
  * the pair; above the high watermark the client is paused until the
- * target is up.  A reset on either leg resets the other.
+ * target is up.  A reset or a failure on either leg resets the other,
+ * whatever state it is in: a target still connecting is reset as soon as
+ * it opens, so a client that failed never reaches a target as a clean,
+ * short stream.
  *
- * --key-listen and --key-target put the channel of docs/PROTOCOL.md on the
- * client leg (the relay is its SECURE_SERVER) or on the target leg (its
- * SECURE_CLIENT), so that two relays make an encrypted tunnel.  An
- * encrypted leg is "ready" once its channel opens: an encrypted client is
- * only connected onwards then (nobody without the key reaches a target),
- * and what the client sends to an encrypted target waits in the early
- * buffer until that channel opens.  What comes from an encrypted leg goes
- * through secure_feed() and only authenticated plaintext is forwarded;
- * what goes to one is sealed.  EOF on the plaintext side becomes the FINAL
- * frame and then the half-close; the FINAL frame from the encrypted side
- * becomes the half-close of the other leg.  A stream cut before its FINAL
- * frame, a failed authentication or a handshake that does not finish in
- * SECURE_HANDSHAKE_TIMEOUT_MS resets both legs of that pair only (a leg
- * silent that long is closed by its idle timer; one that trickles bytes is
- * reset at the first of them past the limit, so no handshake lasts twice
- * the limit).
- * Encrypted directions are never spliced: their bytes are transformed.
+ * Each leg is a connection leg (leg.h).  --key-listen and --key-target
+ * put the channel of docs/PROTOCOL.md on the client leg (the relay is its
+ * server) or on the target leg (its client), so that two relays make an
+ * encrypted tunnel.  An encrypted leg is "ready" once its channel opens:
+ * an encrypted client is only connected onwards then (nobody without the
+ * key reaches a target), and what the client sends to an encrypted target
+ * waits in the early buffer until that channel opens.  Only authenticated
+ * plaintext is forwarded from an encrypted leg; what goes to one is
+ * sealed.  EOF on the plaintext side becomes the FINAL frame and then the
+ * half-close; the FINAL frame from the encrypted side becomes the
+ * half-close of the other leg.  A stream cut before its FINAL frame, a
+ * failed authentication or a handshake not done by the leg's deadline
+ * resets both legs of that pair only.  Encrypted directions are never
+ * spliced: their bytes are transformed.
+ *
+ * Without -v the relay speaks only of its ends (relay_health.h): a target
+ * that cannot be reached or whose channel fails, clients whose channels
+ * fail, one line per change of state.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "iocp.h"
 
@@ -62,8 +65,9 @@
 #include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
+#include "leg.h"
 #include "opts.h"
-#include "secure.h"
+#include "relay_health.h"
 #include "stats_endpoint.h"
 
 #define RELAY_SEND_LOW  (64u * 1024u)
@@ -73,6 +77,8 @@ struct relay_target {
     char host[256];
     uint16_t port;
     char name[270]; /* "host:port" / "[v6]:port" for messages */
+    char what[280]; /* "target host:port" for relay_health */
+    struct relay_health health;
 };
 
 static struct {
@@ -86,17 +92,14 @@ static struct {
     /* --key-listen, --key-target: the keys, when given. */
     bool key_listen, key_target;
     uint8_t listen_key[KEYFILE_KEY_BYTES], target_key[KEYFILE_KEY_BYTES];
+    struct relay_health clients; /* the clients' encrypted channels */
 } relay;
-
-/* Plaintext sealed per call, and the frames it makes, on the stack. */
-#define SEAL_CHUNK ((size_t)32 * 1024)
-#define SEAL_BOUND SECURE_SEAL_BOUND(SEAL_CHUNK)
 
 /* One relayed connection: the two legs and what is known about them.  Lives
  * until both legs (and every connect attempt) have closed. */
 struct pair {
-    struct iocp_conn *client; /* NULL once closed */
-    struct iocp_conn *target; /* NULL until connected, and once closed */
+    struct leg client; /* client.c NULL once closed */
+    struct leg target; /* target.c NULL until connected, and once closed */
     struct iocp_engine *e;
     unsigned worker;
     unsigned first, attempts; /* round-robin start, targets tried so far */
@@ -108,48 +111,40 @@ struct pair {
     /* Large reads in a row per direction, and whether it is spliced. */
     uint8_t up_bulk, down_bulk;
     bool up_spliced, down_spliced;
-    /* The channels of encrypted legs (NULL for a plain leg); a leg is ready
-     * once data may go to it: plain and connected, or its channel open. */
-    struct secure *client_sec, *target_sec;
-    bool target_ready;
-    bool failed;                         /* reset: nothing more is looked at */
-    uint64_t client_hs_ms, target_hs_ms; /* when each handshake began */
+    bool target_ready; /* data may go to the target: connected, channel open */
+    bool failed;       /* reset: nothing more is looked at */
     /* Bytes from the client while the target connects. */
     unsigned char *early;
     size_t early_len, early_cap;
     char peer[64];
 };
 
-static const struct iocp_conn_handler target_handler;
+static const struct iocp_conn_handler pair_handler;
 
 static void pair_release(struct pair *p)
 {
     if (--p->legs)
         return;
     free(p->early);
-    secure_free(p->client_sec);
-    secure_free(p->target_sec);
     free(p);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Reset both legs of the pair and say why (-v). */
+/*
+ * pair_fail(p, why):
+ * Reset both legs of the pair, whatever state each is in, and say why (-v).
+ * A target still connecting is reset when it opens (target_open), so no
+ * failure ever reaches a target as a clean end of its input.
+ */
 static void pair_fail(struct pair *p, const char *why)
 {
     if (p->failed)
         return;
     p->failed = true;
     diag_info(1, "relay: %s: %s", p->peer, why);
-    if (p->client)
-        iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
-    if (p->target)
-        iocp_conn_close(p->target, IOCP_CLOSE_ABORT);
+    if (p->client.c)
+        iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
+    if (p->target.c)
+        iocp_conn_close(p->target.c, IOCP_CLOSE_ABORT);
 }
 
 /* ---- the pipeline ---- */
@@ -159,89 +154,44 @@ static void pair_fail(struct pair *p, const char *why)
  * the target is up, the early buffer is below it). */
 static void pipeline_flow(struct pair *p)
 {
-    if (p->client) {
+    if (p->client.c) {
         bool hold = p->target_full || (!p->target_ready && p->early_len >= RELAY_SEND_HIGH);
         if (hold != p->client_paused) {
             p->client_paused = hold;
             if (hold)
-                iocp_conn_pause(p->client);
+                iocp_conn_pause(p->client.c);
             else
-                iocp_conn_resume(p->client);
+                iocp_conn_resume(p->client.c);
         }
     }
-    if (p->target) {
+    if (p->target.c) {
         bool hold = p->client_full;
         if (hold != p->target_paused) {
             p->target_paused = hold;
             if (hold)
-                iocp_conn_pause(p->target);
+                iocp_conn_pause(p->target.c);
             else
-                iocp_conn_resume(p->target);
+                iocp_conn_resume(p->target.c);
         }
     }
 }
 
-/* Queue bytes on a leg; a failure other than "that leg is going away"
- * (out of memory) ends the pair. */
-static void pipeline_send_raw(struct pair *p, struct iocp_conn *to, const void *data, size_t len)
+/* Queue plaintext on a leg (sealed when it is encrypted); a failure other
+ * than "that leg is going away" (out of memory) ends the pair. */
+static void pipeline_send(struct pair *p, struct leg *to, const void *data, size_t len)
 {
-    int rc = iocp_conn_send(to, data, len);
+    int rc = leg_send(to, data, len);
     if (rc == IOCP_ENOMEM)
         pair_fail(p, iocp_strerror(rc));
-}
-
-/* The channel of a leg, NULL when it is plain. */
-static struct secure *leg_sec(const struct pair *p, const struct iocp_conn *c)
-{
-    return c == p->client ? p->client_sec : p->target_sec;
-}
-
-/* Queue plaintext on a leg: as it is, or sealed into its channel's frames. */
-static void pipeline_send(struct pair *p, struct iocp_conn *to, const void *data, size_t len)
-{
-    struct secure *sec = leg_sec(p, to);
-    if (!sec) {
-        pipeline_send_raw(p, to, data, len);
-        return;
-    }
-    unsigned char sealed[SEAL_BOUND];
-    const unsigned char *in = data;
-    while (len > 0 && !p->failed) {
-        size_t chunk = len < SEAL_CHUNK ? len : SEAL_CHUNK;
-        int n = secure_seal(sec, in, chunk, sealed, sizeof sealed);
-        if (n < 0) {
-            pair_fail(p, secure_strerror(n));
-            return;
-        }
-        pipeline_send_raw(p, to, sealed, (size_t)n);
-        in += chunk;
-        len -= chunk;
-    }
-}
-
-/* Half-close towards a leg: an encrypted one gets the FINAL frame first. */
-static void pipeline_shutdown(struct pair *p, struct iocp_conn *to)
-{
-    struct secure *sec = leg_sec(p, to);
-    if (sec) {
-        unsigned char fin[SECURE_FRAME_OVERHEAD];
-        int n = secure_finish(sec, fin, sizeof fin);
-        if (n < 0) {
-            pair_fail(p, secure_strerror(n));
-            return;
-        }
-        pipeline_send_raw(p, to, fin, (size_t)n);
-    }
-    iocp_conn_shutdown(to);
 }
 
 /* Both directions ended: each leg has received EOF and has its half-close
  * queued, so a graceful close sends what is left, then closes. */
 static void pipeline_maybe_done(struct pair *p)
 {
-    if (p->client_eof && p->target_eof && p->client && p->target && p->target_ready) {
-        iocp_conn_close(p->client, IOCP_CLOSE_GRACEFUL);
-        iocp_conn_close(p->target, IOCP_CLOSE_GRACEFUL);
+    if (p->client_eof && p->target_eof && p->client.c && p->target.c && p->target_ready) {
+        iocp_conn_close(p->client.c, IOCP_CLOSE_GRACEFUL);
+        iocp_conn_close(p->target.c, IOCP_CLOSE_GRACEFUL);
     }
 }
 
@@ -257,7 +207,7 @@ static void pipeline_maybe_splice(struct pair *p, struct iocp_conn *from, struct
                                   size_t len, uint8_t *bulk, bool *spliced)
 {
     /* An encrypted direction's bytes are transformed: never spliced. */
-    if (*spliced || relay.no_splice || p->client_sec || p->target_sec)
+    if (*spliced || relay.no_splice || relay.key_listen || relay.key_target)
         return;
     *bulk = len >= BULK_READ ? (uint8_t)(*bulk + 1) : 0;
     if (*bulk < BULK_READS_TO_SPLICE)
@@ -269,14 +219,16 @@ static void pipeline_maybe_splice(struct pair *p, struct iocp_conn *from, struct
         diag_info(2, "relay: %s: copying (splice: %s)", p->peer, iocp_strerror(rc));
 }
 
-static void pipeline_from_client(struct pair *p, const void *data, size_t len)
+/* Plaintext from the client (authenticated when its leg is encrypted). */
+static void pipeline_from_client(void *arg, const void *data, size_t len)
 {
-    if (p->failed || !p->client)
+    struct pair *p = arg;
+    if (p->failed || !p->client.c)
         return;
     if (p->target_ready) {
-        pipeline_send(p, p->target, data, len);
-        if (p->client && p->target)
-            pipeline_maybe_splice(p, p->client, p->target, len, &p->up_bulk, &p->up_spliced);
+        pipeline_send(p, &p->target, data, len);
+        if (p->client.c && p->target.c)
+            pipeline_maybe_splice(p, p->client.c, p->target.c, len, &p->up_bulk, &p->up_spliced);
         return;
     }
     /* Still connecting: keep the bytes in order for the target. */
@@ -297,145 +249,66 @@ static void pipeline_from_client(struct pair *p, const void *data, size_t len)
     pipeline_flow(p);
 }
 
-static void pipeline_from_target(struct pair *p, const void *data, size_t len)
+/* Plaintext from the target (authenticated when its leg is encrypted). */
+static void pipeline_from_target(void *arg, const void *data, size_t len)
 {
-    if (p->failed || !p->client)
+    struct pair *p = arg;
+    if (p->failed || !p->client.c)
         return;
-    pipeline_send(p, p->client, data, len);
-    if (p->client && p->target)
-        pipeline_maybe_splice(p, p->target, p->client, len, &p->down_bulk, &p->down_spliced);
+    pipeline_send(p, &p->client, data, len);
+    if (p->client.c && p->target.c)
+        pipeline_maybe_splice(p, p->target.c, p->client.c, len, &p->down_bulk, &p->down_spliced);
 }
 
-/* The target is ready (connected, and its channel open when encrypted):
- * hand it what the client sent meanwhile, and its EOF. */
-static void pipeline_connected(struct pair *p)
+/* The target leg is ready (connected, and its channel open when
+ * encrypted): hand it what the client sent meanwhile, and its EOF. */
+static void pipeline_connected(void *arg)
 {
+    struct pair *p = arg;
+    health_ok(&relay.targets[p->current].health);
+    if (leg_encrypted(&p->target))
+        diag_info(2, "relay: %s: encrypted channel open (target)", p->peer);
     p->target_ready = true;
     if (p->early_len)
-        pipeline_send(p, p->target, p->early, p->early_len);
+        pipeline_send(p, &p->target, p->early, p->early_len);
     free(p->early);
     p->early = NULL;
     p->early_len = p->early_cap = 0;
     if (p->failed)
         return;
     if (p->client_eof)
-        pipeline_shutdown(p, p->target);
+        leg_shutdown(&p->target);
     pipeline_flow(p);
     pipeline_maybe_done(p);
 }
 
+/* A leg's peer ended its direction (its FIN, or its FINAL frame): end
+ * ours towards the other leg. */
 static void pipeline_eof(struct pair *p, bool from_client)
 {
     if (p->failed)
         return;
     if (from_client) {
         p->client_eof = true;
-        if (p->target && p->target_ready)
-            pipeline_shutdown(p, p->target);
+        if (p->target.c && p->target_ready)
+            leg_shutdown(&p->target);
     } else {
         p->target_eof = true;
-        if (p->client)
-            pipeline_shutdown(p, p->client);
+        if (p->client.c)
+            leg_shutdown(&p->client);
     }
     if (!p->failed)
         pipeline_maybe_done(p);
 }
 
-/* ---- encrypted legs ---- */
-
-static void connect_next(struct pair *p);
-
-static void plain_from_client(void *arg, const void *data, size_t len)
+static void client_ended(void *arg)
 {
-    pipeline_from_client(arg, data, len);
+    pipeline_eof(arg, true);
 }
 
-static void plain_from_target(void *arg, const void *data, size_t len)
+static void target_ended(void *arg)
 {
-    pipeline_from_target(arg, data, len);
-}
-
-/* Start the channel of a leg that just opened: our Hello goes at once, and
- * the leg may stay silent for SECURE_HANDSHAKE_TIMEOUT_MS at most while the
- * handshake runs (leg_feed bounds the whole handshake to that too). */
-static bool leg_start(struct pair *p, struct iocp_conn *c, bool client_leg)
-{
-    struct secure **sec = client_leg ? &p->client_sec : &p->target_sec;
-    int rc = secure_new(sec, client_leg ? SECURE_SERVER : SECURE_CLIENT,
-                        client_leg ? relay.listen_key : relay.target_key);
-    if (rc < 0) {
-        pair_fail(p, secure_strerror(rc));
-        return false;
-    }
-    *(client_leg ? &p->client_hs_ms : &p->target_hs_ms) = now_ms();
-    size_t n;
-    const void *hello = secure_handshake_out(*sec, &n);
-    pipeline_send_raw(p, c, hello, n);
-    iocp_conn_set_idle_timeout(c, SECURE_HANDSHAKE_TIMEOUT_MS);
-    return true;
-}
-
-/* Bytes from an encrypted leg: only authenticated plaintext goes on. */
-static void leg_feed(struct pair *p, struct iocp_conn *c, bool client_leg, const void *data,
-                     size_t len)
-{
-    struct secure *sec = client_leg ? p->client_sec : p->target_sec;
-    uint64_t began = client_leg ? p->client_hs_ms : p->target_hs_ms;
-    if (!secure_is_open(sec) && now_ms() - began >= SECURE_HANDSHAKE_TIMEOUT_MS) {
-        pair_fail(p, "handshake timed out");
-        return;
-    }
-    int ev = secure_feed(sec, data, len, client_leg ? plain_from_client : plain_from_target, p);
-    if (ev < 0) {
-        pair_fail(p, secure_strerror(ev));
-        return;
-    }
-    if (p->failed)
-        return;
-    if (ev & SECURE_EV_SEND) {
-        size_t n;
-        const void *confirm = secure_handshake_out(sec, &n);
-        if (confirm)
-            pipeline_send_raw(p, c, confirm, n);
-    }
-    if (ev & SECURE_EV_OPEN) {
-        iocp_conn_set_idle_timeout(c, 0);
-        diag_info(2, "relay: %s: encrypted channel open (%s)", p->peer,
-                  client_leg ? "client" : "target");
-        if (client_leg)
-            connect_next(p); /* only now does the client reach a target */
-        else
-            pipeline_connected(p);
-        if (p->failed || (client_leg ? !p->client : !p->target))
-            return;
-    }
-    if (ev & SECURE_EV_END)
-        pipeline_eof(p, client_leg);
-}
-
-/* TCP EOF on a leg: on an encrypted one the end was its FINAL frame (seen
- * in leg_feed); an EOF without it is a cut stream. */
-static void leg_eof(struct pair *p, bool client_leg)
-{
-    if (p->failed)
-        return;
-    struct secure *sec = client_leg ? p->client_sec : p->target_sec;
-    if (sec) {
-        int r = secure_eof(sec);
-        if (r < 0)
-            pair_fail(p, secure_strerror(r));
-        return;
-    }
-    pipeline_eof(p, client_leg);
-}
-
-/* A leg closed by the idle timer during its handshake: say so (-v). */
-static void leg_closed(struct pair *p, struct secure *sec, int status)
-{
-    if (sec && !p->failed && status == IOCP_ETIMEDOUT && !secure_is_open(sec)) {
-        p->failed = true;
-        diag_info(1, "relay: %s: handshake timed out", p->peer);
-    }
+    pipeline_eof(arg, false);
 }
 
 /* ---- connecting to a target ---- */
@@ -453,7 +326,7 @@ static void connect_next(struct pair *p)
             .port = t->port,
             .timeout_ms = relay.timeout_ms,
             .worker = (int)p->worker,
-            .handler = &target_handler,
+            .handler = &pair_handler,
             .data = p,
             .send_low = RELAY_SEND_LOW,
             .send_high = RELAY_SEND_HIGH,
@@ -465,12 +338,92 @@ static void connect_next(struct pair *p)
             return;
         }
         diag_info(1, "relay: %s: connect %s: %s", p->peer, t->name, iocp_strerror(rc));
+        health_failed(&t->health, HEALTH_UNREACHABLE, iocp_strerror(rc));
     }
     diag_info(1, "relay: %s: no target reachable, resetting the client", p->peer);
-    iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
+    for (unsigned k = 0; k < p->attempts; k++)
+        health_client_reset(&relay.targets[(p->first + k) % relay.ntargets].health);
+    iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
+}
+
+/* ---- the legs ---- */
+
+static void client_ready(void *arg);
+static void client_failed(void *arg, const char *why);
+static void target_failed(void *arg, const char *why);
+
+/* What each leg of a pair tells the pipeline. */
+enum { CLIENT_LEG, TARGET_LEG };
+static const struct leg_events pair_events[2] = {
+    [CLIENT_LEG] =
+        {
+            .plain = pipeline_from_client,
+            .ready = client_ready,
+            .ended = client_ended,
+            .failed = client_failed,
+        },
+    [TARGET_LEG] =
+        {
+            .plain = pipeline_from_target,
+            .ready = pipeline_connected,
+            .ended = target_ended,
+            .failed = target_failed,
+        },
+};
+
+/* ---- either leg's connection: one pair, two legs ---- */
+
+/* Bytes and ends go to the leg the connection is (a pair whose client
+ * could not be allocated has no leg at all); once the pair failed, nothing
+ * either leg receives is looked at. */
+static void pair_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (p && !p->failed)
+        leg_data(c == p->client.c ? &p->client : &p->target, data, len);
+}
+
+static void pair_eof(struct iocp_conn *c)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (p && !p->failed)
+        leg_eof(c == p->client.c ? &p->client : &p->target);
+}
+
+/* A leg's send queue crossed a watermark: the other leg reads or waits. */
+static void pair_pressure(struct iocp_conn *c, bool full)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (!p)
+        return;
+    *(c == p->client.c ? &p->client_full : &p->target_full) = full;
+    pipeline_flow(p);
 }
 
 /* ---- the client leg ---- */
+
+/* The client may reach a target: at once when plain, once it proved the
+ * key when encrypted (nobody without the key reaches a target). */
+static void client_ready(void *arg)
+{
+    struct pair *p = arg;
+    if (relay.key_listen) {
+        health_ok(&relay.clients);
+        diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
+    }
+    connect_next(p);
+}
+
+static void client_failed(void *arg, const char *why)
+{
+    struct pair *p = arg;
+    if (!p->failed) {
+        char said[160];
+        snprintf(said, sizeof said, "%s: %s", p->peer, why);
+        health_failed(&relay.clients, HEALTH_CHANNEL, said);
+    }
+    pair_fail(p, why);
+}
 
 static void client_open(struct iocp_conn *c)
 {
@@ -479,7 +432,6 @@ static void client_open(struct iocp_conn *c)
         iocp_conn_close(c, IOCP_CLOSE_ABORT);
         return;
     }
-    p->client = c;
     /* From the connection: clients may arrive before the ready hook runs. */
     p->e = iocp_conn_engine(c);
     p->worker = iocp_conn_worker(c);
@@ -487,134 +439,107 @@ static void client_open(struct iocp_conn *c)
     iocp_conn_peer(c, p->peer, sizeof p->peer);
     p->first = atomic_fetch_add(&relay.next, 1) % relay.ntargets;
     iocp_conn_set_data(c, p);
-    if (relay.key_listen) {
-        /* The target is connected once the client has proved the key. */
-        leg_start(p, c, true);
-        return;
-    }
-    connect_next(p);
+    struct leg_layer layer = {.key = relay.key_listen ? relay.listen_key : NULL,
+                              .role = CHANNEL_SERVER};
+    leg_start(&p->client, c, &layer, &pair_events[CLIENT_LEG], p);
 }
 
-static void client_data(struct iocp_conn *c, const void *data, size_t len)
+static void client_close(struct pair *p, struct iocp_conn *c, int status)
 {
-    struct pair *p = iocp_conn_data(c);
-    if (!p || p->failed)
-        return;
-    if (p->client_sec)
-        leg_feed(p, c, true, data, len);
-    else
-        pipeline_from_client(p, data, len);
-}
-
-static void client_eof(struct iocp_conn *c)
-{
-    struct pair *p = iocp_conn_data(c);
-    if (p)
-        leg_eof(p, true);
-}
-
-static void client_pressure(struct iocp_conn *c, bool full)
-{
-    struct pair *p = iocp_conn_data(c);
-    if (!p)
-        return;
-    p->client_full = full;
-    pipeline_flow(p);
-}
-
-static void client_close(struct iocp_conn *c, int status)
-{
-    struct pair *p = iocp_conn_data(c);
-    if (!p)
-        return; /* the pair could not be allocated */
     diag_info(2, "relay: %s closed (%llu bytes in, %llu out): %s", p->peer,
               (unsigned long long)iocp_conn_bytes_in(c), (unsigned long long)iocp_conn_bytes_out(c),
               status ? iocp_strerror(status) : "done");
-    leg_closed(p, p->client_sec, status);
-    p->client = NULL;
-    if (p->target)
-        iocp_conn_close(p->target, status ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+    leg_closed(&p->client);
+    p->client.c = NULL;
+    /* A client gone in error takes its target down with a reset, never
+     * with the clean end of a short stream. */
+    if (status && !p->failed)
+        pair_fail(p, iocp_strerror(status));
+    else if (p->target.c)
+        iocp_conn_close(p->target.c, p->failed ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
     pair_release(p);
 }
 
-static const struct iocp_conn_handler client_handler = {
-    .on_open = client_open,
-    .on_data = client_data,
-    .on_eof = client_eof,
-    .on_pressure = client_pressure,
-    .on_close = client_close,
-};
-
 /* ---- the target leg ---- */
+
+static void target_failed(void *arg, const char *why)
+{
+    struct pair *p = arg;
+    if (!p->failed) {
+        struct relay_health *h = &relay.targets[p->current].health;
+        health_failed(h, HEALTH_CHANNEL, why);
+        health_client_reset(h);
+    }
+    pair_fail(p, why);
+}
 
 static void target_open(struct iocp_conn *t)
 {
     struct pair *p = iocp_conn_data(t);
-    if (!p->client) {
-        /* The client left while we connected. */
-        iocp_conn_close(t, IOCP_CLOSE_GRACEFUL);
+    if (!p->client.c || p->failed) {
+        /* The client left, or failed, while we connected: whatever it
+         * was, the target must not take it for a complete stream. */
+        iocp_conn_close(t, IOCP_CLOSE_ABORT);
         return;
     }
-    p->target = t;
     diag_info(2, "relay: %s -> %s", p->peer, relay.targets[p->current].name);
-    if (relay.key_target) {
-        /* Ready once its channel opens (leg_feed). */
-        if (leg_start(p, t, false))
-            pipeline_flow(p);
-        return;
-    }
-    pipeline_connected(p);
+    /* Ready at once when plain (pipeline_connected runs now); with
+     * --key-target once its channel opens. */
+    struct leg_layer layer = {.key = relay.key_target ? relay.target_key : NULL,
+                              .role = CHANNEL_CLIENT};
+    if (leg_start(&p->target, t, &layer, &pair_events[TARGET_LEG], p) == 0)
+        pipeline_flow(p);
 }
 
-static void target_data(struct iocp_conn *t, const void *data, size_t len)
+static void target_close(struct pair *p, struct iocp_conn *t, int status)
 {
-    struct pair *p = iocp_conn_data(t);
-    if (p->failed)
-        return;
-    if (p->target_sec)
-        leg_feed(p, t, false, data, len);
-    else
-        pipeline_from_target(p, data, len);
-}
-
-static void target_eof(struct iocp_conn *t)
-{
-    leg_eof(iocp_conn_data(t), false);
-}
-
-static void target_pressure(struct iocp_conn *t, bool full)
-{
-    struct pair *p = iocp_conn_data(t);
-    p->target_full = full;
-    pipeline_flow(p);
-}
-
-static void target_close(struct iocp_conn *t, int status)
-{
-    struct pair *p = iocp_conn_data(t);
-    if (p->target == t) {
-        leg_closed(p, p->target_sec, status);
-        p->target = NULL;
-        if (p->client)
-            iocp_conn_close(p->client, status ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
-    } else if (p->client && status == IOCP_ECANCELED) {
+    if (p->target.c == t) {
+        leg_closed(&p->target);
+        p->target.c = NULL;
+        if (status && !p->failed)
+            pair_fail(p, iocp_strerror(status));
+        else if (p->client.c)
+            iocp_conn_close(p->client.c, p->failed ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+    } else if (p->client.c && status == IOCP_ECANCELED) {
         /* The engine stops: no point trying further. */
-        iocp_conn_close(p->client, IOCP_CLOSE_ABORT);
-    } else if (p->client) {
+        iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
+    } else if (p->client.c && !p->failed) {
         /* A connect attempt failed: on to the next target. */
-        diag_info(1, "relay: %s: connect %s: %s", p->peer, relay.targets[p->current].name,
-                  iocp_strerror(status));
+        struct relay_target *rt = &relay.targets[p->current];
+        diag_info(1, "relay: %s: connect %s: %s", p->peer, rt->name, iocp_strerror(status));
+        health_failed(&rt->health, HEALTH_UNREACHABLE, iocp_strerror(status));
         connect_next(p);
     }
     pair_release(p);
 }
 
-static const struct iocp_conn_handler target_handler = {
-    .on_open = target_open,
-    .on_data = target_data,
-    .on_eof = target_eof,
-    .on_pressure = target_pressure,
-    .on_close = target_close,
+/* Accepted clients come without a pair, targets with theirs. */
+static void pair_open(struct iocp_conn *c)
+{
+    if (iocp_conn_data(c))
+        target_open(c);
+    else
+        client_open(c);
+}
+
+/* A connection of a pair closed: its client leg, or a target (connected,
+ * or an attempt that failed); an accepted client without a pair had no
+ * memory for one. */
+static void pair_close(struct iocp_conn *c, int status)
+{
+    struct pair *p = iocp_conn_data(c);
+    if (p && c == p->client.c)
+        client_close(p, c, status);
+    else if (p)
+        target_close(p, c, status);
+}
+
+static const struct iocp_conn_handler pair_handler = {
+    .on_open = pair_open,
+    .on_data = pair_data,
+    .on_eof = pair_eof,
+    .on_pressure = pair_pressure,
+    .on_close = pair_close,
 };
 
 /* ---- the command ---- */
@@ -686,6 +611,8 @@ static bool parse_target(const char *text, struct relay_target *t)
         return false;
     }
     snprintf(t->name, sizeof t->name, strchr(t->host, ':') ? "[%s]:%u" : "%s:%u", t->host, t->port);
+    snprintf(t->what, sizeof t->what, "target %s", t->name);
+    t->health.what = t->what;
     return true;
 }
 
@@ -693,7 +620,7 @@ int cmd_relay(int argc, char **argv)
 {
     struct iocp_engine_config ecfg = {.log = diag_lib_log};
     struct iocp_server_config scfg = {
-        .handler = &client_handler,
+        .handler = &pair_handler,
         .send_low = RELAY_SEND_LOW,
         .send_high = RELAY_SEND_HIGH,
     };
@@ -800,7 +727,11 @@ int cmd_relay(int argc, char **argv)
     if (scfg.max_conns)
         ecfg.max_conns = scfg.max_conns * 2u + 64u;
 
+    relay.clients.what = "clients";
     int status = cli_run_server("relay", &ecfg, &scfg, relay_ready);
+    health_final(&relay.clients);
+    for (unsigned i = 0; i < relay.ntargets; i++)
+        health_final(&relay.targets[i].health);
     free(relay.targets);
     relay_wipe_keys();
     return status;

@@ -20,61 +20,48 @@
  * platform must put back at the end, and how stdout is let go of so that
  * the program reading it sees EOF when its stream closes, is in stdfd.h.
  *
- * With --key each connection carries the channel of secure.h.  A peer is
- * "ready" once data may go to it: at once when plain, when the channel
- * opens otherwise.  Until then nothing is sent to it but the handshake:
- * stdin is read for ready peers only, what stdin gave while no peer was
- * ready waits for the first one, and a half-close waits for the channel
- * too.  So a client that stalls its handshake gets nothing and holds
- * nobody up (-k); the ticker closes it after SECURE_HANDSHAKE_TIMEOUT_MS.
- * A direction ends with the channel's FINAL frame before the TCP
- * shutdown, and a clean end of the tool sends the FINAL frames it still
- * owes, so that only a real end looks like one to the peer; an error ends
- * without them, and the peer reports the cut.
+ * Each connection is a leg (leg.h), with the channel of secure.h under
+ * --key.  A peer is "ready" once data may go to it: at once when plain,
+ * when the channel opens otherwise.  Until then nothing is sent to it but
+ * the handshake: stdin is read for ready peers only, what stdin gave while
+ * no peer was ready waits for the first one, and a half-close waits for
+ * the channel too.  So a client that stalls its handshake gets nothing and
+ * holds nobody up (-k); its leg fails it at the handshake deadline.  A
+ * direction ends with the channel's FINAL frame before the TCP shutdown,
+ * and a clean end of the tool sends the FINAL frames it still owes, so
+ * that only a real end looks like one to the peer; an error ends without
+ * them, and the peer reports the cut.
+ *
+ * -q and --progress are library timers on worker 0.
  */
 #include "bridge.h"
 
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "diag.h"
+#include "leg.h"
 #include "opts.h"
-#include "secure.h"
 #include "stdfd.h"
 #include "stop.h"
-#include "ticker.h"
 
 /* A connection's user data is the bridge until it opens, then its peer. */
 enum { TAG_BRIDGE = 0x62726467, TAG_PEER = 0x70656572 };
 
-/* How often the ticker posts the timer task: the precision of -q. */
-#define TICK_MS     50u
+/* How often the --progress line is redrawn. */
 #define PROGRESS_MS 1000u
-/* Plaintext sealed per call: its frames (at most SEAL_BOUND bytes) go to
- * one scratch buffer, so no read size needs a bigger one. */
-#define SEAL_CHUNK  ((size_t)64 * 1024)
-#define SEAL_BOUND  SECURE_SEAL_BOUND(SEAL_CHUNK)
 
 struct peer {
     uint32_t tag;
     struct bridge *b;
-    struct iocp_conn *c;
+    struct leg leg;
     struct peer *prev, *next;
     char name[64];
-    bool full;      /* its send queue is above the high watermark */
-    bool ready;     /* data may be sent to it: plain, or its channel is open */
-    bool ended_out; /* our direction to it has ended (FINAL frame sent) */
-    bool failed;    /* its channel failed or timed out: it is closing */
-    /* --key: its channel, and its place in the bridge's queue of channels
-     * not open yet (oldest first), entered when the connection opened. */
-    struct secure *sec;
-    struct peer *hs_prev, *hs_next;
-    bool in_hs;
-    uint64_t open_ms;
+    bool full;  /* its send queue is above the high watermark */
+    bool ready; /* counted in the bridge's nready: stdin goes to it */
 };
 
 struct bridge {
@@ -87,13 +74,7 @@ struct bridge {
     struct iocp_conn *in, *out;
     struct peer *peers;
     unsigned npeers, full_peers;
-    unsigned nready; /* peers that data may be sent to */
-    /* --key: the peers whose handshake runs, oldest first (all have the
-     * same time-out, so the head is always the first to expire), and the
-     * scratch buffer that sealed frames are built in before they are
-     * queued. */
-    struct peer *hs_head, *hs_tail;
-    unsigned char *sealed;
+    unsigned nready;  /* peers that data may be sent to */
     bool opened_once; /* single mode: the connection came */
     bool in_eof;      /* stdin ended (or is not read) */
     bool net_eof;     /* single mode: the peer ended its side (or it is not read) */
@@ -105,11 +86,10 @@ struct bridge {
     /* stdin read while no client was there (-k): given to the next one. */
     unsigned char *held;
     size_t nheld;
-    uint64_t start_ms, quit_due_ms;
-    uint64_t closed_in, closed_out; /* bytes of connections that closed */
-    struct ticker *ticker;
-    struct iocp_task tick_task;
-    atomic_bool tick_posted;
+    uint64_t start_ms;
+    uint64_t closed_in, closed_out;    /* bytes of connections that closed */
+    struct iocp_timer *quit_timer;     /* -q: armed at stdin EOF */
+    struct iocp_timer *progress_timer; /* --progress on a terminal */
     bool progress_tty, progress_shown;
     uint64_t progress_ms, progress_bytes;
     struct stdfd sin, sout;
@@ -160,9 +140,9 @@ static void update_peer(struct bridge *b, struct peer *p)
     else if (uses_stdout(b))
         want = !b->out_full;
     if (want)
-        iocp_conn_resume(p->c);
+        iocp_conn_resume(p->leg.c);
     else
-        iocp_conn_pause(p->c);
+        iocp_conn_pause(p->leg.c);
 }
 
 static void update_peers(struct bridge *b)
@@ -174,50 +154,6 @@ static void update_peers(struct bridge *b)
 }
 
 /* ---- sending to a peer ---- */
-
-/* Queue data for p: as it is, or sealed into frames of p's channel (each
- * peer has keys of its own, so each gets frames of its own). */
-static void peer_send(struct bridge *b, struct peer *p, const void *data, size_t len)
-{
-    if (!p->sec) {
-        iocp_conn_send(p->c, data, len); /* a closing peer refuses: fine */
-        return;
-    }
-    const unsigned char *in = data;
-    while (len > 0) {
-        size_t chunk = len < SEAL_CHUNK ? len : SEAL_CHUNK;
-        int n = secure_seal(p->sec, in, chunk, b->sealed, SEAL_BOUND);
-        /* A failed or finished channel takes nothing more: it is closing. */
-        if (n <= 0)
-            return;
-        iocp_conn_send(p->c, b->sealed, (size_t)n);
-        in += chunk;
-        len -= chunk;
-    }
-}
-
-/* End our direction to p for the channel: its FINAL frame, once.  Only a
- * ready peer has a direction to end; a plain one has nothing to seal. */
-static void peer_seal_final(struct peer *p)
-{
-    if (!p->ready || p->ended_out)
-        return;
-    p->ended_out = true;
-    if (!p->sec)
-        return;
-    unsigned char fin[SECURE_FRAME_OVERHEAD];
-    int n = secure_finish(p->sec, fin, sizeof fin);
-    if (n > 0)
-        iocp_conn_send(p->c, fin, (size_t)n);
-}
-
-/* Half-close towards p: the FINAL frame, then the TCP shutdown once
- * everything queued has gone. */
-static void peer_shutdown(struct peer *p)
-{
-    peer_seal_final(p);
-    iocp_conn_shutdown(p->c);
-}
 
 /*
  * finish(b, status):
@@ -242,8 +178,8 @@ static void finish(struct bridge *b, int status)
          * plain peer; after an error the peer must see a cut stream, so
          * that nothing short passes for complete. */
         if (!b->status)
-            peer_seal_final(p);
-        iocp_conn_close(p->c, IOCP_CLOSE_GRACEFUL);
+            leg_finish(&p->leg);
+        iocp_conn_close(p->leg.c, IOCP_CLOSE_GRACEFUL);
     }
     /* Closing stdout is how the program reading it sees the end. */
     if (b->out && iocp_conn_shutdown(b->out) < 0)
@@ -257,8 +193,10 @@ static void send_to_peers(struct bridge *b, struct peer *except, const void *dat
 {
     for (struct peer *p = b->peers, *next; p; p = next) {
         next = p->next;
+        /* Each peer seals with keys of its own: frames of its own.  A
+         * closing peer refuses: fine. */
         if (p != except && p->ready)
-            peer_send(b, p, data, len);
+            leg_send(&p->leg, data, len);
     }
 }
 
@@ -318,11 +256,11 @@ static void in_eof(struct iocp_conn *c)
         for (struct peer *p = b->peers, *next; p; p = next) {
             next = p->next;
             if (p->ready)
-                peer_shutdown(p);
+                leg_shutdown(&p->leg);
         }
     }
-    if (b->cfg.quit_ms > 0)
-        b->quit_due_ms = now_ms() + (uint64_t)b->cfg.quit_ms;
+    if (b->cfg.quit_ms > 0 && b->quit_timer)
+        iocp_timer_start(b->quit_timer, (unsigned)b->cfg.quit_ms, 0);
 }
 
 static void in_close(struct iocp_conn *c, int status)
@@ -401,74 +339,46 @@ static struct peer *peer_of(struct iocp_conn *c)
     return p && p->tag == TAG_PEER ? p : NULL;
 }
 
-static void hs_add(struct bridge *b, struct peer *p)
-{
-    p->in_hs = true;
-    p->hs_prev = b->hs_tail;
-    p->hs_next = NULL;
-    if (b->hs_tail)
-        b->hs_tail->hs_next = p;
-    else
-        b->hs_head = p;
-    b->hs_tail = p;
-}
-
-static void hs_remove(struct bridge *b, struct peer *p)
-{
-    if (!p->in_hs)
-        return;
-    if (p->hs_prev)
-        p->hs_prev->hs_next = p->hs_next;
-    else
-        b->hs_head = p->hs_next;
-    if (p->hs_next)
-        p->hs_next->hs_prev = p->hs_prev;
-    else
-        b->hs_tail = p->hs_prev;
-    p->in_hs = false;
-}
-
 /*
- * Data may go to p from now on: give it what stdin read while nobody could
- * take it, end its direction at once if stdin has ended already, and let
- * stdin flow.
+ * Data may go to p from now on (its leg is ready): give it what stdin read
+ * while nobody could take it, end its direction at once if stdin has ended
+ * already, and let stdin flow.
  */
-static void peer_ready(struct bridge *b, struct peer *p)
+static void peer_ready(void *arg)
 {
+    struct peer *p = arg;
+    struct bridge *b = p->b;
+    if (p->leg.ch.ops)
+        diag_info(2, "%s: %s: encrypted channel open", b->cfg.cmd, p->name);
     p->ready = true;
     b->nready++;
     if (b->nheld) {
-        peer_send(b, p, b->held, b->nheld);
+        leg_send(&p->leg, b->held, b->nheld);
         free(b->held);
         b->held = NULL;
         b->nheld = 0;
     }
     /* Input already ended: tell a late client at once. */
     if (b->in_eof && uses_stdin(b) && !b->cfg.no_shutdown)
-        peer_shutdown(p);
+        leg_shutdown(&p->leg);
     update_stdin(b);
 }
 
 /*
- * peer_fail(p, why):
- * p's channel failed or timed out: say why (always: it may be an attack),
- * send our Confirm if it has not left yet, so that a peer with another key
- * reports the wrong key rather than a closed connection, and close.  With
- * one connection that ends the tool with status 1; with many, only p goes.
- * Nothing p sends after this is looked at.
+ * p's leg failed (its channel, or the handshake deadline): say why
+ * (always: it may be an attack) and close; the leg has queued our Confirm
+ * if it had not left yet, so that a peer with another key reports the
+ * wrong key rather than a closed connection.  With one connection that
+ * ends the tool with status 1; with many, only p goes.  An end already
+ * under way is left alone.
  */
-static void peer_fail(struct peer *p, const char *why)
+static void peer_failed(void *arg, const char *why)
 {
+    struct peer *p = arg;
     struct bridge *b = p->b;
+    if (b->ending)
+        return;
     diag_error("%s: %s: %s", b->cfg.cmd, p->name, why);
-    p->failed = true;
-    hs_remove(b, p);
-    if (p->sec) {
-        size_t n;
-        const void *hs = secure_handshake_out(p->sec, &n);
-        if (hs)
-            iocp_conn_send(p->c, hs, n);
-    }
     if (p->ready) {
         /* What stdin gives now waits for another peer instead. */
         p->ready = false;
@@ -478,77 +388,11 @@ static void peer_fail(struct peer *p, const char *why)
         finish(b, EXIT_RUNTIME);
         return;
     }
-    iocp_conn_close(p->c, IOCP_CLOSE_GRACEFUL);
+    iocp_conn_close(p->leg.c, IOCP_CLOSE_GRACEFUL);
     update_stdin(b);
 }
 
-static void peer_open(struct iocp_conn *c, bool accepted)
-{
-    struct bridge *b = iocp_conn_data(c);
-    if (accepted)
-        b->live++;
-    else
-        b->connecting = false;
-    if (b->ending || (b->cfg.mode == BRIDGE_SINGLE && b->opened_once)) {
-        iocp_conn_close(c, IOCP_CLOSE_ABORT);
-        return;
-    }
-    struct peer *p = calloc(1, sizeof *p);
-    if (!p) {
-        diag_error("%s: %s", b->cfg.cmd, iocp_strerror(IOCP_ENOMEM));
-        iocp_conn_close(c, IOCP_CLOSE_ABORT);
-        return;
-    }
-    p->tag = TAG_PEER;
-    p->b = b;
-    p->c = c;
-    iocp_conn_peer(c, p->name, sizeof p->name);
-    p->next = b->peers;
-    if (b->peers)
-        b->peers->prev = p;
-    b->peers = p;
-    b->npeers++;
-    iocp_conn_set_data(c, p);
-    diag_info(1, "%s: %s %s", b->cfg.cmd, accepted ? "connection from" : "connected to", p->name);
-
-    if (b->cfg.mode == BRIDGE_SINGLE) {
-        b->opened_once = true;
-        if (b->server)
-            iocp_server_stop(b->server);
-    }
-    if (b->cfg.idle_ms)
-        iocp_conn_set_idle_timeout(c, b->cfg.idle_ms);
-    if (b->cfg.key) {
-        /* Our Hello goes at once; the peer is ready when its Confirm
-         * checks (peer_data), or closed by the ticker if it never does. */
-        p->open_ms = now_ms();
-        int rc = secure_new(&p->sec, accepted ? SECURE_SERVER : SECURE_CLIENT, b->cfg.key);
-        if (rc < 0) {
-            peer_fail(p, secure_strerror(rc));
-            return;
-        }
-        size_t n;
-        const void *hello = secure_handshake_out(p->sec, &n);
-        iocp_conn_send(c, hello, n);
-        hs_add(b, p);
-    } else {
-        peer_ready(b, p);
-    }
-    update_peer(b, p);
-    update_stdin(b);
-}
-
-static void server_open(struct iocp_conn *c)
-{
-    peer_open(c, true);
-}
-
-static void client_open(struct iocp_conn *c)
-{
-    peer_open(c, false);
-}
-
-/* What p sent, in plaintext (a secure_plain_cb when p is encrypted). */
+/* What p sent, in plaintext (authenticated when p is encrypted). */
 static void peer_plain(void *arg, const void *data, size_t len)
 {
     struct peer *p = arg;
@@ -560,16 +404,17 @@ static void peer_plain(void *arg, const void *data, size_t len)
 }
 
 /* p's direction towards us ended: its TCP EOF, or its FINAL frame. */
-static void peer_input_ended(struct peer *p)
+static void peer_input_ended(void *arg)
 {
+    struct peer *p = arg;
     struct bridge *b = p->b;
     diag_info(2, "%s: %s: end of input", b->cfg.cmd, p->name);
     if (b->cfg.mode != BRIDGE_SINGLE) {
         /* A client of many is done: send it what is queued and the end
          * of our direction, then close it.  stdout stays open for the
          * others. */
-        peer_seal_final(p);
-        iocp_conn_close(p->c, IOCP_CLOSE_GRACEFUL);
+        leg_finish(&p->leg);
+        iocp_conn_close(p->leg.c, IOCP_CLOSE_GRACEFUL);
         return;
     }
     if (b->cfg.send_only)
@@ -590,57 +435,81 @@ static void peer_input_ended(struct peer *p)
         finish(b, 0);
 }
 
+static const struct leg_events peer_events = {
+    .plain = peer_plain,
+    .ready = peer_ready,
+    .ended = peer_input_ended,
+    .failed = peer_failed,
+};
+
+static void peer_open(struct iocp_conn *c, bool accepted)
+{
+    struct bridge *b = iocp_conn_data(c);
+    if (accepted)
+        b->live++;
+    else
+        b->connecting = false;
+    if (b->ending || (b->cfg.mode == BRIDGE_SINGLE && b->opened_once)) {
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+        return;
+    }
+    struct peer *p = calloc(1, sizeof *p);
+    if (!p) {
+        diag_error("%s: %s", b->cfg.cmd, iocp_strerror(IOCP_ENOMEM));
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+        return;
+    }
+    p->tag = TAG_PEER;
+    p->b = b;
+    p->leg.c = c;
+    iocp_conn_peer(c, p->name, sizeof p->name);
+    p->next = b->peers;
+    if (b->peers)
+        b->peers->prev = p;
+    b->peers = p;
+    b->npeers++;
+    iocp_conn_set_data(c, p);
+    diag_info(1, "%s: %s %s", b->cfg.cmd, accepted ? "connection from" : "connected to", p->name);
+
+    if (b->cfg.mode == BRIDGE_SINGLE) {
+        b->opened_once = true;
+        if (b->server)
+            iocp_server_stop(b->server);
+    }
+    if (b->cfg.idle_ms)
+        iocp_conn_set_idle_timeout(c, b->cfg.idle_ms);
+    /* Ready at once when plain; with --key our Hello goes now and the peer
+     * is ready when its Confirm checks, or failed at the deadline. */
+    struct leg_layer layer = {.key = b->cfg.key,
+                              .role = accepted ? CHANNEL_SERVER : CHANNEL_CLIENT};
+    if (leg_start(&p->leg, c, &layer, &peer_events, p) < 0)
+        return;
+    update_peer(b, p);
+    update_stdin(b);
+}
+
+static void server_open(struct iocp_conn *c)
+{
+    peer_open(c, true);
+}
+
+static void client_open(struct iocp_conn *c)
+{
+    peer_open(c, false);
+}
+
 static void peer_data(struct iocp_conn *c, const void *data, size_t len)
 {
     struct peer *p = peer_of(c);
-    if (!p || p->failed)
-        return;
-    struct bridge *b = p->b;
-    if (b->ending)
-        return;
-    if (!p->sec) {
-        peer_plain(p, data, len);
-        return;
-    }
-    /* Only authenticated plaintext reaches peer_plain: a frame is checked
-     * whole before any byte of it is delivered. */
-    int ev = secure_feed(p->sec, data, len, peer_plain, p);
-    if (ev < 0) {
-        peer_fail(p, secure_strerror(ev));
-        return;
-    }
-    if (ev & SECURE_EV_SEND) {
-        size_t n;
-        const void *confirm = secure_handshake_out(p->sec, &n);
-        if (confirm)
-            iocp_conn_send(c, confirm, n);
-    }
-    if (ev & SECURE_EV_OPEN) {
-        hs_remove(b, p);
-        diag_info(2, "%s: %s: encrypted channel open", b->cfg.cmd, p->name);
-        peer_ready(b, p);
-    }
-    if (ev & SECURE_EV_END)
-        peer_input_ended(p);
+    if (p && !p->b->ending)
+        leg_data(&p->leg, data, len);
 }
 
 static void peer_eof(struct iocp_conn *c)
 {
     struct peer *p = peer_of(c);
-    if (!p || p->failed)
-        return;
-    struct bridge *b = p->b;
-    if (b->ending)
-        return;
-    if (p->sec) {
-        /* The real end was the FINAL frame (SECURE_EV_END, handled when it
-         * came); a TCP EOF without it is a cut, never an end. */
-        int r = secure_eof(p->sec);
-        if (r < 0)
-            peer_fail(p, secure_strerror(r));
-        return;
-    }
-    peer_input_ended(p);
+    if (p && !p->b->ending)
+        leg_eof(&p->leg);
 }
 
 static void peer_pressure(struct iocp_conn *c, bool full)
@@ -687,8 +556,7 @@ static void peer_close(struct iocp_conn *c, int status, bool accepted)
     b->npeers--;
     if (p->ready)
         b->nready--;
-    hs_remove(b, p);
-    secure_free(p->sec);
+    leg_closed(&p->leg);
     if (p->full)
         b->full_peers--;
     b->live--;
@@ -752,8 +620,8 @@ static void totals(const struct bridge *b, uint64_t *in, uint64_t *out)
     *in = b->closed_in;
     *out = b->closed_out;
     for (const struct peer *p = b->peers; p; p = p->next) {
-        *in += iocp_conn_bytes_in(p->c);
-        *out += iocp_conn_bytes_out(p->c);
+        *in += iocp_conn_bytes_in(p->leg.c);
+        *out += iocp_conn_bytes_out(p->leg.c);
     }
 }
 
@@ -793,32 +661,46 @@ static void show_progress(struct bridge *b, uint64_t now)
     b->progress_bytes = in + out;
 }
 
-static void on_tick(struct iocp_task *task)
+/* -q: the time after stdin EOF is up. */
+static void quit_due(struct iocp_timer *t, void *arg)
 {
-    struct bridge *b = task->arg;
-    atomic_store(&b->tick_posted, false);
-    uint64_t now = now_ms();
-    if (b->quit_due_ms && !b->ending && now >= b->quit_due_ms) {
-        diag_info(2, "%s: %d ms after end of input: quitting", b->cfg.cmd, b->cfg.quit_ms);
-        finish(b, 0);
-    }
-    if (b->progress_tty && now - b->progress_ms >= PROGRESS_MS)
-        show_progress(b, now);
-    /* The queue is oldest first, so only expired handshakes are visited:
-     * however many clients are in their handshake, a tick costs one
-     * comparison for them. */
-    while (b->hs_head && !b->ending && now - b->hs_head->open_ms >= SECURE_HANDSHAKE_TIMEOUT_MS)
-        peer_fail(b->hs_head, "handshake timed out");
+    (void)t;
+    struct bridge *b = arg;
+    if (b->ending)
+        return;
+    diag_info(2, "%s: %d ms after end of input: quitting", b->cfg.cmd, b->cfg.quit_ms);
+    finish(b, 0);
 }
 
-/* On the ticker's thread: hand the tick to the worker, once at a time. */
-static void tick(void *arg)
+static void progress_due(struct iocp_timer *t, void *arg)
 {
-    struct bridge *b = arg;
-    if (atomic_exchange(&b->tick_posted, true))
-        return;
-    if (iocp_engine_post(b->e, 0, &b->tick_task) < 0)
-        atomic_store(&b->tick_posted, false);
+    (void)t;
+    show_progress(arg, now_ms());
+}
+
+/* The timers the options ask for, on worker 0, not armed yet. */
+static int new_timers(struct bridge *b)
+{
+    int rc = 0;
+    if (b->cfg.quit_ms > 0)
+        rc = iocp_timer_new(b->e, 0, quit_due, b, &b->quit_timer);
+    if (rc == 0 && b->progress_tty)
+        rc = iocp_timer_new(b->e, 0, progress_due, b, &b->progress_timer);
+    if (rc < 0) {
+        diag_error("%s: timers: %s", b->cfg.cmd, iocp_strerror(rc));
+        bridge_stop_timers(b);
+    }
+    return rc;
+}
+
+void bridge_stop_timers(struct bridge *b)
+{
+    /* Freed timers never fire, whatever the thread that frees them. */
+    if (b->quit_timer)
+        iocp_timer_free(b->quit_timer);
+    if (b->progress_timer)
+        iocp_timer_free(b->progress_timer);
+    b->quit_timer = b->progress_timer = NULL;
 }
 
 /* ---- life ---- */
@@ -831,15 +713,8 @@ int bridge_new(struct bridge **out, struct iocp_engine *e, const struct bridge_c
     b->tag = TAG_BRIDGE;
     b->cfg = *cfg;
     b->e = e;
-    b->tick_task.fn = on_tick;
-    b->tick_task.arg = b;
-    atomic_init(&b->tick_posted, false);
     b->sin.flags = b->sout.flags = -1;
     b->start_ms = b->progress_ms = now_ms();
-    if (cfg->key && !(b->sealed = malloc(SEAL_BOUND))) {
-        free(b);
-        return IOCP_ENOMEM;
-    }
     *out = b;
     return 0;
 }
@@ -908,6 +783,14 @@ int bridge_start(struct bridge *b)
     if (b->cfg.send_only)
         b->net_eof = true;
     b->progress_tty = b->cfg.progress && stdfd_isatty(2);
+    /* The timers exist before the worker sees the bridge (in_eof arms -q). */
+    if (new_timers(b) < 0) {
+        if (out_fd != IOCP_INVALID_SOCKET)
+            stdfd_close(out_fd);
+        if (in_fd != IOCP_INVALID_SOCKET)
+            stdfd_close(in_fd);
+        return -1;
+    }
     b->live += (out_fd != IOCP_INVALID_SOCKET) + (in_fd != IOCP_INVALID_SOCKET);
     if (out_fd != IOCP_INVALID_SOCKET && open_stdio(b, 1, out_fd) < 0) {
         if (in_fd != IOCP_INVALID_SOCKET)
@@ -916,24 +799,19 @@ int bridge_start(struct bridge *b)
     }
     if (in_fd != IOCP_INVALID_SOCKET && open_stdio(b, 0, in_fd) < 0)
         return -1;
-    /* The ticker also bounds the handshakes of the encrypted channel. */
-    bool timers = b->cfg.quit_ms > 0 || b->progress_tty || b->cfg.key;
-    if (timers && ticker_start(&b->ticker, TICK_MS, tick, b) < 0) {
-        diag_error("%s: cannot start the timer thread", b->cfg.cmd);
-        return -1;
+    if (b->progress_timer) {
+        int rc = iocp_timer_start(b->progress_timer, PROGRESS_MS, PROGRESS_MS);
+        if (rc < 0) {
+            diag_error("%s: timers: %s", b->cfg.cmd, iocp_strerror(rc));
+            return -1;
+        }
     }
     return 0;
 }
 
-void bridge_stop_ticker(struct bridge *b)
-{
-    ticker_stop(b->ticker);
-    b->ticker = NULL;
-}
-
 int bridge_end(struct bridge *b, int sig)
 {
-    bridge_stop_ticker(b);
+    bridge_stop_timers(b);
     if (b->progress_shown) {
         show_progress(b, now_ms());
         fputc('\n', stderr);
@@ -961,11 +839,10 @@ void bridge_free(struct bridge *b)
 {
     if (!b)
         return;
-    bridge_stop_ticker(b);
+    bridge_stop_timers(b);
     stdfd_restore(0, &b->sin);
     stdfd_restore(1, &b->sout);
     free(b->held);
-    free(b->sealed);
     free(b);
 }
 

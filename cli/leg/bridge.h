@@ -7,12 +7,12 @@
  *
  * Everything runs on the engine's worker 0: the stdio streams, every
  * connection (servers and clients must be set up with worker 0, which an
- * engine of one worker guarantees) and the timer task.  The main thread
+ * engine of one worker guarantees) and the timers.  The main thread
  * only starts things, waits for stop_wake() or a signal, and reads the
  * result after the engine has stopped.
  *
  * With a key (--key), every connection is wrapped in the encrypted channel
- * of docs/PROTOCOL.md (secure.h), each with its own session keys.  The
+ * of docs/PROTOCOL.md (a leg, leg.h), each with its own session keys.  The
  * channel runs inside the connection's callbacks on the worker, like the
  * plain copy, so it has the same back-pressure and needs no thread.
  */
@@ -111,7 +111,7 @@ void bridge_connecting(struct bridge *b, const char *target);
 /*
  * bridge_start(b):
  * Open stdin and stdout through the engine (as the mode needs them) and the
- * ticker.  The engine must be running.  From this call on only the worker
+ * timers (-q, --progress).  The engine must be running.  From this call on only the worker
  * touches the bridge, until bridge_end().  0, or -1 (the error is printed;
  * stop the engine and free the bridge).
  */
@@ -120,14 +120,14 @@ int bridge_start(struct bridge *b);
 /*
  * bridge_end(b, sig):
  * Call after the engine has stopped, with the signal that ended the wait
- * (0 when the bridge itself woke it).  Stops the ticker, prints the -v
+ * (0 when the bridge itself woke it).  Stops the timers, prints the -v
  * summary, restores the file status flags of fds 0 and 1, and returns the
  * exit status.
  */
 int bridge_end(struct bridge *b, int sig);
 
-/* Stop the ticker (call before stopping the engine).  Idempotent. */
-void bridge_stop_ticker(struct bridge *b);
+/* Stop and free the timers (call before stopping the engine).  Idempotent. */
+void bridge_stop_timers(struct bridge *b);
 
 void bridge_free(struct bridge *b);
 

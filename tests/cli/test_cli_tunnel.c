@@ -6,14 +6,21 @@
  * wrong key between the relays, which resets the client, reaches nothing
  * behind the tunnel and leaves the relays serving others, a stream cut
  * short, which resets the target rather than ending its input, and a
- * stalled handshake, which times out while others go through.
+ * stalled handshake, which times out while others go through.  With a
+ * channel client of its own (secure.h compiled in), the suite fails a
+ * client's channel on cue while the target connects, is connected, or has
+ * half-closed, and checks that the target is reset each time; and trickles
+ * a handshake to check that its deadline does not move.
  */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
 #include <stdio.h>
 
+#include <sodium.h>
+
 #include "proc.h"
+#include "secure.h"
 
 static char tmpdir[64], key1[96], key2[96];
 
@@ -27,6 +34,7 @@ static void keygen(const char *path)
 static void tunnel_init(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    cr_assert_geq(sodium_init(), 0);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-tunnel-XXXXXX");
     cr_assert_not_null(mkdtemp(tmpdir));
     /* Stats endpoints of our own, apart from concurrent suites. */
@@ -439,4 +447,289 @@ Test(cli_tunnel, a_missing_key_file_is_a_usage_error)
         proc_start(&p, -1, "relay", "--key-listen", missing, "127.0.0.1:0", "127.0.0.1:9", NULL));
     cr_expect_eq(proc_wait(&p, 10000), 2, "stderr: %s", p.errbuf);
     cr_expect_not_null(strstr(p.errbuf, "iocptool: relay: "), "%s", p.errbuf);
+}
+
+/* ---- a channel client of our own, to fail a channel on cue ---- */
+
+/* The key in a key file (iocptool-key-v1:<base64 of key and check>). */
+static void read_key(const char *path, uint8_t key[SECURE_KEY_BYTES])
+{
+    char line[128] = "";
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    const char *b64 = strchr(line, ':');
+    cr_assert_not_null(b64, "%s", line);
+    uint8_t raw[64];
+    size_t n = 0;
+    cr_assert_eq(sodium_base642bin(raw, sizeof raw, b64 + 1, 48, NULL, &n, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL),
+                 0);
+    cr_assert_geq(n, SECURE_KEY_BYTES);
+    memcpy(key, raw, SECURE_KEY_BYTES);
+}
+
+struct chan {
+    int fd;
+    struct secure *s;
+    char plain[256]; /* what the peer sent, authenticated */
+    size_t nplain;
+};
+
+static void chan_plain(void *arg, const void *data, size_t len)
+{
+    struct chan *ch = arg;
+    size_t room = sizeof ch->plain - 1 - ch->nplain;
+    size_t n = len < room ? len : room;
+    memcpy(ch->plain + ch->nplain, data, n);
+    ch->nplain += n;
+    ch->plain[ch->nplain] = '\0';
+}
+
+/* Feed what comes on ch until ev shows in the events (or an error, EOF or
+ * the deadline): the events seen. */
+static int chan_until(struct chan *ch, int want, unsigned ms)
+{
+    uint64_t end = tn_now_ms() + ms;
+    int seen = 0;
+    while (!(seen & want)) {
+        uint64_t now = tn_now_ms();
+        struct pollfd pfd = {.fd = ch->fd, .events = POLLIN};
+        if (now >= end || poll(&pfd, 1, (int)(end - now)) <= 0)
+            return seen;
+        unsigned char buf[4096];
+        ssize_t n = read(ch->fd, buf, sizeof buf);
+        if (n <= 0)
+            return seen;
+        int ev = secure_feed(ch->s, buf, (size_t)n, chan_plain, ch);
+        if (ev < 0)
+            return seen;
+        if (ev & SECURE_EV_SEND) {
+            size_t len;
+            const void *hs = secure_handshake_out(ch->s, &len);
+            cr_assert(tn_write_all(ch->fd, hs, len));
+        }
+        seen |= ev;
+    }
+    return seen;
+}
+
+/* Connect to an encrypted relay and open the channel with key. */
+static void chan_open(struct chan *ch, uint16_t port, const uint8_t key[SECURE_KEY_BYTES])
+{
+    memset(ch, 0, sizeof *ch);
+    ch->fd = tn_connect(port);
+    cr_assert_geq(ch->fd, 0);
+    cr_assert_eq(secure_new(&ch->s, SECURE_CLIENT, key), 0);
+    size_t len;
+    const void *hello = secure_handshake_out(ch->s, &len);
+    cr_assert(tn_write_all(ch->fd, hello, len));
+    cr_assert(chan_until(ch, SECURE_EV_OPEN, 10000) & SECURE_EV_OPEN, "the channel opens");
+}
+
+enum chan_failure {
+    TAMPERED_FRAME, /* the first frame, one bit flipped */
+    RESET,          /* an abortive close just after the handshake */
+};
+
+static void chan_fail(struct chan *ch, enum chan_failure how)
+{
+    if (how == TAMPERED_FRAME) {
+        unsigned char frame[64];
+        int n = secure_seal(ch->s, "payload", 7, frame, sizeof frame);
+        cr_assert_gt(n, 0);
+        frame[n - 1] ^= 0x01;
+        cr_assert(tn_write_all(ch->fd, frame, (size_t)n));
+    } else {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(ch->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(ch->fd);
+        ch->fd = -1;
+    }
+}
+
+static void chan_close(struct chan *ch)
+{
+    if (ch->fd >= 0)
+        close(ch->fd);
+    secure_free(ch->s);
+    ch->fd = -1;
+    ch->s = NULL;
+}
+
+/* Read fd: it must be reset, never a clean end, and carry no data. */
+static void expect_reset(int fd, const char *state, int trial)
+{
+    char buf[64];
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    cr_expect_gt(poll(&pfd, 1, 10000), 0, "%s, trial %d: the target hears back", state, trial);
+    ssize_t n = read(fd, buf, sizeof buf);
+    cr_expect(n < 0 && errno == ECONNRESET,
+              "%s, trial %d: the target is reset, not ended (read %zd, %s)", state, trial, n,
+              n < 0 ? strerror(errno) : "-");
+}
+
+/* Forget the relay's stderr so far (so that a run of trials never fills
+ * the buffer); what it says next is looked for from empty. */
+static void forget_err(struct proc *p)
+{
+    proc_pump_err(p, 0);
+    p->errlen = 0;
+    p->errbuf[0] = '\0';
+}
+
+static bool wait_err(struct proc *p, const char *needle, unsigned ms)
+{
+    uint64_t end = tn_now_ms() + ms;
+    while (!strstr(p->errbuf, needle)) {
+        if (tn_now_ms() >= end || p->err < 0)
+            return false;
+        proc_pump_err(p, 20);
+    }
+    return true;
+}
+
+/* relay -W 2 -vv --key-listen key1 to target: -vv says when a client's
+ * channel opened (the relay then connects) and when it closed. */
+static uint16_t start_back_relay(struct proc *p, uint16_t target)
+{
+    char to[32];
+    snprintf(to, sizeof to, "127.0.0.1:%u", target);
+    cr_assert(proc_start(p, -1, "relay", "-W", "2", "-vv", "--no-stats", "--key-listen", key1,
+                         "127.0.0.1:0", to, NULL));
+    uint16_t port = proc_listening(p, 10000);
+    cr_assert_neq(port, 0, "no listening line; stderr: %s", p->errbuf);
+    return port;
+}
+
+#define FAIL_TRIALS 20
+
+/* ---- a failed client channel resets the target, whatever its state ---- */
+
+Test(cli_tunnel, a_failed_client_channel_resets_a_target_still_connecting)
+{
+    /* A target whose accept queue is full: the relay's SYN is dropped, so
+     * its connection stays in progress until we make room. */
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    struct proc back;
+    uint16_t port = start_back_relay(&back, tport);
+    uint8_t key[SECURE_KEY_BYTES];
+    read_key(key1, key);
+
+    for (int i = 0; i < FAIL_TRIALS; i++) {
+        int filler = tn_connect(tport);
+        cr_assert_geq(filler, 0);
+        forget_err(&back);
+        struct chan ch;
+        chan_open(&ch, port, key);
+        /* The relay has the key proved and is connecting to the target. */
+        cr_assert(wait_err(&back, "encrypted channel open (client)", 10000), "%s", back.errbuf);
+        chan_fail(&ch, i % 2 ? RESET : TAMPERED_FRAME);
+        cr_assert(wait_err(&back, " closed (", 10000), "the client leg closes: %s", back.errbuf);
+        chan_close(&ch);
+
+        /* Room in the queue: the relay's connection comes in, and must
+         * come reset. */
+        int f = accept_within(lfd, 10000);
+        cr_assert_geq(f, 0, "the filler");
+        close(f);
+        close(filler);
+        int s = accept_within(lfd, 15000);
+        cr_assert_geq(s, 0, "trial %d: the relay's connection arrives", i);
+        expect_reset(s, "connecting", i);
+        close(s);
+    }
+    close(lfd);
+    expect_clean_exit(&back);
+}
+
+/* Trials against a target that accepts; half_close: the target ends its
+ * side first (and the client has seen that end) before the channel fails. */
+static void fail_with_target_up(bool half_close)
+{
+    const char *state = half_close ? "half-closed" : "connected";
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    cr_assert_geq(lfd, 0);
+    struct proc back;
+    uint16_t port = start_back_relay(&back, tport);
+    uint8_t key[SECURE_KEY_BYTES];
+    read_key(key1, key);
+
+    for (int i = 0; i < FAIL_TRIALS; i++) {
+        forget_err(&back);
+        struct chan ch;
+        chan_open(&ch, port, key);
+        int s = accept_within(lfd, 10000);
+        cr_assert_geq(s, 0, "trial %d: the relay connects", i);
+        if (half_close) {
+            cr_assert(tn_write_all(s, "banner", 6));
+            shutdown(s, SHUT_WR);
+            cr_assert(chan_until(&ch, SECURE_EV_END, 10000) & SECURE_EV_END,
+                      "trial %d: the target's end reaches the client", i);
+            cr_expect_str_eq(ch.plain, "banner");
+        }
+        chan_fail(&ch, i % 2 ? RESET : TAMPERED_FRAME);
+        expect_reset(s, state, i);
+        close(s);
+        chan_close(&ch);
+    }
+    close(lfd);
+    expect_clean_exit(&back);
+}
+
+Test(cli_tunnel, a_failed_client_channel_resets_a_connected_target)
+{
+    fail_with_target_up(false);
+}
+
+Test(cli_tunnel, a_failed_client_channel_resets_a_half_closed_target)
+{
+    fail_with_target_up(true);
+}
+
+/* ---- the handshake deadline ---- */
+
+Test(cli_tunnel, a_trickled_handshake_cannot_stretch_the_deadline)
+{
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    cr_assert_geq(lfd, 0);
+    struct proc back;
+    uint16_t port = start_relay(&back, "--key-listen", key1, tport);
+    uint8_t key[SECURE_KEY_BYTES];
+    read_key(key1, key);
+    struct secure *s;
+    cr_assert_eq(secure_new(&s, SECURE_CLIENT, key), 0);
+    size_t len;
+    const unsigned char *hello = secure_handshake_out(s, &len);
+
+    /* A byte of a real Hello now and one 8 s later: each is progress, and
+     * none may move the deadline, 10 s after the connection came. */
+    uint64_t t0 = tn_now_ms();
+    int fd = tn_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert(tn_write_all(fd, hello, 1));
+    unsigned char buf[128];
+    cr_expect_eq(tn_read_full(fd, buf, 70, 5000), 70, "the relay's Hello");
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r = poll(&pfd, 1, (int)(t0 + 8000 - tn_now_ms()));
+    cr_assert_eq(r, 0, "nothing happens in the first 8 s");
+    cr_assert(tn_write_all(fd, hello + 1, 1));
+
+    /* An idle timer re-armed by that byte would close it at 18 s. */
+    int64_t left = (int64_t)(t0 + 14000) - (int64_t)tn_now_ms();
+    cr_expect_gt(poll(&pfd, 1, left > 0 ? (int)left : 0), 0, "closed by the deadline");
+    ssize_t n = read(fd, buf, sizeof buf);
+    cr_expect(n <= 0, "nothing but the Hello (read %zd)", n);
+    close(fd);
+    secure_free(s);
+    cr_expect(wait_err(&back, "handshake timed out", 5000), "%s", back.errbuf);
+    cr_expect_lt(accept_within(lfd, 0), 0, "nothing reached the target");
+    close(lfd);
+    expect_clean_exit(&back);
 }

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * leg.h: a connection and its optional channel.
+ *
+ * The handshake deadline is one library timer per encrypted leg, armed once
+ * in leg_start() and stopped when the channel opens: neither bytes nor
+ * silence move it, so "not open 10 seconds after it was established"
+ * (docs/PROTOCOL.md) holds to the timer's precision whatever the peer
+ * sends.  The timer runs on the connection's worker, like every other
+ * callback of the leg, so nothing here needs a lock.
+ */
+#include "leg.h"
+
+#include <string.h>
+
+/* Plaintext sealed per call: its wire bytes go to a buffer on the stack,
+ * with room for any channel's framing of it. */
+#define SEAL_CHUNK  ((size_t)32 * 1024)
+#define SEAL_ROOM   (SEAL_CHUNK + SEAL_CHUNK / 16)
+/* The most bytes a channel's end of direction takes (a FINAL frame, a TLS
+ * close_notify). */
+#define FINISH_ROOM 64
+
+static void ready(struct leg *l)
+{
+    l->ready = true;
+    l->ev->ready(l->arg);
+}
+
+void leg_fail(struct leg *l, const char *why)
+{
+    if (l->failed)
+        return;
+    l->failed = true;
+    if (l->deadline)
+        iocp_timer_stop(l->deadline);
+    if (l->ch.ops && l->ch.state) {
+        size_t n;
+        const void *hs = l->ch.ops->handshake_out(l->ch.state, &n);
+        if (hs)
+            iocp_conn_send(l->c, hs, n);
+    }
+    l->ev->failed(l->arg, why);
+}
+
+static void deadline_passed(struct iocp_timer *t, void *arg)
+{
+    (void)t;
+    struct leg *l = arg;
+    if (!l->ready)
+        leg_fail(l, "handshake timed out");
+}
+
+int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
+              const struct leg_events *ev, void *arg)
+{
+    memset(l, 0, sizeof *l);
+    l->c = c;
+    l->ev = ev;
+    l->arg = arg;
+    if (!layer || !layer->key) {
+        ready(l);
+        return 0;
+    }
+    int rc = channel_psk_new(&l->ch, layer->role, layer->key);
+    if (rc < 0) {
+        leg_fail(l, l->ch.ops->strerror(rc));
+        return -1;
+    }
+    rc = iocp_timer_new(iocp_conn_engine(c), iocp_conn_worker(c), deadline_passed, l, &l->deadline);
+    if (rc == 0)
+        rc = iocp_timer_start(l->deadline, LEG_HANDSHAKE_TIMEOUT_MS, 0);
+    if (rc < 0) {
+        leg_fail(l, iocp_strerror(rc));
+        return -1;
+    }
+    size_t n;
+    const void *hello = l->ch.ops->handshake_out(l->ch.state, &n);
+    iocp_conn_send(c, hello, n);
+    return 0;
+}
+
+void leg_data(struct leg *l, const void *data, size_t len)
+{
+    if (l->failed)
+        return; /* nothing a failed leg receives is looked at */
+    const struct channel_ops *ops = l->ch.ops;
+    if (!ops) {
+        l->ev->plain(l->arg, data, len);
+        return;
+    }
+    int ev = ops->feed(l->ch.state, data, len, l->ev->plain, l->arg);
+    if (ev < 0) {
+        leg_fail(l, ops->strerror(ev));
+        return;
+    }
+    /* The plaintext callback may have made the owner fail the leg. */
+    if (l->failed)
+        return;
+    if (ev & CHANNEL_EV_SEND) {
+        size_t n;
+        const void *hs = ops->handshake_out(l->ch.state, &n);
+        if (hs)
+            iocp_conn_send(l->c, hs, n);
+    }
+    if (ev & CHANNEL_EV_OPEN) {
+        iocp_timer_stop(l->deadline);
+        ready(l);
+        if (l->failed)
+            return;
+    }
+    if (ev & CHANNEL_EV_END)
+        l->ev->ended(l->arg);
+}
+
+void leg_eof(struct leg *l)
+{
+    if (l->failed)
+        return;
+    if (!l->ch.ops) {
+        l->ev->ended(l->arg);
+        return;
+    }
+    /* The real end was the FINAL frame (CHANNEL_EV_END, when it came); a
+     * TCP EOF without it is a cut, never an end. */
+    int rc = l->ch.ops->eof(l->ch.state);
+    if (rc < 0)
+        leg_fail(l, l->ch.ops->strerror(rc));
+}
+
+int leg_send(struct leg *l, const void *data, size_t len)
+{
+    const struct channel_ops *ops = l->ch.ops;
+    if (!ops)
+        return iocp_conn_send(l->c, data, len);
+    if (l->failed)
+        return IOCP_ENOTCONN;
+    unsigned char sealed[SEAL_ROOM];
+    const unsigned char *in = data;
+    while (len > 0) {
+        size_t chunk = len < SEAL_CHUNK ? len : SEAL_CHUNK;
+        int n = ops->seal(l->ch.state, in, chunk, sealed, sizeof sealed);
+        if (n < 0) {
+            leg_fail(l, ops->strerror(n));
+            return -1;
+        }
+        int rc = iocp_conn_send(l->c, sealed, (size_t)n);
+        if (rc < 0)
+            return rc;
+        in += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
+void leg_finish(struct leg *l)
+{
+    if (!l->ready || l->failed || l->ended_out)
+        return;
+    l->ended_out = true;
+    const struct channel_ops *ops = l->ch.ops;
+    if (!ops)
+        return;
+    unsigned char fin[FINISH_ROOM];
+    int n = ops->finish(l->ch.state, fin, sizeof fin);
+    if (n < 0)
+        leg_fail(l, ops->strerror(n));
+    else
+        iocp_conn_send(l->c, fin, (size_t)n);
+}
+
+void leg_shutdown(struct leg *l)
+{
+    leg_finish(l);
+    if (!l->failed)
+        iocp_conn_shutdown(l->c);
+}
+
+void leg_closed(struct leg *l)
+{
+    if (l->deadline) {
+        iocp_timer_free(l->deadline);
+        l->deadline = NULL;
+    }
+    if (l->ch.ops && l->ch.state)
+        l->ch.ops->free(l->ch.state);
+    l->ch.state = NULL;
+    l->failed = true; /* nothing more goes through it */
+}
