@@ -22,14 +22,11 @@ static void counts(char *buf, size_t len, unsigned failures, unsigned resets)
 
 void health_failed(struct relay_health *h, enum health_state state, const char *why)
 {
+    /* Counted since the end last worked (health_ok starts from zero). */
+    atomic_fetch_add_explicit(&h->failures, 1, memory_order_relaxed);
     int old = atomic_load_explicit(&h->state, memory_order_relaxed);
-    if (old == (int)state || !atomic_compare_exchange_strong(&h->state, &old, (int)state)) {
-        /* No change, or another worker made it first and said so. */
-        atomic_fetch_add_explicit(&h->failures, 1, memory_order_relaxed);
-        return;
-    }
-    atomic_store(&h->failures, 1);
-    atomic_store(&h->resets, 0);
+    if (old == (int)state || !atomic_compare_exchange_strong(&h->state, &old, (int)state))
+        return; /* no change, or another worker made it first and said so */
     if (state == HEALTH_UNREACHABLE)
         diag_error("relay: %s unreachable (%s)", h->what, why);
     else

@@ -26,7 +26,7 @@ enum health_state {
 struct relay_health {
     const char *what; /* "target 127.0.0.1:9", "clients" */
     atomic_int state;
-    atomic_uint failures; /* since the last change of state */
+    atomic_uint failures; /* since it last worked */
     atomic_uint resets;   /* clients reset since then because of it */
 };
 

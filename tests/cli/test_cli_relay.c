@@ -2,7 +2,8 @@
 /*
  * iocptool relay, driven as a user drives it: bytes through it exactly and
  * in flat memory, half-closes each way, several targets, the connect
- * time-out, and ncat and socat on either side of it.
+ * time-out, what it says about a dead target without -v, and ncat and
+ * socat on either side of it.
  */
 #include <criterion/criterion.h>
 
@@ -597,6 +598,91 @@ Test(cli_relay, a_client_is_reset_when_every_target_fails)
     /* And the relay goes on. */
     cr_expect_eq(proc_wait(&relay, 200), -1, "still running");
     expect_clean_exit(&relay);
+}
+
+/* ---- what a relay says without -v ---- */
+
+/* How many times needle is in the relay's stderr, once it has said all it
+ * had to (within ms). */
+static int said_count(struct proc *p, const char *needle, int want, unsigned ms)
+{
+    uint64_t end = tn_now_ms() + ms;
+    for (;;) {
+        int k = 0;
+        for (const char *at = p->errbuf; (at = strstr(at, needle)) != NULL; at++)
+            k++;
+        if (k >= want || tn_now_ms() >= end || p->err < 0)
+            return k;
+        proc_pump_err(p, 20);
+    }
+}
+
+/* A client the relay must reset (every target failed). */
+static void expect_client_reset(uint16_t port, int i)
+{
+    int c = tn_connect(port);
+    cr_assert_geq(c, 0);
+    char buf[16];
+    struct pollfd pfd = {.fd = c, .events = POLLIN};
+    cr_assert_gt(poll(&pfd, 1, 5000), 0, "client %d hears from the relay", i);
+    ssize_t n = read(c, buf, sizeof buf);
+    cr_expect(n < 0 && errno == ECONNRESET, "client %d: reset (read %zd)", i, n);
+    close(c);
+}
+
+Test(cli_relay, a_dead_target_is_said_once_per_change_at_the_default_level)
+{
+    uint16_t dead = tn_closed_port();
+    char target[32], line[160];
+    snprintf(target, sizeof target, "127.0.0.1:%u", dead);
+    struct proc relay;
+    cr_assert(
+        proc_start(&relay, -1, "relay", "-W", "2", "--no-stats", "127.0.0.1:0", target, NULL));
+    uint16_t port = proc_listening(&relay, 10000);
+    cr_assert_neq(port, 0, "stderr: %s", relay.errbuf);
+
+    /* Five clients reset: one line, not five. */
+    for (int i = 0; i < 5; i++)
+        expect_client_reset(port, i);
+    snprintf(line, sizeof line, "iocptool: relay: target %s unreachable (connection refused)\n",
+             target);
+    cr_expect_eq(said_count(&relay, line, 2, 500), 1, "%s", relay.errbuf);
+
+    /* The target comes up: said once, with what its absence cost. */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = tn_loopback(dead);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "port %u taken meanwhile", dead);
+    cr_assert_eq(listen(lfd, 16), 0);
+    for (int i = 0; i < 2; i++) {
+        int c = tn_connect(port);
+        cr_assert_geq(c, 0);
+        cr_assert(tn_write_all(c, "up", 2));
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        cr_assert_gt(poll(&pfd, 1, 5000), 0, "client %d reaches the target", i);
+        int s = accept(lfd, NULL, NULL);
+        char buf[2];
+        cr_expect_eq(tn_read_full(s, buf, 2, 5000), 2);
+        close(s);
+        close(c);
+    }
+    snprintf(line, sizeof line,
+             "iocptool: relay: target %s reachable again after 5 failures; 5 clients reset\n",
+             target);
+    cr_expect_eq(said_count(&relay, line, 2, 2000), 1, "%s", relay.errbuf);
+
+    /* Down again, and still down at exit: said with its counts. */
+    close(lfd);
+    expect_client_reset(port, 5);
+    expect_client_reset(port, 6);
+    snprintf(line, sizeof line, "target %s unreachable (connection refused)", target);
+    cr_expect_eq(said_count(&relay, line, 3, 500), 2, "%s", relay.errbuf);
+    cr_expect_eq(proc_signal(&relay, SIGTERM, 10000), 0, "%s", relay.errbuf);
+    snprintf(line, sizeof line,
+             "iocptool: relay: target %s still unreachable at exit: 2 failures; 2 clients reset\n",
+             target);
+    cr_expect_not_null(strstr(relay.errbuf, line), "%s", relay.errbuf);
 }
 
 /* A listener whose accept queue is full: the kernel drops further SYNs,

@@ -733,3 +733,72 @@ Test(cli_tunnel, a_trickled_handshake_cannot_stretch_the_deadline)
     close(lfd);
     expect_clean_exit(&back);
 }
+
+/* ---- what the relay says without -v ---- */
+
+/* A plain client where a channel is expected: it gets the relay's Hello,
+ * then its end. */
+static void plain_client_turned_away(uint16_t port)
+{
+    int fd = tn_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert(tn_write_all(fd, "GET / HTTP/1.0\r\n\r\n", 18));
+    char buf[256];
+    uint64_t end = tn_now_ms() + 10000;
+    ssize_t n = 1;
+    while (n > 0 && tn_now_ms() < end) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 1000) > 0)
+            n = read(fd, buf, sizeof buf);
+    }
+    cr_expect_leq(n, 0, "the relay ends it");
+    close(fd);
+}
+
+Test(cli_tunnel, failing_client_channels_are_said_once_at_the_default_level)
+{
+    uint16_t tport = 0;
+    int lfd = tn_listen(&tport);
+    cr_assert_geq(lfd, 0);
+    char to[32];
+    snprintf(to, sizeof to, "127.0.0.1:%u", tport);
+    struct proc back;
+    cr_assert(proc_start(&back, -1, "relay", "-W", "2", "--no-stats", "--key-listen", key1,
+                         "127.0.0.1:0", to, NULL));
+    uint16_t port = proc_listening(&back, 10000);
+    cr_assert_neq(port, 0, "stderr: %s", back.errbuf);
+
+    for (int i = 0; i < 3; i++)
+        plain_client_turned_away(port);
+    const char failing[] = "iocptool: relay: clients: encrypted channels failing (127.0.0.1:";
+    cr_expect(wait_err(&back, failing, 5000), "%s", back.errbuf);
+    cr_expect_not_null(strstr(back.errbuf, "does not speak iocptool"), "says why: %s", back.errbuf);
+
+    /* A client with the key: said once, with the count. */
+    uint8_t key[SECURE_KEY_BYTES];
+    read_key(key1, key);
+    struct chan ch;
+    chan_open(&ch, port, key);
+    int s = accept_within(lfd, 10000);
+    cr_expect_geq(s, 0, "the client with the key reaches the target");
+    cr_expect(wait_err(&back,
+                       "iocptool: relay: clients: encrypted channels open again after 3 failures\n",
+                       5000),
+              "%s", back.errbuf);
+    const char *first = strstr(back.errbuf, failing);
+    cr_expect(first && !strstr(first + 1, failing), "one line for three failures: %s", back.errbuf);
+    /* Both ends end cleanly: no failure left to say at exit. */
+    unsigned char fin[SECURE_FRAME_OVERHEAD];
+    cr_assert_eq(secure_finish(ch.s, fin, sizeof fin), (int)sizeof fin);
+    cr_assert(tn_write_all(ch.fd, fin, sizeof fin));
+    shutdown(ch.fd, SHUT_WR);
+    if (s >= 0) {
+        cr_expect(tn_wait_eof(s, 5000), "the target reads the end");
+        close(s);
+    }
+    cr_expect(chan_until(&ch, SECURE_EV_END, 5000) & SECURE_EV_END, "the client reads the end");
+    chan_close(&ch);
+    close(lfd);
+    cr_expect_eq(proc_signal(&back, SIGTERM, 10000), 0, "%s", back.errbuf);
+    cr_expect_null(strstr(back.errbuf, "still failing"), "%s", back.errbuf);
+}
