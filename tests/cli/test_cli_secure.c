@@ -934,6 +934,36 @@ Test(cli_secure, a_stalled_handshake_times_out_on_either_side)
     close(lfd);
 }
 
+Test(cli_secure, a_trickled_handshake_ends_at_the_deadline_all_the_same)
+{
+    struct proc l;
+    const char *largs[] = {"listen", "--key", key1, "127.0.0.1:0", NULL};
+    uint16_t port = nc_listen(&l, largs);
+    uint64_t t0 = tn_now_ms();
+    int fd = tn_connect(port);
+    cr_assert_geq(fd, 0);
+    /* The start of a Hello, a byte every 4 s: each is progress, none may
+     * move the deadline (a timer re-armed by each would never fire). */
+    unsigned char buf[256];
+    for (int i = 0; i < 3; i++) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int64_t wait = (int64_t)(t0 + 4000u * (unsigned)i) - (int64_t)tn_now_ms();
+        if (wait > 0 && poll(&pfd, 1, (int)wait) > 0 && i > 0)
+            break; /* the end came early: the checks below say so */
+        cr_assert(tn_write_all(fd, &"iocp"[i], 1));
+        if (i == 0)
+            cr_expect_eq(tn_read_full(fd, buf, 70, 5000), 70, "its Hello");
+    }
+    size_t n = tn_read_full(fd, buf, sizeof buf, TIMEOUT_MS + 5000);
+    uint64_t took = tn_now_ms() - t0;
+    cr_expect_eq(n, 0, "nothing after the Hello");
+    cr_expect_geq(took, TIMEOUT_MS - 100, "closed after %llu ms", (unsigned long long)took);
+    cr_expect_leq(took, TIMEOUT_MS + 3000, "closed after %llu ms", (unsigned long long)took);
+    close(fd);
+    cr_expect_eq(proc_wait(&l, 5000), 1, "listen: %s", l.errbuf);
+    cr_expect(strstr(l.errbuf, "handshake timed out"), "listen: %s", l.errbuf);
+}
+
 Test(cli_secure, keep_open_a_stalled_handshake_holds_nobody_up)
 {
     struct proc l, c;
