@@ -400,6 +400,22 @@ static void pair_pressure(struct iocp_conn *c, bool full)
     pipeline_flow(p);
 }
 
+/*
+ * pair_leg_gone(p, gone, other, status):
+ * A connected leg closed: the other follows.  A leg gone in error takes
+ * the other down with a reset, never with the clean end of a short stream;
+ * an engine stop resets it without a word.
+ */
+static void pair_leg_gone(struct pair *p, struct leg *gone, struct leg *other, int status)
+{
+    leg_closed(gone);
+    gone->c = NULL;
+    if (status && status != IOCP_ECANCELED && !p->failed)
+        pair_fail(p, iocp_strerror(status));
+    else if (other->c)
+        iocp_conn_close(other->c, status || p->failed ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+}
+
 /* ---- the client leg ---- */
 
 /* The client may reach a target: at once when plain, once it proved the
@@ -449,14 +465,7 @@ static void client_close(struct pair *p, struct iocp_conn *c, int status)
     diag_info(2, "relay: %s closed (%llu bytes in, %llu out): %s", p->peer,
               (unsigned long long)iocp_conn_bytes_in(c), (unsigned long long)iocp_conn_bytes_out(c),
               status ? iocp_strerror(status) : "done");
-    leg_closed(&p->client);
-    p->client.c = NULL;
-    /* A client gone in error takes its target down with a reset, never
-     * with the clean end of a short stream. */
-    if (status && !p->failed)
-        pair_fail(p, iocp_strerror(status));
-    else if (p->target.c)
-        iocp_conn_close(p->target.c, p->failed ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+    pair_leg_gone(p, &p->client, &p->target, status);
     pair_release(p);
 }
 
@@ -494,12 +503,7 @@ static void target_open(struct iocp_conn *t)
 static void target_close(struct pair *p, struct iocp_conn *t, int status)
 {
     if (p->target.c == t) {
-        leg_closed(&p->target);
-        p->target.c = NULL;
-        if (status && !p->failed)
-            pair_fail(p, iocp_strerror(status));
-        else if (p->client.c)
-            iocp_conn_close(p->client.c, p->failed ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
+        pair_leg_gone(p, &p->target, &p->client, status);
     } else if (p->client.c && status == IOCP_ECANCELED) {
         /* The engine stops: no point trying further. */
         iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
