@@ -18,6 +18,7 @@
 
 #include "echoclient.h"
 #include "proc.h"
+#include "statsclient.h"
 
 TestSuite(cli_hostile, .fini = proc_cleanup_all, .timeout = 240);
 
@@ -196,7 +197,7 @@ Test(cli_hostile, a_relay_whose_clients_and_targets_reset_keeps_relaying)
     snprintf(good_target, sizeof good_target, "127.0.0.1:%u", eport);
     snprintf(bad_target, sizeof bad_target, "127.0.0.1:%u", bad_port);
     uint16_t port = start_server(&relay, (char *[]){"relay", "-v", "-W", "2", "--no-stats",
-                                                   "127.0.0.1:0", good_target, bad_target, NULL});
+                                                    "127.0.0.1:0", good_target, bad_target, NULL});
     /* Clients that reset right after connecting, while the relay still opens
      * their target connection, and clients that reset mid-stream. */
     unsigned char chunk[16384];
@@ -253,13 +254,181 @@ Test(cli_hostile, running_out_of_descriptors_neither_spins_nor_stops_the_server)
     struct pollfd none = {.fd = -1};
     poll(&none, 0, 2000);
     uint64_t used = proc_cpu_ms(srv.pid) - c0, wall = tn_now_ms() - t0;
-    cr_expect_lt(used * 2, wall, "the server used %llu ms of CPU in %llu ms while out of descriptors",
+    cr_expect_lt(used * 2, wall,
+                 "the server used %llu ms of CPU in %llu ms while out of descriptors",
                  (unsigned long long)used, (unsigned long long)wall);
     for (int i = 0; i < N; i++)
         close(fds[i]);
     /* Descriptors come back: it serves again. */
     expect_still_serving(port, "after descriptor exhaustion");
     expect_clean_stop(&srv);
+}
+
+/* ---- the stats endpoint under attack ---- */
+
+/* One of the servers that have a stats endpoint, started by the test. */
+struct served {
+    const char *kind; /* "echo", "listen" (-k) or "relay" (to an echo) */
+    struct proc p, backend;
+    uint16_t port;
+    char dir[64], ep[96]; /* the endpoint: a socket in a directory of its own */
+};
+
+static const char *const served_kinds[] = {"echo", "listen", "relay"};
+
+/* Start kind with its endpoint at s->ep; with limit, only that many
+ * descriptors (the child inherits the limit: set around its start). */
+static void start_served(struct served *s, const char *kind, rlim_t limit)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    snprintf(s->dir, sizeof s->dir, "/tmp/iocp-hostile-XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    snprintf(s->ep, sizeof s->ep, "%s/s.sock", s->dir);
+    char target[32];
+    char *argv[16] = {IOCPTOOL_PATH, (char *)kind, "-v", "--stats", s->ep};
+    int n = 5;
+    if (!strcmp(kind, "echo")) {
+        argv[n++] = "-W";
+        argv[n++] = "1";
+    } else if (!strcmp(kind, "listen")) {
+        argv[n++] = "-k";
+    }
+    argv[n++] = "127.0.0.1:0";
+    if (!strcmp(kind, "relay")) {
+        uint16_t eport = start_server(
+            &s->backend, (char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+        snprintf(target, sizeof target, "127.0.0.1:%u", eport);
+        argv[n++] = target;
+    }
+    argv[n] = NULL;
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = (struct rlimit){limit ? limit : old.rlim_cur, old.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    bool started = proc_startv(&s->p, -1, argv);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    cr_assert(started);
+    s->port = proc_listening(&s->p, 15000);
+    cr_assert_neq(s->port, 0, "%s: no listening line; stderr: %s", kind, s->p.errbuf);
+}
+
+/* A normal client is still served: echo and relay echo it back byte-exact,
+ * listen -k writes what it sends to standard output. */
+static void expect_served(struct served *s, const char *when)
+{
+    if (strcmp(s->kind, "listen") != 0) {
+        expect_still_serving(s->port, when);
+        return;
+    }
+    char line[64], got[4096] = "";
+    snprintf(line, sizeof line, "still served %s\n", when);
+    int fd = tn_connect(s->port);
+    cr_assert_geq(fd, 0);
+    cr_assert(tn_write_all(fd, line, strlen(line)));
+    size_t len = 0;
+    uint64_t end = tn_now_ms() + 15000;
+    while (!strstr(got, line) && len < sizeof got - 1 && tn_now_ms() < end) {
+        struct pollfd pfd = {.fd = s->p.out, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t k = read(s->p.out, got + len, sizeof got - 1 - len);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        got[len] = '\0';
+    }
+    cr_expect_not_null(strstr(got, line), "listen -k: '%s' on its stdout, got '%s'", line, got);
+    close(fd);
+}
+
+static void stop_served(struct served *s)
+{
+    expect_clean_stop(&s->p);
+    if (s->backend.pid)
+        expect_clean_stop(&s->backend);
+    rmdir(s->dir);
+}
+
+Test(cli_hostile, a_stats_storm_leaves_each_server_serving_with_its_books_balanced)
+{
+    for (size_t k = 0; k < sizeof served_kinds / sizeof served_kinds[0]; k++) {
+        struct served s;
+        start_served(&s, served_kinds[k], 0);
+        /* Connections that hold an endpoint slot and say nothing, then a
+         * storm of real queries on top. */
+        int stalled[40];
+        for (int i = 0; i < 40; i++) {
+            stalled[i] = stats_connect(s.ep);
+            cr_assert_geq(stalled[i], 0);
+        }
+        enum { N = 120 };
+        struct storm r = stats_storm(s.ep, N);
+        cr_expect_eq(r.answered, N, "%s: %d answered, %d refused, %d failed", s.kind, r.answered,
+                     r.refused, r.failed);
+        for (int i = 0; i < 40; i++)
+            close(stalled[i]);
+        expect_served(&s, "after a stats storm");
+        stop_served(&s);
+    }
+}
+
+/* Whether s has run out of descriptors: every one below limit in use, or
+ * (a relay, which resets a client whose target it cannot connect and so
+ * frees descriptors again) every one of the n clients accepted. */
+static bool met_the_limit(struct served *s, int limit, int n)
+{
+    uint64_t end = tn_now_ms() + 30000;
+    while (tn_now_ms() < end) {
+        if (proc_fds_below(s->p.pid, limit) == limit)
+            return true;
+        if (!strcmp(s->kind, "relay")) {
+            char *json = stats_ask(s->ep, "json\n", 2000);
+            bool all = stats_json_number(json, "accepted") == n;
+            free(json);
+            if (all)
+                return true;
+        }
+        usleep(20000);
+    }
+    return false;
+}
+
+Test(cli_hostile, out_of_descriptors_each_server_and_its_stats_endpoint_wait_without_spinning)
+{
+    for (size_t k = 0; k < sizeof served_kinds / sizeof served_kinds[0]; k++) {
+        enum { LIMIT = 64, N = 80 };
+        struct served s;
+        start_served(&s, served_kinds[k], LIMIT);
+        int fds[N];
+        for (int i = 0; i < N; i++) {
+            fds[i] = connect_nonblocking(s.port);
+            cr_assert_geq(fds[i], 0);
+        }
+        cr_expect(met_the_limit(&s, LIMIT, N), "%s: never out of descriptors", s.kind);
+        /* A stats query waits meanwhile: the endpoint cannot accept it. */
+        int q = stats_connect(s.ep);
+        cr_assert_geq(q, 0);
+        cr_assert(tn_write_all(q, "json\n", 5));
+        uint64_t c0 = proc_cpu_ms(s.p.pid), t0 = tn_now_ms();
+        struct pollfd none = {.fd = -1};
+        poll(&none, 0, 2000);
+        uint64_t used = proc_cpu_ms(s.p.pid) - c0, wall = tn_now_ms() - t0;
+        cr_expect_lt(used * 10, wall * 3, "%s: %llu ms of CPU in %llu ms out of descriptors",
+                     s.kind, (unsigned long long)used, (unsigned long long)wall);
+        for (int i = 0; i < N; i++)
+            close(fds[i]);
+        /* Descriptors come back: the query is answered, clients served. */
+        char answer[2] = "";
+        cr_expect_eq(tn_read_full(q, answer, 1, 15000), 1, "%s: the waiting query", s.kind);
+        cr_expect_eq(answer[0], '{', "%s: the waiting query got '%s'", s.kind, answer);
+        close(q);
+        /* Once it has closed what the attacker left, it serves as before. */
+        cr_expect(stats_wait_for(s.ep, "counted", 0, 30000), "%s: the attack's connections closed",
+                  s.kind);
+        expect_served(&s, "after descriptor exhaustion");
+        stop_served(&s);
+    }
 }
 
 /* ---- garbage instead of an encrypted handshake ---- */
@@ -280,12 +449,12 @@ Test(cli_hostile, garbage_handshakes_at_an_encrypted_relay_reset_only_their_own_
         start_server(&echo, (char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
     char target[32];
     snprintf(target, sizeof target, "127.0.0.1:%u", eport);
-    uint16_t bport = start_server(&back, (char *[]){"relay", "-v", "--no-stats", "--key-listen", key,
-                                                   "127.0.0.1:0", target, NULL});
+    uint16_t bport = start_server(&back, (char *[]){"relay", "-v", "--no-stats", "--key-listen",
+                                                    key, "127.0.0.1:0", target, NULL});
     char btarget[32];
     snprintf(btarget, sizeof btarget, "127.0.0.1:%u", bport);
     uint16_t fport = start_server(&front, (char *[]){"relay", "-v", "--no-stats", "--key-target",
-                                                    key, "127.0.0.1:0", btarget, NULL});
+                                                     key, "127.0.0.1:0", btarget, NULL});
 
     /* 100 clients send garbage of every length where the Hello belongs. */
     unsigned char junk[512];

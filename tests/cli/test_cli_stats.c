@@ -16,6 +16,7 @@
 #include <sys/un.h>
 
 #include "proc.h"
+#include "statsclient.h"
 
 static char tmpdir[64];
 static char epdir[128]; /* $XDG_RUNTIME_DIR/iocptool */
@@ -114,14 +115,6 @@ static char *run_stats_v(int *status, char *err, size_t errlen, char **args)
 #define run_stats_err(status, err, ...)                                                            \
     run_stats_v(status, err, sizeof err, (char *[]){__VA_ARGS__, NULL})
 
-static long long json_number(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *at = json ? strstr(json, pat) : NULL;
-    return at ? strtoll(at + strlen(pat), NULL, 10) : -1;
-}
-
 /* echo -W 2 [extra...] 127.0.0.1:0; the port. */
 static uint16_t start_echo(struct proc *p, ...)
 {
@@ -172,28 +165,9 @@ static const char *default_path(const struct proc *p)
 }
 
 /* Ask an endpoint directly, as any client of the protocol would. */
-static int ep_connect(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) {
-        close(fd);
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
 static char *ep_ask(const char *path, const char *request)
 {
-    int fd = ep_connect(path);
+    int fd = stats_connect(path);
     cr_assert_geq(fd, 0, "connect %s: %s", path, strerror(errno));
     cr_assert(tn_write_all(fd, request, strlen(request)));
     char *out = read_all(fd, NULL, 10000);
@@ -211,7 +185,7 @@ static char *wait_online(const char *endpoint, long long want)
         free(json);
         int st;
         json = run_stats(&st, "--json", (char *)endpoint);
-        if (json_number(json, "counted") == want && json_number(json, "walked") == want)
+        if (stats_json_number(json, "counted") == want && stats_json_number(json, "walked") == want)
             break;
         usleep(50000);
     }
@@ -259,21 +233,21 @@ Test(cli_stats, five_hundred_connections_are_walked_counted_and_listed)
         cr_assert_geq(fds[i], 0, "connection %d", i);
     }
     char *json = wait_online(ep, N);
-    cr_expect_eq(json_number(json, "counted"), N, "%s", json);
-    cr_expect_eq(json_number(json, "walked"), N);
-    cr_expect_eq(json_number(json, "hashed"), N);
+    cr_expect_eq(stats_json_number(json, "counted"), N, "%s", json);
+    cr_expect_eq(stats_json_number(json, "walked"), N);
+    cr_expect_eq(stats_json_number(json, "hashed"), N);
     cr_expect_not_null(strstr(json, "\"agree\":true"));
-    cr_expect_eq(json_number(json, "server_connections"), N);
+    cr_expect_eq(stats_json_number(json, "server_connections"), N);
     cr_expect(json_parses(json), "valid JSON: %s", json);
     free(json);
 
     for (int i = 0; i < CLOSE; i++)
         close(fds[i]);
     json = wait_online(ep, N - CLOSE);
-    cr_expect_eq(json_number(json, "counted"), N - CLOSE, "%s", json);
-    cr_expect_eq(json_number(json, "walked"), N - CLOSE);
-    cr_expect_eq(json_number(json, "closed"), CLOSE);
-    cr_expect_eq(json_number(json, "accepted"), N);
+    cr_expect_eq(stats_json_number(json, "counted"), N - CLOSE, "%s", json);
+    cr_expect_eq(stats_json_number(json, "walked"), N - CLOSE);
+    cr_expect_eq(stats_json_number(json, "closed"), CLOSE);
+    cr_expect_eq(stats_json_number(json, "accepted"), N);
     free(json);
 
     int st;
@@ -422,7 +396,7 @@ Test(cli_stats, rates_compare_with_the_previous_sample)
     usleep(1100000);
     char *second = run_stats(&st, "--json", (char *)ep);
     cr_expect_not_null(strstr(second, "\"since_start\":false"), "%s", second);
-    cr_expect_geq(json_number(second, "interval_ms"), 1000);
+    cr_expect_geq(stats_json_number(second, "interval_ms"), 1000);
     free(first);
     free(second);
 }
@@ -459,7 +433,7 @@ static int connect_as_nobody(const char *path, bool *answered)
         if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0) {
             result[0] = -1;
         } else {
-            int fd = ep_connect(path);
+            int fd = stats_connect(path);
             if (fd < 0) {
                 result[0] = errno;
             } else {
@@ -534,7 +508,7 @@ Test(cli_stats, garbage_gets_an_error_and_never_hurts_the_server)
     size_t len = 1 << 20;
     unsigned char *junk = malloc(len);
     tn_pattern(junk, len, 4242, 0);
-    int fd = ep_connect(ep);
+    int fd = stats_connect(ep);
     cr_assert_geq(fd, 0);
     size_t sent = 0;
     tn_set_nonblock(fd, true);
@@ -586,7 +560,7 @@ Test(cli_stats, garbage_gets_an_error_and_never_hurts_the_server)
     int st;
     char *json = run_stats(&st, "--json", (char *)ep);
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "counted"), 0, "%s", json);
+    cr_expect_eq(stats_json_number(json, "counted"), 0, "%s", json);
     free(json);
     expect_still_echoing(port);
     expect_clean_exit(&echo);
@@ -596,7 +570,7 @@ Test(cli_stats, a_request_without_a_newline_is_answered_at_eof)
 {
     struct proc echo;
     start_echo(&echo, NULL);
-    int fd = ep_connect(default_path(&echo));
+    int fd = stats_connect(default_path(&echo));
     cr_assert_geq(fd, 0);
     cr_assert(tn_write_all(fd, "json", 4));
     shutdown(fd, SHUT_WR);
@@ -616,7 +590,7 @@ Test(cli_stats, stalled_clients_do_not_keep_the_next_one_out)
     enum { N = 48 };
     int stalled[N];
     for (int i = 0; i < N; i++) {
-        stalled[i] = ep_connect(ep);
+        stalled[i] = stats_connect(ep);
         cr_assert_geq(stalled[i], 0);
         if (i % 2)
             cr_assert(tn_write_all(stalled[i], "js", 2));
@@ -625,87 +599,13 @@ Test(cli_stats, stalled_clients_do_not_keep_the_next_one_out)
     int st;
     char *json = run_stats(&st, "--json", (char *)ep);
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "pid"), echo.pid, "%s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), echo.pid, "%s", json);
     /* Waiting for a stalled client to time out would take 5 s. */
     cr_expect_lt(tn_now_ms() - t0, 4000, "answered without waiting for the stalled ones");
     free(json);
     for (int i = 0; i < N; i++)
         close(stalled[i]);
     expect_clean_exit(&echo);
-}
-
-/* What a storm of queries got, one connection each. */
-struct storm {
-    int answered; /* a whole report */
-    int refused;  /* an "error: " line */
-    int failed;   /* no connection, or nothing before the close */
-};
-
-/* n clients that connect to the endpoint at once, each sending its request
- * right away (as `iocptool stats` does), then read their answers. */
-static struct storm query_storm(const char *ep, int n)
-{
-    struct storm r = {0, 0, 0};
-    int *fds = calloc((size_t)n, sizeof *fds);
-    char **got = calloc((size_t)n, sizeof *got);
-    size_t *len = calloc((size_t)n, sizeof *len);
-    for (int i = 0; i < n; i++) {
-        /* Bounded: a connect waits while the endpoint's backlog is full. */
-        fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct timeval tv = {.tv_sec = 10};
-        setsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        memcpy(sa.sun_path, ep, strlen(ep) + 1);
-        if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) < 0 ||
-            !tn_write_all(fds[i], i % 2 ? "stats\n" : "json\n", i % 2 ? 6 : 5)) {
-            close(fds[i]);
-            fds[i] = -1;
-        }
-    }
-    /* Every answer up to its close. */
-    uint64_t end = tn_now_ms() + 30000;
-    int open = 0;
-    for (int i = 0; i < n; i++)
-        open += fds[i] >= 0;
-    while (open > 0 && tn_now_ms() < end) {
-        for (int i = 0; i < n; i++) {
-            if (fds[i] < 0)
-                continue;
-            char buf[65536];
-            ssize_t k = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
-            if (k < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (k > 0) {
-                got[i] = realloc(got[i], len[i] + (size_t)k + 1);
-                memcpy(got[i] + len[i], buf, (size_t)k);
-                len[i] += (size_t)k;
-                got[i][len[i]] = '\0';
-                continue;
-            }
-            close(fds[i]); /* the endpoint's close, or a reset */
-            fds[i] = -1;
-            open--;
-        }
-        struct pollfd none = {.fd = -1};
-        poll(&none, 0, 10);
-    }
-    for (int i = 0; i < n; i++) {
-        const char *a = got[i] ? got[i] : "";
-        bool whole = len[i] > 0 && a[len[i] - 1] == '\n';
-        if (whole && (a[0] == '{' || !strncmp(a, "iocptool ", 9)))
-            r.answered++;
-        else if (!strncmp(a, "error: ", 7))
-            r.refused++;
-        else
-            r.failed++;
-        if (fds[i] >= 0)
-            close(fds[i]);
-        free(got[i]);
-    }
-    free(fds);
-    free(got);
-    free(len);
-    return r;
 }
 
 Test(cli_stats, a_storm_of_queries_is_answered_in_full)
@@ -715,7 +615,7 @@ Test(cli_stats, a_storm_of_queries_is_answered_in_full)
     const char *ep = default_path(&echo);
     /* Nearly four times the endpoint's slots, and more than its backlog. */
     enum { N = 120 };
-    struct storm r = query_storm(ep, N);
+    struct storm r = stats_storm(ep, N);
     cr_expect_eq(r.failed, 0, "%d answered, %d refused, %d failed", r.answered, r.refused,
                  r.failed);
     cr_expect_eq(r.answered, N, "%d answered, %d refused, %d failed", r.answered, r.refused,
@@ -723,10 +623,10 @@ Test(cli_stats, a_storm_of_queries_is_answered_in_full)
     /* And once more, for a storm that meets stalled connections. */
     int stalled[40];
     for (int i = 0; i < 40; i++) {
-        stalled[i] = ep_connect(ep);
+        stalled[i] = stats_connect(ep);
         cr_assert_geq(stalled[i], 0);
     }
-    r = query_storm(ep, N);
+    r = stats_storm(ep, N);
     cr_expect_eq(r.failed, 0, "with stalled ones: %d answered, %d refused, %d failed", r.answered,
                  r.refused, r.failed);
     cr_expect_eq(r.answered, N, "with stalled ones: %d answered, %d refused, %d failed", r.answered,
@@ -736,23 +636,6 @@ Test(cli_stats, a_storm_of_queries_is_answered_in_full)
     /* The server never noticed. */
     expect_still_echoing(port);
     expect_clean_exit(&echo);
-}
-
-/* How many of the descriptors below limit process pid has open (it may
- * have inherited some above). */
-static int open_fds_below(pid_t pid, int limit)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL)
-        n += ent->d_name[0] != '.' && atoi(ent->d_name) < limit;
-    closedir(d);
-    return n;
 }
 
 Test(cli_stats, out_of_descriptors_the_endpoint_waits_without_spinning_then_answers)
@@ -778,13 +661,13 @@ Test(cli_stats, out_of_descriptors_the_endpoint_waits_without_spinning_then_answ
         cr_assert_geq(fds[i], 0);
     }
     uint64_t end = tn_now_ms() + 15000;
-    while (open_fds_below(echo.pid, LIMIT) < LIMIT && tn_now_ms() < end)
+    while (proc_fds_below(echo.pid, LIMIT) < LIMIT && tn_now_ms() < end)
         usleep(20000);
-    cr_assert_eq(open_fds_below(echo.pid, LIMIT), LIMIT, "the server has every descriptor it may");
+    cr_assert_eq(proc_fds_below(echo.pid, LIMIT), LIMIT, "the server has every descriptor it may");
 
     /* A query waits in the endpoint's backlog: its listening socket is
      * readable all along, and accepting fails. */
-    int q = ep_connect(ep);
+    int q = stats_connect(ep);
     cr_assert_geq(q, 0);
     cr_assert(tn_write_all(q, "json\n", 5));
     uint64_t c0 = proc_cpu_ms(echo.pid), t0 = tn_now_ms();
@@ -808,7 +691,7 @@ Test(cli_stats, out_of_descriptors_the_endpoint_waits_without_spinning_then_answ
     int st;
     char *json = run_stats(&st, "--json", (char *)ep);
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "pid"), echo.pid, "%s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), echo.pid, "%s", json);
     free(json);
     expect_clean_exit(&echo);
 }
@@ -833,14 +716,14 @@ Test(cli_stats, the_single_server_is_found_without_an_argument)
     int st;
     char *json = run_stats(&st, "--json");
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "pid"), echo.pid, "%s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), echo.pid, "%s", json);
     cr_expect_not_null(strstr(json, "\"command\":\"echo\""));
     free(json);
     char pid[16];
     snprintf(pid, sizeof pid, "%d", (int)echo.pid);
     json = run_stats(&st, "--json", pid);
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "pid"), echo.pid, "by pid: %s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), echo.pid, "by pid: %s", json);
     free(json);
 }
 
@@ -888,7 +771,7 @@ Test(cli_stats, a_stale_socket_is_dropped)
     int st;
     char *json = run_stats(&st, "--json");
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "pid"), echo.pid, "the live one answers: %s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), echo.pid, "the live one answers: %s", json);
     struct stat sb;
     cr_expect_neq(lstat(stale, &sb), 0, "the stale socket is gone");
     free(json);
@@ -912,7 +795,7 @@ Test(cli_stats, a_tcp_endpoint_only_when_asked)
     int st;
     char *json = run_stats(&st, "--json", spec);
     cr_expect_eq(st, 0);
-    cr_expect_eq(json_number(json, "pid"), echo.pid, "%s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), echo.pid, "%s", json);
     free(json);
     /* No Unix-domain endpoint besides. */
     struct stat sb;
@@ -944,7 +827,7 @@ Test(cli_stats, an_endpoint_in_use_stops_the_second_server)
     /* The first one is untouched. */
     int st;
     char *json = run_stats(&st, "--json", path);
-    cr_expect_eq(json_number(json, "pid"), e1.pid, "%s", json);
+    cr_expect_eq(stats_json_number(json, "pid"), e1.pid, "%s", json);
     free(json);
 }
 
