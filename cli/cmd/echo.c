@@ -110,7 +110,7 @@ int cmd_echo(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "W:B:m:i:46vh", echo_options, NULL)) != -1) {
         switch (opt) {
         case 'W':
-            if (!opt_number("echo", "--workers", optarg, 1, IOCP_STATS_MAX_WORKERS, &n))
+            if (!opt_number("echo", "--workers", optarg, 1, IOCP_MAX_WORKERS, &n))
                 return EXIT_USAGE;
             ecfg.workers = (unsigned)n;
             break;

@@ -639,7 +639,7 @@ int cmd_relay(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case 'W':
-            if (!opt_number("relay", "--workers", optarg, 1, IOCP_STATS_MAX_WORKERS, &n))
+            if (!opt_number("relay", "--workers", optarg, 1, IOCP_MAX_WORKERS, &n))
                 return EXIT_USAGE;
             ecfg.workers = (unsigned)n;
             break;

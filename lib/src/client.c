@@ -317,8 +317,11 @@ static void on_start_task(struct iocp_task *task)
     iocp__conn_leave(c);
 }
 
-int iocp_connect(struct iocp_engine *e, const struct iocp_connect_config *cfg)
+int iocp_connect_sized(struct iocp_engine *e, const struct iocp_connect_config *user,
+                       size_t user_size)
 {
+    struct iocp_connect_config copy;
+    const struct iocp_connect_config *cfg = iocp__config_copy(&copy, sizeof copy, user, user_size);
     if (!e || !cfg)
         return IOCP_EINVAL;
     if (!cfg->handler || !cfg->handler->on_data || !cfg->handler->on_close) {

@@ -86,8 +86,45 @@ static void conn_release(struct iocp_reg_entry *entry)
 
 static const struct iocp_registry_ops registry_ops = {conn_hold, conn_release};
 
-int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *cfg)
+/*
+ * The number of workers: cfg->workers when set; else IOCP_WORKERS from the
+ * environment; else one per CPU this process may run on (affinity mask and
+ * CPU quota, cpus_*.c).  why says how a default was reached, for the log.
+ */
+static int choose_workers(const struct iocp_engine_config *cfg, unsigned *out, char *why,
+                          size_t len)
 {
+    if (cfg->workers) {
+        if (cfg->workers > IOCP_MAX_WORKERS) {
+            iocp__set_error_detail("at most %u workers", (unsigned)IOCP_MAX_WORKERS);
+            return IOCP_EINVAL;
+        }
+        *out = cfg->workers;
+        return 0;
+    }
+    const char *env = getenv("IOCP_WORKERS");
+    if (env && *env) {
+        char *end;
+        unsigned long n = strtoul(env, &end, 10);
+        if (*end || n == 0 || n > IOCP_MAX_WORKERS || env[0] == '-') {
+            iocp__set_error_detail("IOCP_WORKERS=%s is not a worker count (1 to %u)", env,
+                                   (unsigned)IOCP_MAX_WORKERS);
+            return IOCP_EINVAL;
+        }
+        snprintf(why, len, "IOCP_WORKERS=%lu", n);
+        *out = (unsigned)n;
+        return 0;
+    }
+    unsigned n = iocp__cpus_usable(why, len);
+    *out = n > IOCP_MAX_WORKERS ? IOCP_MAX_WORKERS : n;
+    return 0;
+}
+
+int iocp_engine_new_sized(struct iocp_engine **out, const struct iocp_engine_config *user,
+                          size_t user_size)
+{
+    struct iocp_engine_config copy;
+    const struct iocp_engine_config *cfg = iocp__config_copy(&copy, sizeof copy, user, user_size);
     static const struct iocp_engine_config defaults;
     if (!out)
         return IOCP_EINVAL;
@@ -100,11 +137,11 @@ int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *c
         iocp__set_error_detail("backend '%s' is not in this build", backend);
         return IOCP_ENOSYS;
     }
-    unsigned workers = cfg->workers ? cfg->workers : iocp__processor_count();
-    if (workers > IOCP_STATS_MAX_WORKERS) {
-        iocp__set_error_detail("at most %d workers", IOCP_STATS_MAX_WORKERS);
-        return IOCP_EINVAL;
-    }
+    char why[160] = "";
+    unsigned workers = 0;
+    int rc = choose_workers(cfg, &workers, why, sizeof why);
+    if (rc < 0)
+        return rc;
 
     struct iocp_engine *e = calloc(1, sizeof *e);
     if (!e)
@@ -115,7 +152,7 @@ int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *c
     if (!e->cfg.max_conns)
         e->cfg.max_conns = DEFAULT_MAX_CONNS;
     e->workers = calloc(workers, sizeof *e->workers);
-    int rc = e->workers ? 0 : IOCP_ENOMEM;
+    rc = e->workers ? 0 : IOCP_ENOMEM;
     if (rc == 0)
         rc = iocp__registry_init(&e->registry, e->cfg.max_conns, &registry_ops);
     if (rc < 0) {
@@ -140,6 +177,8 @@ int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *c
         iocp_list_init(&w->acceptors);
     }
     e->ops = e->cfg.backend ? iocp__port_find(e->cfg.backend) : iocp__port_backends[0];
+    if (why[0])
+        iocp__log(e, IOCP_LOG_INFO, "%u worker%s: %s", workers, workers == 1 ? "" : "s", why);
     *out = e;
     return 0;
 }

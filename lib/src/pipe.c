@@ -40,8 +40,10 @@ static void on_pipe_task(struct iocp_task *task)
     iocp__conn_leave(c);
 }
 
-int iocp_pipe_open(struct iocp_engine *e, const struct iocp_pipe_config *cfg)
+int iocp_pipe_open_sized(struct iocp_engine *e, const struct iocp_pipe_config *user, size_t user_size)
 {
+    struct iocp_pipe_config copy;
+    const struct iocp_pipe_config *cfg = iocp__config_copy(&copy, sizeof copy, user, user_size);
     if (!e || !cfg || cfg->handle == IOCP_INVALID_SOCKET)
         return IOCP_EINVAL;
     if (!cfg->handler || !cfg->handler->on_data || !cfg->handler->on_close) {

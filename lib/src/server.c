@@ -334,9 +334,11 @@ void iocp__server_account_close(struct iocp_server *s)
 
 /* ---- the public API ---- */
 
-int iocp_server_new(struct iocp_server **out, struct iocp_engine *e,
-                    const struct iocp_server_config *cfg)
+int iocp_server_new_sized(struct iocp_server **out, struct iocp_engine *e,
+                          const struct iocp_server_config *user, size_t user_size)
 {
+    struct iocp_server_config copy;
+    const struct iocp_server_config *cfg = iocp__config_copy(&copy, sizeof copy, user, user_size);
     if (!out || !e || !cfg)
         return IOCP_EINVAL;
     if (!cfg->handler) {

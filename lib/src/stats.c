@@ -41,13 +41,8 @@ void iocp_engine_stats(struct iocp_engine *e, struct iocp_stats *out, bool walk)
         out->refused += LOAD(k->refused);
         out->accept_errors += LOAD(k->accept_errors);
         out->accept_backoffs += LOAD(k->accept_backoffs);
-        if (i < IOCP_STATS_MAX_WORKERS) {
-            out->worker[i].completions = LOAD(k->completions);
-            out->worker[i].conns = LOAD(k->conns);
-            out->worker[i].bytes_in = LOAD(k->bytes_in);
-            out->worker[i].bytes_out = LOAD(k->bytes_out);
-        }
     }
+    iocp_engine_worker_stats(e, out->worker, IOCP_STATS_MAX_WORKERS);
     /* pool_free so far counts objects alive; those lent out are not free. */
     uint64_t lent_now = out->pool_lent - out->pool_returned;
     out->pool_free = out->pool_free > lent_now ? out->pool_free - lent_now : 0;
@@ -61,6 +56,18 @@ void iocp_engine_stats(struct iocp_engine *e, struct iocp_stats *out, bool walk)
         out->buckets_used = rc.buckets_used;
         out->longest_chain = rc.longest_chain;
     }
+}
+
+unsigned iocp_engine_worker_stats(struct iocp_engine *e, struct iocp_worker_stats *out, unsigned n)
+{
+    for (unsigned i = 0; i < n && i < e->nworkers; i++) {
+        struct iocp_counters *k = &e->workers[i].cnt;
+        out[i].completions = LOAD(k->completions);
+        out[i].conns = LOAD(k->conns);
+        out[i].bytes_in = LOAD(k->bytes_in);
+        out[i].bytes_out = LOAD(k->bytes_out);
+    }
+    return e->nworkers;
 }
 
 struct foreach_ctx {

@@ -40,7 +40,9 @@ struct iocp_connect_config {
  * iocp_error_detail(), IOCP_ESTATE when the engine is not running), in which
  * case no callback runs.  Safe from any thread.
  */
-IOCP_EXTERN int iocp_connect(struct iocp_engine *e, const struct iocp_connect_config *cfg);
+#define iocp_connect(e, cfg) iocp_connect_sized((e), (cfg), sizeof(struct iocp_connect_config))
+IOCP_EXTERN int iocp_connect_sized(struct iocp_engine *e, const struct iocp_connect_config *cfg,
+                                   size_t cfg_size);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ struct sockaddr;
 /*
  * The callbacks of a connection.  Required: on_data and on_close.  A server
  * or client started without one fails with IOCP_EINVAL and
- * iocp_error_detail() names the missing callback (seed 2d).
+ * iocp_error_detail() names the missing callback.
  */
 struct iocp_conn_handler {
     /* The connection is established (accepted or connected).  Optional:

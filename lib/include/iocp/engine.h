@@ -23,8 +23,16 @@ enum iocp_log_level { IOCP_LOG_ERROR = 0, IOCP_LOG_WARN = 1, IOCP_LOG_INFO = 2, 
 
 typedef void (*iocp_log_cb)(void *arg, int level, const char *message);
 
+/* The most workers an engine takes. */
+#define IOCP_MAX_WORKERS 65536u
+
 struct iocp_engine_config {
-    /* Worker threads; 0 means one per processor. */
+    /* Worker threads, 1 to IOCP_MAX_WORKERS; 0 reads IOCP_WORKERS from the
+     * environment, and without it means one per CPU this process may run
+     * on: the CPUs of its affinity mask, lowered to its cgroup v2 CPU quota
+     * rounded up (Linux), or of its process affinity mask (Windows).  The
+     * log hook hears how a default was reached, at INFO ("4 workers: the
+     * affinity mask allows 4 CPUs"). */
     unsigned workers;
     /* "uring", "epoll" or "iocp"; NULL reads IOCP_BACKEND from the
      * environment, and without it picks the best backend that opens here.  A
@@ -48,8 +56,17 @@ struct iocp_engine_config {
  * iocp_engine_new(out, cfg):
  * Allocate an engine (not started).  cfg may be NULL for the defaults.  0, or
  * IOCP_EINVAL / IOCP_ENOMEM; *out is set only on success.
+ *
+ * A macro: it passes the size of the struct the program was compiled with
+ * to iocp_engine_new_sized(), so that a program built against an older
+ * libiocp (a smaller struct) runs with a newer one: the library reads the
+ * fields both know and takes the defaults (zeros) for the others.  The
+ * server, client and pipe functions that take a config struct do the same.
  */
-IOCP_EXTERN int iocp_engine_new(struct iocp_engine **out, const struct iocp_engine_config *cfg);
+#define iocp_engine_new(out, cfg) \
+    iocp_engine_new_sized((out), (cfg), sizeof(struct iocp_engine_config))
+IOCP_EXTERN int iocp_engine_new_sized(struct iocp_engine **out,
+                                      const struct iocp_engine_config *cfg, size_t cfg_size);
 
 /*
  * iocp_engine_start(e):

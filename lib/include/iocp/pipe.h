@@ -41,7 +41,9 @@ struct iocp_pipe_config {
  * (IOCP_EINVAL, IOCP_ESTATE) in which case no callback runs and the caller
  * still owns the descriptor.  Safe from any thread.
  */
-IOCP_EXTERN int iocp_pipe_open(struct iocp_engine *e, const struct iocp_pipe_config *cfg);
+#define iocp_pipe_open(e, cfg) iocp_pipe_open_sized((e), (cfg), sizeof(struct iocp_pipe_config))
+IOCP_EXTERN int iocp_pipe_open_sized(struct iocp_engine *e, const struct iocp_pipe_config *cfg,
+                                     size_t cfg_size);
 
 #ifdef __cplusplus
 }

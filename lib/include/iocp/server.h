@@ -3,7 +3,7 @@
  * TCP servers: a listening socket served by every worker of an engine.
  *
  * Each worker keeps a pool of pending accepts between a low and a high
- * watermark (seed 4).  A failed accept completion is recycled; running out
+ * watermark.  A failed accept completion is recycled; running out
  * of descriptors or buffers (EMFILE, ENFILE, ENOBUFS) pauses accepting on a
  * timer and resumes: the listener never dies of one error.  Accepted
  * connections go into the engine's registry and get the server's handler.
@@ -51,8 +51,10 @@ struct iocp_server_config {
  * Create a server on a (started or not) engine.  IOCP_EINVAL when a
  * required callback is missing (iocp_error_detail() names it).
  */
-IOCP_EXTERN int iocp_server_new(struct iocp_server **out, struct iocp_engine *e,
-                                const struct iocp_server_config *cfg);
+#define iocp_server_new(out, e, cfg) \
+    iocp_server_new_sized((out), (e), (cfg), sizeof(struct iocp_server_config))
+IOCP_EXTERN int iocp_server_new_sized(struct iocp_server **out, struct iocp_engine *e,
+                                      const struct iocp_server_config *cfg, size_t cfg_size);
 
 /*
  * iocp_server_start(s):

@@ -3,7 +3,7 @@
  * Counters and the live walk behind `iocptool stats`.
  *
  * Counters are kept per worker without locks and summed when read.  The
- * walk visits the registry the way the seed asks (online list and socket
+ * walk visits both of the registry's indexes (the online list and the socket
  * hash), so "walked" and "counted" can be compared: they must agree.
  */
 #ifndef IOCP_STATS_H
@@ -29,6 +29,9 @@ enum iocp_stat_op {
     IOCP_STAT_OPS
 };
 
+/* How many workers struct iocp_stats details in worker[].  An engine may
+ * have more (up to IOCP_MAX_WORKERS): iocp_engine_worker_stats() gives them
+ * all. */
 #define IOCP_STATS_MAX_WORKERS 64
 
 struct iocp_worker_stats {
@@ -57,6 +60,8 @@ struct iocp_stats {
     /* The registry: the counter, and what a walk found (when asked for). */
     uint64_t online;
     uint64_t walked, hashed, buckets_used, longest_chain;
+    /* The first IOCP_STATS_MAX_WORKERS workers (workers says how many
+     * there are). */
     struct iocp_worker_stats worker[IOCP_STATS_MAX_WORKERS];
 };
 
@@ -66,6 +71,15 @@ struct iocp_stats {
  * hash (O(connections), takes each lock briefly).  Safe from any thread.
  */
 IOCP_EXTERN void iocp_engine_stats(struct iocp_engine *e, struct iocp_stats *out, bool walk);
+
+/*
+ * iocp_engine_worker_stats(e, out, n):
+ * Fill out[0 .. min(n, workers)) with each worker's counters, whatever the
+ * number of workers.  Returns the number of workers (call with n 0 to size
+ * the array).  Safe from any thread.
+ */
+IOCP_EXTERN unsigned iocp_engine_worker_stats(struct iocp_engine *e, struct iocp_worker_stats *out,
+                                              unsigned n);
 
 /* One connection, as the listing sees it. */
 struct iocp_conn_info {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one place where libiocp names platform types (seed 1).
+ * The one place where libiocp names platform types.
  *
  * Every other header includes this one and none defines a platform type of
  * its own: the socket handle, its invalid value, the export macro and the
