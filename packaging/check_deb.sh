@@ -9,23 +9,28 @@
 #   3. the contents (dpkg-deb -x): each file in its package, the libraries
 #      in Debian's multiarch directory, all under /usr
 #   4. lintian: no error (warnings and notes are printed)
-#   5. as root (sudo if needed): dpkg -i of all three, then /usr/bin/iocptool
+#   5. as root (sudo if needed): install all three, then /usr/bin/iocptool
 #      --version, pkg-config, and tests/consumer built against the installed
 #      libiocp-dev (CMake package, shared and static, and pkg-config) and
-#      run; then dpkg --purge of all three leaves nothing.  Without root this
+#      run; then purging all three leaves nothing.  Without root this
 #      step is skipped, or fails when IOCP_TEST_REQUIRE_ALL=1 (CI).
 set -euo pipefail
 build=${1:?usage: packaging/check_deb.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 fail() { echo "check_deb: $*" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/iocp-deb.XXXXXX")
 installed=()
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# Through apt, which waits for dpkg's lock (another install on the machine)
+# instead of failing at once; the packages' dependencies are installed
+# already (.ci/deps).
+apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
 cleanup() {
   if [ ${#installed[@]} -gt 0 ]; then
-    $SUDO dpkg --purge "${installed[@]}" >/dev/null ||
-      echo "check_deb: dpkg --purge ${installed[*]} failed" >&2
+    $SUDO apt-get purge "${apt_opts[@]}" "${installed[@]}" >/dev/null ||
+      echo "check_deb: apt-get purge ${installed[*]} failed" >&2
   fi
   rm -rf "$tmp"
 }
@@ -138,7 +143,7 @@ done
 [ ! -e /usr/bin/iocptool ] || fail "/usr/bin/iocptool exists outside any package"
 [ ! -e "/$lib/libiocp.so" ] || fail "/$lib/libiocp.so exists outside any package"
 installed=("${packages[@]}")
-$SUDO dpkg -i "${deb[@]}"
+$SUDO apt-get install "${apt_opts[@]}" --no-install-recommends "${deb[@]}"
 /usr/bin/iocptool --version
 /usr/bin/iocptool --version | head -1 | grep -qx "iocptool $version" ||
   fail "/usr/bin/iocptool --version does not say 'iocptool $version'"
@@ -165,11 +170,11 @@ for via in package package-static pkg-config; do
   echo "check_deb: tests/consumer built with the installed libiocp-dev ($via) and ran"
 done
 
-$SUDO dpkg --purge "${packages[@]}" >/dev/null
+$SUDO apt-get purge "${apt_opts[@]}" "${packages[@]}" >/dev/null
 installed=()
 for f in /usr/bin/iocptool "/$lib/libiocp.so" "/$lib/libiocp.so.$soversion" /usr/include/iocp.h \
          "/usr/share/doc/$runtime"; do
-  [ ! -e "$f" ] || fail "dpkg --purge left $f behind"
+  [ ! -e "$f" ] || fail "purging left $f behind"
 done
 for p in "${packages[@]}"; do
   ! dpkg-query -W "$p" >/dev/null 2>&1 || fail "dpkg still knows $p after --purge"
