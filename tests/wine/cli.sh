@@ -383,6 +383,50 @@ while True:
 sys.stdout.write(out.decode(errors="replace"))
 PY
 
+# storm.py PORT TOKEN N IDLE: IDLE connections that hold an endpoint slot
+# (half of them with half a token), then N queries at once; prints how many
+# were answered, refused (an error line) and failed (nothing at all).
+cat >"$work/storm.py" <<'PY'
+import selectors, socket, sys, time
+port, token, n, idle = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+held = []
+for i in range(idle):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    if i % 2:
+        s.sendall(token[:10].encode())
+    held.append(s)
+queries, failed = [], 0
+for i in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        s.sendall((token + "\njson\n").encode())
+        s.setblocking(False)
+        queries.append([s, b""])
+    except OSError:
+        failed += 1
+sel = selectors.DefaultSelector()
+for q in queries:
+    sel.register(q[0], selectors.EVENT_READ, q)
+end = time.time() + 60
+while sel.get_map() and time.time() < end:
+    for key, _ in sel.select(0.5):
+        q = key.data
+        try:
+            b = q[0].recv(65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            b = b""
+        if b:
+            q[1] += b
+        else:
+            sel.unregister(q[0])
+            q[0].close()
+answered = sum(1 for q in queries if q[1].startswith(b"{") and q[1].endswith(b"\n"))
+refused = sum(1 for q in queries if q[1].startswith(b"error: "))
+print(answered, refused, len(queries) - answered - refused + failed)
+PY
+
 # json_get FILE KEY.SUBKEY...: a number (or true/false) from a JSON file.
 json_get() {
   python3 -c '
@@ -535,6 +579,21 @@ if available stats; then
       fi
     else
       skip "stats: token" "the endpoint is not a token file ($name)"
+    fi
+
+    # A storm of queries on top of connections that hold a slot: all
+    # answered, and the endpoint goes on.
+    if [ "${name##*.}" = tcp ] && read -r tport token <"$hostfile"; then
+      read -r answered refused failed < <(timeout 120 python3 "$work/storm.py" "$tport" \
+        "$token" 120 40)
+      if [ "${answered:-0}" = 120 ] && [ "${failed:-1}" = 0 ] && stats_json "$work/s6.json" \
+        "$spid" && [ "$(json_get "$work/s6.json" pid)" = "$spid" ]; then
+        pass "stats: 120 queries at once on top of 40 idle connections, all answered"
+      else
+        fail "stats: storm" "${answered:-?} answered, ${refused:-?} refused, ${failed:-?} failed"
+      fi
+    else
+      skip "stats: storm" "the endpoint is not a token file ($name)"
     fi
 
     # Files left by servers that are gone are dropped on the way.
