@@ -59,7 +59,13 @@ static void version(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        char names[128] = "";
+        size_t n = 0;
+        for (size_t i = 0; i < cmd_table_len && n < sizeof names; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                                  cmd_table[i].name);
+        diag_error("a command is missing (%s)", names);
+        diag_try_help(NULL);
         return EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -88,6 +94,6 @@ int main(int argc, char **argv)
         return cmd->run(argc - 1, argv + 1);
     }
     diag_error("%s: unknown command", argv[1]);
-    usage(stderr);
+    diag_try_help(NULL);
     return EXIT_USAGE;
 }

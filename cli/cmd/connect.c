@@ -12,6 +12,7 @@
 
 #include "iocp.h"
 
+#include "addr.h"
 #include "bridge.h"
 #include "cmds.h"
 #include "cmdtable.h"
@@ -78,9 +79,9 @@ int cmd_connect(int argc, char **argv)
     int family = 0, conflicts = 0;
     int opt, r;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "w:s:p:z46nklB:h" BRIDGE_SHORT_OPTIONS, connect_options,
-                              NULL)) != -1) {
+    struct opt_parser op;
+    opt_init(&op, "connect", argc, argv, "w:s:p:z46nklB:h" BRIDGE_SHORT_OPTIONS, connect_options);
+    while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             return EXIT_USAGE;
         if (r > 0)
@@ -98,7 +99,7 @@ int cmd_connect(int argc, char **argv)
             source = optarg;
             break;
         case 'p':
-            if (!opt_port("connect", optarg, false, &source_port))
+            if (!addr_port("connect", optarg, false, &source_port))
                 return EXIT_USAGE;
             break;
         case 'z':
@@ -128,7 +129,6 @@ int cmd_connect(int argc, char **argv)
             connect_usage(stdout);
             return EXIT_OK;
         default:
-            connect_usage(stderr);
             return EXIT_USAGE;
         }
     }
@@ -165,7 +165,7 @@ int cmd_connect(int argc, char **argv)
         conflicts++;
     }
     if (conflicts) {
-        connect_usage(stderr);
+        diag_try_help("connect");
         return EXIT_USAGE;
     }
     const char *host = argv[optind];
@@ -193,10 +193,10 @@ int cmd_connect(int argc, char **argv)
     }
 
     uint16_t port;
-    if (!opt_port("connect", argv[optind + 1], false, &port))
+    if (!addr_port("connect", argv[optind + 1], false, &port))
         return EXIT_USAGE;
-    char target[300];
-    snprintf(target, sizeof target, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    char target[ADDR_HOST_MAX + 8];
+    addr_format(host, port, target, sizeof target);
     uint8_t key[KEYFILE_KEY_BYTES];
     if (bcfg.key_file) {
         /* It prints why a key file is refused; its status is a usage one. */

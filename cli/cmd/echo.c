@@ -13,6 +13,7 @@
 
 #include "iocp.h"
 
+#include "addr.h"
 #include "cmds.h"
 #include "cmdtable.h"
 #include "diag.h"
@@ -106,8 +107,9 @@ int cmd_echo(int argc, char **argv)
     struct iocp_server_config scfg = {.handler = &echo_handler};
     long long n;
     int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "W:B:m:i:46vh", echo_options, NULL)) != -1) {
+    struct opt_parser op;
+    opt_init(&op, "echo", argc, argv, "W:B:m:i:46vh", echo_options);
+    while ((opt = opt_next(&op)) != -1) {
         switch (opt) {
         case 'W':
             if (!opt_number("echo", "--workers", optarg, 1, IOCP_MAX_WORKERS, &n))
@@ -147,7 +149,6 @@ int cmd_echo(int argc, char **argv)
             echo_usage(stdout);
             return EXIT_OK;
         default:
-            echo_usage(stderr);
             return EXIT_USAGE;
         }
     }
@@ -157,11 +158,11 @@ int cmd_echo(int argc, char **argv)
     }
     if (argc - optind != 1) {
         diag_error("echo: expected one [ADDR:]PORT argument");
-        echo_usage(stderr);
+        diag_try_help("echo");
         return EXIT_USAGE;
     }
-    char host[256];
-    if (!opt_hostport("echo", argv[optind], host, sizeof host, &scfg.port))
+    char host[ADDR_HOST_MAX];
+    if (!addr_listen("echo", argv[optind], host, sizeof host, &scfg.port))
         return EXIT_USAGE;
     scfg.host = host[0] ? host : NULL;
 

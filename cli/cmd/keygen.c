@@ -12,6 +12,7 @@
 #include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
+#include "opts.h"
 
 const struct option keygen_options[] = {
     {"force", no_argument, NULL, 'f'},
@@ -46,8 +47,9 @@ int cmd_keygen(int argc, char **argv)
 {
     bool force = false, check = false;
     int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "fcvh", keygen_options, NULL)) != -1) {
+    struct opt_parser op;
+    opt_init(&op, "keygen", argc, argv, "fcvh", keygen_options);
+    while ((opt = opt_next(&op)) != -1) {
         switch (opt) {
         case 'f':
             force = true;
@@ -62,7 +64,6 @@ int cmd_keygen(int argc, char **argv)
             keygen_usage(stdout);
             return EXIT_OK;
         default:
-            keygen_usage(stderr);
             return EXIT_USAGE;
         }
     }
@@ -84,8 +85,10 @@ int cmd_keygen(int argc, char **argv)
         diag_error("keygen: --force needs a FILE");
         bad++;
     }
-    if (bad)
+    if (bad) {
+        diag_try_help("keygen");
         return EXIT_USAGE;
+    }
 
     if (check) {
         uint8_t key[KEYFILE_KEY_BYTES];

@@ -19,6 +19,7 @@
 #include "iocp.h"
 
 #include "acl.h"
+#include "addr.h"
 #include "bridge.h"
 #include "cmds.h"
 #include "cmdtable.h"
@@ -128,9 +129,9 @@ int cmd_listen(int argc, char **argv)
     char why[256];
     int opt, r;
 
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "km:46s:p:nlB:hzw:" BRIDGE_SHORT_OPTIONS, listen_options,
-                              NULL)) != -1) {
+    struct opt_parser op;
+    opt_init(&op, "listen", argc, argv, "km:46s:p:nlB:hzw:" BRIDGE_SHORT_OPTIONS, listen_options);
+    while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             goto usage_error;
         if (r > 0)
@@ -193,7 +194,6 @@ int cmd_listen(int argc, char **argv)
             acl_fini(&listen_acl);
             return EXIT_OK;
         default:
-            listen_usage(stderr);
             goto usage_error;
         }
     }
@@ -229,15 +229,17 @@ int cmd_listen(int argc, char **argv)
         diag_error("listen: expected one [ADDR:]PORT argument (or -p PORT)");
         conflicts++;
     }
-    if (conflicts)
+    if (conflicts) {
+        diag_try_help("listen");
         goto usage_error;
+    }
 
-    char host[256] = "";
+    char host[ADDR_HOST_MAX] = "";
     uint16_t port;
     if (port_opt) {
-        if (!opt_port("listen", port_opt, true, &port))
+        if (!addr_port("listen", port_opt, true, &port))
             goto usage_error;
-    } else if (!opt_hostport("listen", argv[optind], host, sizeof host, &port)) {
+    } else if (!addr_listen("listen", argv[optind], host, sizeof host, &port)) {
         goto usage_error;
     }
     if (source && host[0]) {
@@ -300,8 +302,7 @@ int cmd_listen(int argc, char **argv)
         rc = iocp_server_start(s);
     }
     if (rc < 0) {
-        const char *detail = iocp_error_detail();
-        diag_error("listen: %s%s%s", *detail ? detail : "", *detail ? ": " : "", iocp_strerror(rc));
+        diag_listen_error("listen", scfg.host, scfg.port, rc);
         goto out;
     }
     /* Before the listening line, so that a script that reads it finds the

@@ -8,6 +8,11 @@
  * at once on the engine's one worker, each bounded by -w; results are
  * printed in the order the ports were given, as soon as every port before
  * them is decided, so a long scan streams.
+ *
+ * A probe of a port in the ephemeral range may be given that very port as
+ * its source, and then connects to itself (a TCP simultaneous open): the
+ * connection succeeds with nobody listening.  Such a port is closed, and
+ * -v says why.
  */
 #include "probe.h"
 
@@ -17,14 +22,14 @@
 
 #include "iocp.h"
 
+#include "addr.h"
 #include "diag.h"
 #include "netcompat.h"
-#include "opts.h"
 #include "stop.h"
 
 #define PROBE_WINDOW 256
 
-enum { SLOT_WAITING = 0, SLOT_RUNNING, SLOT_OPEN, SLOT_CLOSED };
+enum { SLOT_WAITING = 0, SLOT_RUNNING, SLOT_OPEN, SLOT_CLOSED, SLOT_SELF };
 
 struct slot {
     uint16_t port;
@@ -55,6 +60,9 @@ static void report(void)
         if (s->state == SLOT_OPEN) {
             printf("%s %u open\n", probe.cfg->host, s->port);
             printed = true;
+        } else if (s->state == SLOT_SELF) {
+            diag_info(1, "connect: %s port %u: closed (the probe connected to itself)",
+                      probe.cfg->host, s->port);
         } else {
             diag_info(1, "connect: %s port %u: %s", probe.cfg->host, s->port,
                       iocp_strerror(s->error));
@@ -69,8 +77,11 @@ static void report(void)
 static void probe_open(struct iocp_conn *c)
 {
     struct slot *s = iocp_conn_data(c);
-    s->state = SLOT_OPEN;
-    iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+    bool self = addr_is_self_connected(iocp_conn_socket(c));
+    s->state = self ? SLOT_SELF : SLOT_OPEN;
+    /* A self-connection is reset: nothing else holds it, and a graceful
+     * close would keep the port in TIME_WAIT for nothing. */
+    iocp_conn_close(c, self ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
 }
 
 static void probe_data(struct iocp_conn *c, const void *data, size_t len)
@@ -85,7 +96,7 @@ static void probe_close(struct iocp_conn *c, int status)
     struct slot *s = iocp_conn_data(c);
     if (s->state == SLOT_OPEN) {
         probe.open++;
-    } else {
+    } else if (s->state != SLOT_SELF) {
         s->state = SLOT_CLOSED;
         s->error = status < 0 ? status : IOCP_ECONNABORTED;
     }
@@ -149,20 +160,8 @@ static bool parse_ports(const struct probe_config *cfg)
         char *save = NULL;
         bool ok = true;
         for (char *tok = strtok_r(list, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
-            char *dash = strchr(tok, '-');
-            uint16_t lo, hi;
-            if (dash) {
-                *dash = '\0';
-                ok = opt_port("connect", tok, false, &lo) &&
-                     opt_port("connect", dash + 1, false, &hi);
-                if (ok && hi < lo) {
-                    diag_error("connect: port range %u-%u: goes backwards", lo, hi);
-                    ok = false;
-                }
-            } else {
-                ok = opt_port("connect", tok, false, &lo);
-                hi = lo;
-            }
+            uint16_t lo = 1, hi = 0;
+            ok = addr_port_range("connect", tok, &lo, &hi);
             for (unsigned p = lo; ok && p <= hi; p++) {
                 if (seen[p / 8] & (1u << (p % 8)))
                     continue;
@@ -190,7 +189,9 @@ static int resolve(const struct probe_config *cfg)
                       : cfg->family == IOCP_FAMILY_IPV6 ? AF_INET6
                                                         : AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG | (cfg->numeric ? AI_NUMERICHOST : 0);
+    /* No AI_ADDRCONFIG, as in the library's connects: it hides 127.0.0.1
+     * and ::1 on a host whose only interface is loopback. */
+    hints.ai_flags = cfg->numeric ? AI_NUMERICHOST : 0;
     int gai = getaddrinfo(cfg->host, NULL, &hints, &res);
     if (gai != 0) {
         int err = gai == EAI_AGAIN    ? IOCP_EAITEMP

@@ -61,6 +61,7 @@
 
 #include "iocp.h"
 
+#include "addr.h"
 #include "cmds.h"
 #include "cmdtable.h"
 #include "diag.h"
@@ -74,7 +75,7 @@
 #define RELAY_SEND_HIGH (256u * 1024u)
 
 struct relay_target {
-    char host[256];
+    char host[ADDR_HOST_MAX];
     uint16_t port;
     char name[270]; /* "host:port" / "[v6]:port" for messages */
     char what[280]; /* "target host:port" for relay_health */
@@ -608,13 +609,9 @@ static void relay_wipe_keys(void)
 
 static bool parse_target(const char *text, struct relay_target *t)
 {
-    if (!opt_hostport("relay", text, t->host, sizeof t->host, &t->port))
+    if (!addr_target("relay", text, t->host, sizeof t->host, &t->port))
         return false;
-    if (!t->host[0] || t->port == 0) {
-        diag_error("relay: target %s: expected HOST:PORT with a port other than 0", text);
-        return false;
-    }
-    snprintf(t->name, sizeof t->name, strchr(t->host, ':') ? "[%s]:%u" : "%s:%u", t->host, t->port);
+    addr_format(t->host, t->port, t->name, sizeof t->name);
     snprintf(t->what, sizeof t->what, "target %s", t->name);
     t->health.what = t->what;
     return true;
@@ -631,8 +628,9 @@ int cmd_relay(int argc, char **argv)
     const char *key_listen_file = NULL, *key_target_file = NULL;
     long long n;
     int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "w:W:B:m:46vh", relay_options, NULL)) != -1) {
+    struct opt_parser op;
+    opt_init(&op, "relay", argc, argv, "w:W:B:m:46vh", relay_options);
+    while ((opt = opt_next(&op)) != -1) {
         switch (opt) {
         case 'w':
             if (!opt_seconds("relay", "--wait", optarg, &relay.timeout_ms))
@@ -681,7 +679,6 @@ int cmd_relay(int argc, char **argv)
             relay_usage(stdout);
             return EXIT_OK;
         default:
-            relay_usage(stderr);
             return EXIT_USAGE;
         }
     }
@@ -691,11 +688,11 @@ int cmd_relay(int argc, char **argv)
     }
     if (argc - optind < 2) {
         diag_error("relay: expected [ADDR:]PORT and at least one HOST:PORT target");
-        relay_usage(stderr);
+        diag_try_help("relay");
         return EXIT_USAGE;
     }
-    char host[256];
-    if (!opt_hostport("relay", argv[optind], host, sizeof host, &scfg.port))
+    char host[ADDR_HOST_MAX];
+    if (!addr_listen("relay", argv[optind], host, sizeof host, &scfg.port))
         return EXIT_USAGE;
     scfg.host = host[0] ? host : NULL;
     relay.ntargets = (unsigned)(argc - optind - 1);

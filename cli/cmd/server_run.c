@@ -56,9 +56,7 @@ int cli_run_server(const char *cmd, const struct iocp_engine_config *ecfg,
     if (rc == 0)
         rc = iocp_server_start(s);
     if (rc < 0) {
-        const char *detail = iocp_error_detail();
-        diag_error("%s: %s%s%s", cmd, *detail ? detail : "", *detail ? ": " : "",
-                   iocp_strerror(rc));
+        diag_listen_error(cmd, scfg->host, scfg->port, rc);
         goto out;
     }
     /* The ready hook first: what it starts (the stats endpoint) is up by

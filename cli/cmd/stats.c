@@ -193,8 +193,9 @@ int cmd_stats(int argc, char **argv)
     unsigned watch_ms = 0;
     bool watch = false;
     int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "jvh", stats_options, NULL)) != -1) {
+    struct opt_parser op;
+    opt_init(&op, "stats", argc, argv, "jvh", stats_options);
+    while ((opt = opt_next(&op)) != -1) {
         switch (opt) {
         case 'j':
             json = true;
@@ -221,7 +222,6 @@ int cmd_stats(int argc, char **argv)
             stats_usage(stdout);
             return EXIT_OK;
         default:
-            stats_usage(stderr);
             return EXIT_USAGE;
         }
     }
@@ -235,7 +235,7 @@ int cmd_stats(int argc, char **argv)
     }
     if (argc - optind > 1) {
         diag_error("stats: expected at most one endpoint");
-        stats_usage(stderr);
+        diag_try_help("stats");
         return EXIT_USAGE;
     }
 

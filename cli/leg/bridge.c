@@ -270,7 +270,7 @@ static void in_close(struct iocp_conn *c, int status)
     b->live--;
     stdfd_restore(0, &b->sin);
     if (status < 0 && status != IOCP_ECANCELED && !b->ending) {
-        diag_error("%s: stdin: %s", b->cfg.cmd, iocp_strerror(status));
+        diag_error("%s: stdin: %s", b->cfg.cmd, diag_strerror(status));
         finish(b, EXIT_RUNTIME);
     }
     wake_if_done(b);
@@ -737,7 +737,7 @@ static int dup_stdio(struct bridge *b, int fd, struct stdfd *s, iocp_socket_t *d
 {
     int rc = stdfd_take(fd, s, dup);
     if (rc < 0) {
-        diag_error("%s: %s: %s", b->cfg.cmd, fd ? "stdout" : "stdin", iocp_strerror(rc));
+        diag_error("%s: %s: %s", b->cfg.cmd, fd ? "stdout" : "stdin", diag_strerror(rc));
         return -1;
     }
     return rc;

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int stdfd_take(int fd, struct stdfd *s, iocp_socket_t *handle)
@@ -19,6 +20,11 @@ int stdfd_take(int fd, struct stdfd *s, iocp_socket_t *handle)
     s->flags = fcntl(fd, F_GETFL);
     if (s->flags < 0)
         return 1;
+    /* `< dir` opens a directory, which every read refuses with EISDIR:
+     * said now, rather than once a peer has connected. */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        return -EISDIR;
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (dup < 0)
         return -(int)errno;

@@ -69,13 +69,28 @@ static int resolve_flags_family(const struct iocp_connect_config *cfg)
                                              : AF_UNSPEC;
 }
 
+/*
+ * The hints of every lookup: no AI_ADDRCONFIG, for numeric hosts and names
+ * alike.  AI_ADDRCONFIG keeps only the families of the addresses configured
+ * here, and loopback addresses do not count, so on a host whose only
+ * interface is loopback (a container without network) 127.0.0.1, ::1 and
+ * localhost all fail with a family given (-4, -6, a source address).
+ * Without it nothing is lost: the addresses come sorted with unreachable
+ * ones last (RFC 6724), and try_next() moves on from a family the host does
+ * not have at once (EAFNOSUPPORT, ENETUNREACH).
+ */
+void iocp__connect_hints(struct addrinfo *hints, int family, bool numeric_only)
+{
+    memset(hints, 0, sizeof *hints);
+    hints->ai_family = family;
+    hints->ai_socktype = SOCK_STREAM;
+    hints->ai_flags = numeric_only ? AI_NUMERICHOST : 0;
+}
+
 static int lookup(const char *host, int family, bool numeric_only, struct addrinfo **out)
 {
     struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = family;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG | (numeric_only ? AI_NUMERICHOST : 0);
+    iocp__connect_hints(&hints, family, numeric_only);
     int gai = getaddrinfo(host, NULL, &hints, out);
     if (gai == 0)
         return 0;

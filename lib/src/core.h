@@ -286,6 +286,9 @@ uint64_t iocp__servers_pending_accepts(struct iocp_engine *e, unsigned *low, uns
  * connection's connect state. */
 void iocp__resolvers_cancel(struct iocp_engine *e);
 void iocp__connect_job_release(struct iocp_conn *c);
+/* The getaddrinfo hints of outgoing connections (no AI_ADDRCONFIG: see
+ * client.c). */
+void iocp__connect_hints(struct addrinfo *hints, int family, bool numeric_only);
 
 /* sockutil_*.c */
 int iocp__socket_stream(int family, iocp_socket_t *out);
