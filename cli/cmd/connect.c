@@ -46,6 +46,7 @@ static void connect_usage(FILE *out)
             "\n"
             "Connect and bridge stdin/stdout to the socket: end of stdin half-closes\n"
             "the connection, end of the socket closes stdout and ends the tool.\n"
+            "A PORT is a number or a service name (http, ssh).\n"
             "\n"
             "  -w, --wait S           give up connecting after S seconds\n"
             "  -s, --source ADDR      connect from this local address\n"
