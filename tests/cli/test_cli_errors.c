@@ -69,7 +69,7 @@ static void expect_usage(const char *const *args, const char *want, bool hint)
     char out[256];
     int status = run(&p, -1, out, sizeof out, args);
     cr_expect_eq(status, 2, "%s %s: status %d; stderr: %s", args[0], args[1], status, p.errbuf);
-    cr_expect_str_empty(out, "nothing on stdout");
+    cr_expect_str_eq(out, "", "nothing on stdout");
     char copy[sizeof p.errbuf], *lines[4];
     snprintf(copy, sizeof copy, "%s", p.errbuf);
     int n = split_lines(copy, lines, 4);
@@ -493,7 +493,7 @@ Test(cli_errors, a_probe_that_connects_to_itself_reports_the_port_closed)
     char out[128];
     const char *zargs[] = {"connect", "-z", "-v", "127.0.0.1", "40000", NULL};
     cr_expect_eq(run(&z, -1, out, sizeof out, zargs), 1, "no port open; stderr: %s", z.errbuf);
-    cr_expect_str_empty(out, "nothing reported open");
+    cr_expect_str_eq(out, "", "nothing reported open");
     cr_expect(strstr(z.errbuf, "127.0.0.1 port 40000: closed (the probe connected to itself)"),
               "stderr: %s", z.errbuf);
 
@@ -517,14 +517,14 @@ Test(cli_errors, the_address_parser_accepts_every_documented_form)
     char host[ADDR_HOST_MAX];
     uint16_t port = 1, lo = 0, hi = 0;
     cr_expect(addr_listen("t", "8080", host, sizeof host, &port));
-    cr_expect_str_empty(host);
+    cr_expect_str_eq(host, "");
     cr_expect_eq(port, 8080);
     cr_expect(addr_listen("t", "0", host, sizeof host, &port));
     cr_expect_eq(port, 0);
     cr_expect(addr_listen("t", "127.0.0.1:80", host, sizeof host, &port));
     cr_expect_str_eq(host, "127.0.0.1");
     cr_expect(addr_listen("t", ":80", host, sizeof host, &port));
-    cr_expect_str_empty(host);
+    cr_expect_str_eq(host, "");
     cr_expect(addr_listen("t", "[::1]:ssh", host, sizeof host, &port));
     cr_expect_str_eq(host, "::1");
     cr_expect_eq(port, 22);
