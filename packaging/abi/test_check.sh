@@ -18,10 +18,11 @@ passed=0 failed=0
 
 bash "$here/dump.sh" "$build" "$tmp/abi" >/dev/null
 soname=$(sed -n "1s/.* soname='\([^']*\)'.*/\1/p" "$tmp/abi")
-# Drop one exported function (its symbol and its declaration), one that
-# every release has.
-fn=iocp_engine_new
-grep -q "<elf-symbol name='$fn'" "$tmp/abi" || { echo "abi-test: $fn is not in the ABI" >&2; exit 1; }
+# Drop one exported function (its symbol and its declaration): the first
+# one the dump declares.
+fn=$(sed -n "s/^ *<function-decl name='\([A-Za-z0-9_]*\)' .*elf-symbol-id=.*/\1/p" "$tmp/abi" | head -n 1)
+[ -n "$fn" ] && grep -q "<elf-symbol name='$fn'" "$tmp/abi" ||
+  { echo "abi-test: no exported function in the ABI of $build" >&2; exit 1; }
 sed -e "/<elf-symbol name='$fn' /d" -e "/<function-decl name='$fn' .*[^/]>$/,/<\/function-decl>/d" \
   -e "/<function-decl name='$fn' .*\/>$/d" "$tmp/abi" >"$tmp/abi-less"
 ! grep -q "name='$fn'" "$tmp/abi-less" || { echo "abi-test: could not take $fn out" >&2; exit 1; }
