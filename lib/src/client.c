@@ -241,7 +241,7 @@ static void try_next(struct iocp_connect_job *job)
          * may hand over a reused one, bound already (Windows). */
         int rc = job->source_host || job->cfg.source_port
                      ? iocp__socket_stream(ai->ai_family, &sock)
-                     : iocp__socket_for_connect(c->w, ai->ai_family, &sock, &reused);
+                     : iocp__port_connect_socket(c->w->port, ai->ai_family, &sock, &reused);
         if (rc == 0 && !reused) {
             rc = bind_source(job, sock, ai->ai_family);
             if (rc < 0)

@@ -13,6 +13,7 @@
 #include "list.h"
 #include "port.h"
 #include "registry.h"
+#include "sockutil.h"
 #include "thread.h"
 
 #ifndef _WIN32
@@ -151,8 +152,6 @@ int iocp__post(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg);
  * engine is not running, else iocp__post's result.  An engine stop cannot
  * overtake it (see `posters`). */
 int iocp__post_running(struct iocp_engine *e, unsigned i, uint32_t code, uint64_t arg);
-/* Set the detail text that iocp_error_detail() returns on this thread. */
-void iocp__set_error_detail(const char *fmt, ...);
 /* Log through the engine's hook. */
 void iocp__log(struct iocp_engine *e, int level, const char *fmt, ...);
 
@@ -192,12 +191,6 @@ enum iocp_conn_flag {
     IOCP_CONN_WRITE_ONLY = 1u << 14, /* never read (a terminal on stdout is readable!) */
 };
 
-union iocp_sockaddr {
-    struct sockaddr sa;
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-};
-
 struct iocp_connect_job;
 struct iocp_server;
 
@@ -233,7 +226,8 @@ struct iocp_conn {
     };
 };
 
-/* splice.c: kernel-side forwarding between two connections (Linux). */
+/* splice_linux.c: kernel-side forwarding between two connections (Linux;
+ * splice_none.c elsewhere: nothing ever splices there). */
 struct iocp_splices;
 /* True when c's input is spliced away (it must not arm its receive). */
 bool iocp__splice_source(const struct iocp_conn *c);
@@ -290,29 +284,6 @@ void iocp__connect_job_release(struct iocp_conn *c);
  * client.c). */
 void iocp__connect_hints(struct addrinfo *hints, int family, bool numeric_only);
 
-/* sockutil_*.c */
-int iocp__socket_stream(int family, iocp_socket_t *out);
-/* A socket for an outgoing connection on w's port.  POSIX: a new one.
- * Windows with socket reuse on: possibly one that DisconnectEx returned to
- * the port's pool, still bound to the port and to a local address
- * (*reused true: it must not be bound to a source address); else a new
- * one. */
-int iocp__socket_for_connect(struct iocp_worker *w, int family, iocp_socket_t *out, bool *reused);
-void iocp__socket_close(iocp_socket_t sock);
-void iocp__socket_abort(iocp_socket_t sock);
-int iocp__socket_shutdown_send(iocp_socket_t sock);
-void iocp__socket_nodelay(iocp_socket_t sock);
-/* Options a listening socket needs before bind().  POSIX: SO_REUSEADDR, so a
- * restart does not wait for old connections in TIME_WAIT.  Windows:
- * SO_EXCLUSIVEADDRUSE, since SO_REUSEADDR there lets another socket take
- * over a port in use. */
-void iocp__socket_listen_opts(iocp_socket_t sock);
-/* The error of the last failed socket call on this thread, as IOCP_E*. */
-int iocp__socket_error(void);
-const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len);
-/* What kind of handle a descriptor is: socket, pipe-like or regular file. */
-enum iocp_handle_kind iocp__handle_kind(iocp_socket_t fd);
-/* Close a non-socket handle. */
-void iocp__handle_close(iocp_socket_t fd);
+/* sockutil_*.c: the socket helpers (sockutil.h, included above). */
 
 #endif /* IOCP_CORE_H */

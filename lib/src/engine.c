@@ -26,24 +26,10 @@
 #define DEFAULT_MAX_CONNS 65536u
 
 static IOCP_THREAD_LOCAL struct iocp_worker *current_worker;
-static IOCP_THREAD_LOCAL char error_detail[160];
 
 struct iocp_worker *iocp__worker_current(void)
 {
     return current_worker;
-}
-
-void iocp__set_error_detail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(error_detail, sizeof error_detail, fmt, ap);
-    va_end(ap);
-}
-
-const char *iocp_error_detail(void)
-{
-    return error_detail;
 }
 
 void iocp__log(struct iocp_engine *e, int level, const char *fmt, ...)

@@ -1,13 +1,45 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Windows error conversion: WSA and Win32 codes become IOCP_E* codes here,
- * once, so that the layers above compare against one set of numbers on every
+ * Windows error conversion: WSA and Win32 codes, and the C runtime's errno
+ * values (whose numbers are not Linux's), become IOCP_E* codes here, once,
+ * so that the layers above compare against one set of numbers on every
  * platform.
  */
+#include <errno.h>
+
 #include <winsock2.h>
 #include <windows.h>
 
 #include "internal.h"
+
+int iocp__err_from_errno(int e)
+{
+    switch (e) {
+#define IOCP_ERR_FROM_(name, value)                                                                \
+    case name:                                                                                     \
+        return value;
+        IOCP_ERR_FROM_(EPERM, IOCP_EPERM)
+        IOCP_ERR_FROM_(ENOENT, IOCP_ENOENT)
+        IOCP_ERR_FROM_(EINTR, IOCP_EINTR)
+        IOCP_ERR_FROM_(EBADF, IOCP_EBADF)
+        IOCP_ERR_FROM_(EAGAIN, IOCP_EAGAIN)
+        IOCP_ERR_FROM_(ENOMEM, IOCP_ENOMEM)
+        IOCP_ERR_FROM_(EACCES, IOCP_EACCES)
+        IOCP_ERR_FROM_(EBUSY, IOCP_EBUSY)
+        IOCP_ERR_FROM_(EEXIST, IOCP_EEXIST)
+        IOCP_ERR_FROM_(EINVAL, IOCP_EINVAL)
+        IOCP_ERR_FROM_(ENFILE, IOCP_ENFILE)
+        IOCP_ERR_FROM_(EMFILE, IOCP_EMFILE)
+        IOCP_ERR_FROM_(ENOSPC, IOCP_ENOSPC)
+        IOCP_ERR_FROM_(EPIPE, IOCP_EPIPE)
+        IOCP_ERR_FROM_(ERANGE, IOCP_ERANGE)
+        IOCP_ERR_FROM_(ENAMETOOLONG, IOCP_ENAMETOOLONG)
+        IOCP_ERR_FROM_(ENOSYS, IOCP_ENOSYS)
+#undef IOCP_ERR_FROM_
+    default:
+        return IOCP_EIO;
+    }
+}
 
 int iocp__err_from_win32(unsigned long code)
 {

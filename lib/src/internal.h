@@ -16,7 +16,18 @@ int iocp__err_from_errno(int e);
 #ifdef _WIN32
 /* Convert a WSA or Win32 error code to an IOCP_E* code. */
 int iocp__err_from_win32(unsigned long code);
+/* A SOCKET is a kernel handle, and handles are multiples of 4: the two low
+ * bits are always zero, so hashing them would leave three buckets in four
+ * unused and make every chain four times longer (registry.c). */
+#define IOCP_SOCKET_HASH_SHIFT 2
+#else
+/* File descriptors are small and dense: their low bits spread them. */
+#define IOCP_SOCKET_HASH_SHIFT 0
 #endif
+
+/* Set the detail text that iocp_error_detail() returns on this thread
+ * (error.c). */
+void iocp__set_error_detail(const char *fmt, ...);
 
 #define IOCP_UNUSED(x) ((void)(x))
 

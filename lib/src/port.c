@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What all backends share: the list of backends this build has, finding one
- * by name, and the per-handle bind tracking of seed 2c.
+ * What all backends share: finding one by name (the list of those this build
+ * has is per platform: port_backends_posix.c, port_backends_win.c), the
+ * per-handle bind tracking of seed 2c, and the few decisions the engine
+ * makes the same way whatever the backend.
  *
  * DIOCP's bind2IOCPHandle returned 0 when a pooled socket was bound to the
  * port a second time, and the caller could not tell that from a real
@@ -13,22 +15,7 @@
 #include <string.h>
 
 #include "fault.h"
-
-extern const struct iocp_port_ops iocp__port_uring_ops;
-extern const struct iocp_port_ops iocp__port_epoll_ops;
-extern const struct iocp_port_ops iocp__port_iocp_ops;
-
-const struct iocp_port_ops *const iocp__port_backends[] = {
-#if defined(_WIN32)
-    &iocp__port_iocp_ops,
-#else
-#if defined(IOCP_HAVE_URING)
-    &iocp__port_uring_ops,
-#endif
-    &iocp__port_epoll_ops,
-#endif
-    NULL,
-};
+#include "sockutil.h"
 
 const struct iocp_port_ops *iocp__port_find(const char *name)
 {
@@ -75,6 +62,15 @@ bool iocp__port_recycle(struct iocp_handle *h)
         return false;
     h->bound = false;
     return true;
+}
+
+int iocp__port_connect_socket(struct iocp_port *port, int family, iocp_socket_t *out,
+                              bool *reused)
+{
+    *reused = false;
+    if (port->ops->connect_socket)
+        return port->ops->connect_socket(port, family, out, reused);
+    return iocp__socket_stream(family, out);
 }
 
 bool iocp__port_wait_lasting(int rc)

@@ -238,6 +238,11 @@ struct iocp_port_ops {
      * socket and h is unbound; false: nothing happened, the caller unbinds
      * and closes. */
     bool (*recycle)(struct iocp_port *port, struct iocp_handle *h);
+    /* Optional (NULL: a new socket).  A socket for an outgoing connection:
+     * iocp, with socket reuse on, may hand out one that DisconnectEx gave
+     * back, still bound to the port and to a local address (*reused true:
+     * bind() knows it, and it must not be bound to a source address). */
+    int (*connect_socket)(struct iocp_port *port, int family, iocp_socket_t *out, bool *reused);
     /* Close the port.  Every handle must have been unbound and every
      * request completed. */
     void (*close)(struct iocp_port *port);
@@ -269,6 +274,11 @@ void iocp__port_unbind(struct iocp_handle *h);
 /* Hand h's socket to its port for reuse (ops.recycle); false when the port
  * does not take it, and the caller then unbinds and closes as usual. */
 bool iocp__port_recycle(struct iocp_handle *h);
+
+/* A socket for an outgoing connection on port (ops.connect_socket, or a
+ * new one); *reused says whether it came back from an earlier connection. */
+int iocp__port_connect_socket(struct iocp_port *port, int family, iocp_socket_t *out,
+                              bool *reused);
 
 /* True when an error from wait() means the port cannot be waited on again
  * (EBADF, EINVAL, EOPNOTSUPP...): the worker must end, not try again. */

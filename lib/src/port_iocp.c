@@ -31,8 +31,9 @@
  * goes to the finished queue instead, followed by a wake-up that is retried
  * until it lands, so a request is never lost.
  */
-#include "core.h"
+#include "port.h"
 
+#include "sockutil.h"
 #include "sockutil_win.h"
 
 #include <stdlib.h>
@@ -1003,8 +1004,12 @@ static void recycle_drain(struct win_port *p)
     }
 }
 
-int iocp__port_iocp_connect_socket(struct iocp_port *port, int family, iocp_socket_t *out,
-                                   bool *reused)
+/* A socket for an outgoing connection: with reuse on, a pooled one that
+ * ConnectEx used before, still associated with the port and bound to a
+ * local address (*reused true; bind knows it and does not associate it
+ * again), else a new one. */
+static int port_connect_socket(struct iocp_port *port, int family, iocp_socket_t *out,
+                               bool *reused)
 {
     struct win_port *p = to_port(port);
     *reused = false;
@@ -1366,5 +1371,6 @@ const struct iocp_port_ops iocp__port_iocp_ops = {
     .wait = port_wait,
     .release_buffer = port_release_buffer,
     .recycle = port_recycle,
+    .connect_socket = port_connect_socket,
     .close = port_close,
 };

@@ -48,15 +48,9 @@ static iocp_conn_id_t make_id(uint32_t generation, uint32_t index)
 
 uint32_t iocp__registry_bucket(iocp_socket_t sock)
 {
-#ifdef _WIN32
-    /* A SOCKET is a kernel handle, and handles are multiples of 4: the two
-     * low bits are always zero, so keeping them would leave three buckets
-     * in four unused and make every chain four times longer. */
-    return (uint32_t)((sock >> 2) & 0xFFFFu);
-#else
-    /* File descriptors are small and dense: the low 16 bits spread them. */
-    return (uint32_t)sock & 0xFFFFu;
-#endif
+    /* The low 16 bits that vary spread sockets over the buckets (internal.h
+     * says which bits those are on each platform). */
+    return (uint32_t)((sock >> IOCP_SOCKET_HASH_SHIFT) & 0xFFFFu);
 }
 
 void iocp__reg_entry_init(struct iocp_reg_entry *entry)

@@ -4,7 +4,7 @@
  * library needs (non-blocking, close-on-exec), the closes, and address
  * formatting.  Socket creation is a fault-injection point.
  */
-#include "core.h"
+#include "sockutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,13 +26,6 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
         return iocp__err_from_errno(errno);
     *out = fd;
     return 0;
-}
-
-int iocp__socket_for_connect(struct iocp_worker *w, int family, iocp_socket_t *out, bool *reused)
-{
-    (void)w;
-    *reused = false;
-    return iocp__socket_stream(family, out);
 }
 
 int iocp__socket_error(void)

@@ -13,8 +13,7 @@
  * temporary socket at all, and they are cached per address family (the
  * provider is chosen by family, and one process may serve IPv4 and IPv6).
  */
-#include "core.h"
-
+#include "sockutil.h"
 #include "sockutil_win.h"
 
 #include <stdio.h>
@@ -134,16 +133,6 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
         return iocp__err_from_win32((unsigned long)WSAGetLastError());
     *out = (iocp_socket_t)s;
     return 0;
-}
-
-extern const struct iocp_port_ops iocp__port_iocp_ops;
-
-int iocp__socket_for_connect(struct iocp_worker *w, int family, iocp_socket_t *out, bool *reused)
-{
-    *reused = false;
-    if (w->port->ops == &iocp__port_iocp_ops)
-        return iocp__port_iocp_connect_socket(w->port, family, out, reused);
-    return iocp__socket_stream(family, out);
 }
 
 int iocp__socket_error(void)

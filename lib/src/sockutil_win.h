@@ -46,11 +46,4 @@ struct iocp_port;
  * on by default, off under Wine or with IOCP_SOCKET_REUSE=0 (port_iocp.c). */
 bool iocp__port_iocp_reuses(const struct iocp_port *port);
 
-/* A socket for an outgoing connection on an IOCP port: with reuse on, a
- * pooled one that ConnectEx used before, still associated with the port and
- * bound to a local address (*reused true; the port's bind knows it and does
- * not associate it again), else a new one (port_iocp.c). */
-int iocp__port_iocp_connect_socket(struct iocp_port *port, int family, iocp_socket_t *out,
-                                   bool *reused);
-
 #endif /* IOCP_SOCKUTIL_WIN_H */

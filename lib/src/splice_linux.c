@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Kernel-side forwarding between two connections: iocp_conn_splice().
+ * Kernel-side forwarding between two connections: iocp_conn_splice(), on
+ * Linux (splice_none.c elsewhere).
  *
  * A relay that copies moves every byte through user space twice (receive
  * into a buffer, send from it).  splice(2) moves it from one socket into a
@@ -24,14 +25,11 @@
  */
 #include "core.h"
 
-#include <stdlib.h>
-#include <string.h>
-
-#ifdef __linux__
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
-#endif
 
 /* The pipe between the two sockets; a larger pipe moves more per syscall. */
 #define SPLICE_PIPE_SIZE (1u << 20)
@@ -208,10 +206,8 @@ void iocp__splice_teardown(struct iocp_conn *c)
 
 static void splice_free(struct iocp_splice *s)
 {
-#ifdef __linux__
     close(s->pipe_r);
     close(s->pipe_w);
-#endif
     free(s);
 }
 
@@ -236,22 +232,15 @@ void iocp__splice_detach(struct iocp_conn *c)
     free(sp);
 }
 
-#ifdef __linux__
 static struct iocp_splices *splices_of(struct iocp_conn *c)
 {
     if (!c->sp)
         c->sp = calloc(1, sizeof *c->sp);
     return c->sp;
 }
-#endif
 
 int iocp_conn_splice(struct iocp_conn *from, struct iocp_conn *to)
 {
-#ifndef __linux__
-    (void)from;
-    (void)to;
-    return IOCP_ENOTSUP;
-#else
     if (!from || !to || from == to || from->w != to->w)
         return IOCP_EINVAL;
     if (!from->w->port->ops->splice)
@@ -293,5 +282,4 @@ int iocp_conn_splice(struct iocp_conn *from, struct iocp_conn *to)
     /* The source stops receiving; in starts once its receive has ended. */
     iocp_conn_resume(from);
     return 0;
-#endif
 }
