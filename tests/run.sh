@@ -26,9 +26,9 @@
 #      (packaging/abi/check.sh, abigail-tools): an incompatible change
 #      without a new soname fails, one with a new soname is reported
 #  12. the DEBs of that build, iocptool, libiocp<SOVERSION> and libiocp-dev:
-#      control fields, contents, lintian (no error), dpkg -i of all three,
+#      control fields, contents, lintian (no error), all three installed,
 #      iocptool --version, tests/consumer against the installed libiocp-dev,
-#      dpkg --purge (packaging/check_deb.sh)
+#      all three purged (packaging/check_deb.sh)
 # Any failure stops the run with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
