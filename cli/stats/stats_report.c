@@ -22,6 +22,12 @@ void stats_source_init(struct stats_source *src, struct iocp_engine *e, struct i
     src->pid = pid;
 }
 
+void stats_source_fini(struct stats_source *src)
+{
+    free(src->base_completions);
+    memset(src, 0, sizeof *src);
+}
+
 /* ---- addresses ---- */
 
 /* "tcp:[HOST:]PORT", "tcp:[v6]:PORT": host (default 127.0.0.1) and port. */
@@ -70,7 +76,10 @@ struct report {
     uint64_t interval_ms; /* what the rates cover */
     bool since_start;
     double in_rate, out_rate, accept_rate, close_rate;
-    double completion_rate[IOCP_STATS_MAX_WORKERS];
+    /* Every worker (st.worker[] has only the first IOCP_STATS_MAX_WORKERS). */
+    unsigned workers;
+    struct iocp_worker_stats *worker;
+    double *completion_rate;
     uint64_t pool_total;
     char listening[80];
     uint32_t server_conns;
@@ -81,22 +90,53 @@ static double per_second(uint64_t now, uint64_t then, uint64_t ms)
     return ms ? (double)(now - then) * 1000.0 / (double)ms : 0.0;
 }
 
+static void report_free(struct report *r)
+{
+    free(r->worker);
+    free(r->completion_rate);
+}
+
+/* Each worker's counters and completion rate into r (advance: and into
+ * the baseline); false when memory runs out. */
+static bool take_workers(struct stats_source *src, struct report *r, bool advance)
+{
+    unsigned n = iocp_engine_worker_stats(src->e, NULL, 0);
+    size_t alloc = n ? n : 1;
+    r->worker = calloc(alloc, sizeof *r->worker);
+    r->completion_rate = calloc(alloc, sizeof *r->completion_rate);
+    if (!src->base_completions || src->base_workers != n) {
+        free(src->base_completions);
+        src->base_completions = calloc(alloc, sizeof *src->base_completions);
+        src->base_workers = src->base_completions ? n : 0;
+    }
+    if (!r->worker || !r->completion_rate || !src->base_completions)
+        return false;
+    r->workers = iocp_engine_worker_stats(src->e, r->worker, n);
+    if (r->workers > n)
+        r->workers = n; /* the count does not change, but never read past */
+    for (unsigned i = 0; i < r->workers; i++) {
+        r->completion_rate[i] =
+            per_second(r->worker[i].completions, src->base_completions[i], r->interval_ms);
+        if (advance)
+            src->base_completions[i] = r->worker[i].completions;
+    }
+    return true;
+}
+
 /* Take a snapshot and the rates since the previous sample (see the header
  * for the rule); with advance, this snapshot becomes the next baseline when
- * the baseline is old enough. */
-static void take_report(struct stats_source *src, struct report *r, bool advance)
+ * the baseline is old enough.  false when memory runs out; report_free(r)
+ * either way. */
+static bool take_report(struct stats_source *src, struct report *r, bool advance)
 {
     memset(r, 0, sizeof *r);
     iocp_engine_stats(src->e, &r->st, true);
     const struct iocp_stats *st = &r->st;
-    unsigned nw = st->workers < IOCP_STATS_MAX_WORKERS ? st->workers : IOCP_STATS_MAX_WORKERS;
     r->now.t_ms = st->uptime_ms;
     r->now.bytes_in = st->bytes_in;
     r->now.bytes_out = st->bytes_out;
     r->now.accepted = st->accepted;
     r->now.closed = st->closed;
-    for (unsigned i = 0; i < nw; i++)
-        r->now.completions[i] = st->worker[i].completions;
 
     const struct stats_sample *b = &src->base;
     r->since_start = b->t_ms == 0;
@@ -105,10 +145,10 @@ static void take_report(struct stats_source *src, struct report *r, bool advance
     r->out_rate = per_second(r->now.bytes_out, b->bytes_out, r->interval_ms);
     r->accept_rate = per_second(r->now.accepted, b->accepted, r->interval_ms);
     r->close_rate = per_second(r->now.closed, b->closed, r->interval_ms);
-    for (unsigned i = 0; i < nw; i++)
-        r->completion_rate[i] =
-            per_second(r->now.completions[i], b->completions[i], r->interval_ms);
-    if (advance && r->interval_ms >= STATS_RATE_MIN_MS)
+    advance = advance && r->interval_ms >= STATS_RATE_MIN_MS;
+    if (!take_workers(src, r, advance))
+        return false;
+    if (advance)
         src->base = r->now;
 
     r->pool_total = st->pool_free + (st->pool_lent - st->pool_returned);
@@ -116,11 +156,7 @@ static void take_report(struct stats_source *src, struct report *r, bool advance
         iocp_server_address(src->s, r->listening, sizeof r->listening);
         r->server_conns = iocp_server_conns(src->s);
     }
-}
-
-static unsigned report_workers(const struct report *r)
-{
-    return r->st.workers < IOCP_STATS_MAX_WORKERS ? r->st.workers : IOCP_STATS_MAX_WORKERS;
+    return true;
 }
 
 static bool walk_agrees(const struct iocp_stats *st)
@@ -144,6 +180,27 @@ static const char *human_bytes(double v, char *buf, size_t len)
     return buf;
 }
 
+/* The engine's internals, for the verbose table. */
+static void report_internals(const struct report *rp, struct json_buf *b)
+{
+    const struct iocp_stats *st = &rp->st;
+    char z[32], w[32];
+    json_printf(b, "hash          %llu buckets in use, longest chain %llu\n",
+                (unsigned long long)st->buckets_used, (unsigned long long)st->longest_chain);
+    json_printf(b, "accepts       %llu pending (low %u, high %u)\n",
+                (unsigned long long)st->pending_accepts, st->accept_low, st->accept_high);
+    json_printf(b, "pool          %llu free of %llu contexts\n", (unsigned long long)st->pool_free,
+                (unsigned long long)rp->pool_total);
+    json_printf(b, "\n%-7s %10s %14s %12s %12s %12s\n", "worker", "conns", "completions",
+                "per second", "in", "out");
+    for (unsigned i = 0; i < rp->workers; i++)
+        json_printf(b, "%-7u %10llu %14llu %12.1f %12s %12s\n", i,
+                    (unsigned long long)rp->worker[i].conns,
+                    (unsigned long long)rp->worker[i].completions, rp->completion_rate[i],
+                    human_bytes((double)rp->worker[i].bytes_in, z, sizeof z),
+                    human_bytes((double)rp->worker[i].bytes_out, w, sizeof w));
+}
+
 /*
  * The table: first what an operator watches (connections, rates, errors),
  * then with verbose the engine's internals (the registry's three counts and
@@ -153,10 +210,14 @@ static const char *human_bytes(double v, char *buf, size_t len)
 static void report_text(struct stats_source *src, struct json_buf *b, bool verbose)
 {
     struct report r;
-    take_report(src, &r, true);
+    if (!take_report(src, &r, true)) {
+        report_free(&r);
+        b->failed = true;
+        return;
+    }
     const struct iocp_stats *st = &r.st;
     uint64_t up = st->uptime_ms / 1000;
-    char x[32], y[32], z[32], w[32];
+    char x[32], y[32];
 
     json_printf(b, "iocptool %s   pid %ld   backend %s   %u worker%s   up %llu:%02u:%02u\n",
                 cli_command ? cli_command : "?", src->pid, st->backend, st->workers,
@@ -181,27 +242,13 @@ static void report_text(struct stats_source *src, struct json_buf *b, bool verbo
                 "memory), %llu failed posts\n",
                 (unsigned long long)st->accept_errors, (unsigned long long)st->accept_backoffs,
                 (unsigned long long)st->failed_submits);
-    if (!verbose && walk_agrees(st))
-        return;
-    json_printf(b, "registry      %llu counted, %llu walked, %llu hashed: %s\n",
-                (unsigned long long)st->online, (unsigned long long)st->walked,
-                (unsigned long long)st->hashed, walk_agrees(st) ? "agree" : "DISAGREE");
-    if (!verbose)
-        return;
-    json_printf(b, "hash          %llu buckets in use, longest chain %llu\n",
-                (unsigned long long)st->buckets_used, (unsigned long long)st->longest_chain);
-    json_printf(b, "accepts       %llu pending (low %u, high %u)\n",
-                (unsigned long long)st->pending_accepts, st->accept_low, st->accept_high);
-    json_printf(b, "pool          %llu free of %llu contexts\n", (unsigned long long)st->pool_free,
-                (unsigned long long)r.pool_total);
-    json_printf(b, "\n%-7s %10s %14s %12s %12s %12s\n", "worker", "conns", "completions",
-                "per second", "in", "out");
-    for (unsigned i = 0; i < report_workers(&r); i++)
-        json_printf(b, "%-7u %10llu %14llu %12.1f %12s %12s\n", i,
-                    (unsigned long long)st->worker[i].conns,
-                    (unsigned long long)st->worker[i].completions, r.completion_rate[i],
-                    human_bytes((double)st->worker[i].bytes_in, z, sizeof z),
-                    human_bytes((double)st->worker[i].bytes_out, w, sizeof w));
+    if (verbose || !walk_agrees(st))
+        json_printf(b, "registry      %llu counted, %llu walked, %llu hashed: %s\n",
+                    (unsigned long long)st->online, (unsigned long long)st->walked,
+                    (unsigned long long)st->hashed, walk_agrees(st) ? "agree" : "DISAGREE");
+    if (verbose)
+        report_internals(&r, b);
+    report_free(&r);
 }
 
 #define JU(b, key, v) json_printf(b, ",\"%s\":%llu", key, (unsigned long long)(v))
@@ -209,7 +256,11 @@ static void report_text(struct stats_source *src, struct json_buf *b, bool verbo
 static void report_json(struct stats_source *src, struct json_buf *b)
 {
     struct report r;
-    take_report(src, &r, true);
+    if (!take_report(src, &r, true)) {
+        report_free(&r);
+        b->failed = true;
+        return;
+    }
     const struct iocp_stats *st = &r.st;
     json_printf(b, "{\"pid\":%ld", src->pid);
     json_key(b, "command", false);
@@ -256,15 +307,16 @@ static void report_json(struct stats_source *src, struct json_buf *b)
                     op_names[op], (unsigned long long)st->submitted[op],
                     (unsigned long long)st->completed[op]);
     json_printf(b, "},\"per_worker\":[");
-    for (unsigned i = 0; i < report_workers(&r); i++)
+    for (unsigned i = 0; i < r.workers; i++)
         json_printf(b,
                     "%s{\"worker\":%u,\"connections\":%llu,\"completions\":%llu,"
                     "\"completions_per_s\":%.1f,\"bytes_in\":%llu,\"bytes_out\":%llu}",
-                    i ? "," : "", i, (unsigned long long)st->worker[i].conns,
-                    (unsigned long long)st->worker[i].completions, r.completion_rate[i],
-                    (unsigned long long)st->worker[i].bytes_in,
-                    (unsigned long long)st->worker[i].bytes_out);
+                    i ? "," : "", i, (unsigned long long)r.worker[i].conns,
+                    (unsigned long long)r.worker[i].completions, r.completion_rate[i],
+                    (unsigned long long)r.worker[i].bytes_in,
+                    (unsigned long long)r.worker[i].bytes_out);
     json_printf(b, "]}\n");
+    report_free(&r);
 }
 
 /* A label value in the exposition format: backslash, quote and newline
@@ -296,7 +348,11 @@ static void prom_one(struct json_buf *b, const char *name, const char *type, con
 static void report_prometheus(struct stats_source *src, struct json_buf *b)
 {
     struct report r;
-    take_report(src, &r, false);
+    if (!take_report(src, &r, false)) {
+        report_free(&r);
+        b->failed = true;
+        return;
+    }
     const struct iocp_stats *st = &r.st;
     prom_head(b, "info", "gauge", "Constant 1, labelled with what runs.");
     json_printf(b, "iocptool_info{command=\"");
@@ -343,23 +399,24 @@ static void report_prometheus(struct stats_source *src, struct json_buf *b)
     for (int op = 0; op < IOCP_STAT_OPS; op++)
         json_printf(b, "iocptool_ops_completed_total{op=\"%s\"} %llu\n", op_names[op],
                     (unsigned long long)st->completed[op]);
-    unsigned nw = report_workers(&r);
+    unsigned nw = r.workers;
     prom_head(b, "worker_connections", "gauge", "Connections owned by each worker.");
     for (unsigned i = 0; i < nw; i++)
         json_printf(b, "iocptool_worker_connections{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].conns);
+                    (unsigned long long)r.worker[i].conns);
     prom_head(b, "worker_completions_total", "counter", "Completions dispatched by each worker.");
     for (unsigned i = 0; i < nw; i++)
         json_printf(b, "iocptool_worker_completions_total{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].completions);
+                    (unsigned long long)r.worker[i].completions);
     prom_head(b, "worker_received_bytes_total", "counter", "Bytes received by each worker.");
     for (unsigned i = 0; i < nw; i++)
         json_printf(b, "iocptool_worker_received_bytes_total{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].bytes_in);
+                    (unsigned long long)r.worker[i].bytes_in);
     prom_head(b, "worker_sent_bytes_total", "counter", "Bytes sent by each worker.");
     for (unsigned i = 0; i < nw; i++)
         json_printf(b, "iocptool_worker_sent_bytes_total{worker=\"%u\"} %llu\n", i,
-                    (unsigned long long)st->worker[i].bytes_out);
+                    (unsigned long long)r.worker[i].bytes_out);
+    report_free(&r);
 }
 
 struct clients_ctx {

@@ -35,7 +35,6 @@
 struct stats_sample {
     uint64_t t_ms; /* engine uptime */
     uint64_t bytes_in, bytes_out, accepted, closed;
-    uint64_t completions[IOCP_STATS_MAX_WORKERS];
 };
 
 /* What the reports are about, and the rate baseline.  Used by one thread
@@ -45,12 +44,19 @@ struct stats_source {
     struct iocp_server *s;    /* may be NULL */
     long pid;                 /* the process the reports name */
     struct stats_sample base; /* the previous sample; zero (the start) at first */
+    /* Each worker's completions at the previous sample (every worker,
+     * however many: allocated at the first report). */
+    uint64_t *base_completions;
+    unsigned base_workers;
 };
 
 /* Point src at e and s (s may be NULL); the first rates cover the time
  * since the engine started. */
 void stats_source_init(struct stats_source *src, struct iocp_engine *e, struct iocp_server *s,
                        long pid);
+
+/* Free what the reports allocated in src. */
+void stats_source_fini(struct stats_source *src);
 
 /*
  * stats_answer(src, line, len, out):

@@ -391,5 +391,5 @@ void stats_endpoint_stop(void)
     stats_transport_close(ep.lfd);
     ep.lfd = IOCP_INVALID_SOCKET;
     ep.token = NULL;
-    memset(&ep.src, 0, sizeof ep.src);
+    stats_source_fini(&ep.src);
 }

@@ -382,6 +382,32 @@ Test(cli_stats, prometheus_output_parses)
     close(fd);
 }
 
+Test(cli_stats, every_worker_is_reported_beyond_the_first_64)
+{
+    enum { W = 70 };
+    struct proc echo;
+    cr_assert(proc_start(&echo, -1, "echo", "-W", "70", "127.0.0.1:0", NULL));
+    cr_assert_neq(proc_listening(&echo, 20000), 0, "%s", echo.errbuf);
+    const char *ep = default_path(&echo);
+    int st;
+    char *json = run_stats(&st, "--json", (char *)ep);
+    cr_expect_eq(st, 0);
+    cr_expect_eq(stats_json_number(json, "workers"), W);
+    size_t n = 0;
+    for (const char *p = json; (p = strstr(p, "{\"worker\":")) != NULL; p++)
+        n++;
+    cr_expect_eq(n, W, "per_worker has %zu entries: %s", n, json);
+    cr_expect_not_null(strstr(json, "{\"worker\":69,"), "%s", json);
+    free(json);
+    char *prom = run_stats(&st, "--prometheus", (char *)ep);
+    cr_expect_not_null(strstr(prom, "iocptool_worker_connections{worker=\"69\"}"), "%s", prom);
+    free(prom);
+    char *table = run_stats(&st, "-v", (char *)ep);
+    cr_expect_not_null(strstr(table, "\n69 "), "%s", table);
+    free(table);
+    expect_clean_exit(&echo);
+}
+
 Test(cli_stats, rates_compare_with_the_previous_sample)
 {
     struct proc echo;
