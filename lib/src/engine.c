@@ -550,6 +550,7 @@ static void worker_main_shared(struct iocp_worker *self)
         }
     }
     hold_worker(&held, self);
+    iocp__timers_cancel_public(self);
     iocp__pool_drain(self);
     release_worker(&held, NULL);
     atomic_fetch_sub(&e->workers_alive, 1);
@@ -600,6 +601,9 @@ static void worker_main(void *arg)
             if (!events[i].req)
                 on_packet(w, &events[i]);
     }
+    /* A worker that ended without its exit packet (its port failed) still
+     * lets go of its public timers: the heap goes with the port. */
+    iocp__timers_cancel_public(w);
     iocp__pool_drain(w);
     current_worker = NULL;
     atomic_fetch_sub(&w->engine->workers_alive, 1);
