@@ -176,11 +176,22 @@ static int split_hostport(const char *cmd, const char *what, const char *text, c
     return 0;
 }
 
+/* "host:" or "[::1]:": the port after the colon is missing.  The text is
+ * quoted, or its colon would run into the one that ends it. */
+static bool say_no_port(const char *cmd, const char *what, const char *text, const char *port_text)
+{
+    if (*port_text)
+        return false;
+    diag_error("%s: %s'%s': the port is missing after the colon, such as %s80", cmd, what, text,
+               text);
+    return true;
+}
+
 bool addr_listen(const char *cmd, const char *text, char *host, size_t hostlen, uint16_t *port)
 {
     const char *port_text = text;
     int r = split_hostport(cmd, "", text, host, hostlen, &port_text);
-    if (r < 0)
+    if (r < 0 || (r == 0 && say_no_port(cmd, "", text, port_text)))
         return false;
     char why[200];
     if (parse_port(port_text, true, port, why, sizeof why))
@@ -210,6 +221,8 @@ bool addr_target(const char *cmd, const char *text, char *host, size_t hostlen, 
         diag_error("%s: target %s: expected HOST:PORT, the host is missing", cmd, text);
         return false;
     }
+    if (say_no_port(cmd, "target ", text, port_text))
+        return false;
     char why[200];
     if (parse_port(port_text, false, port, why, sizeof why))
         return true;

@@ -161,7 +161,13 @@ int cmd_connect(int argc, char **argv)
         }
     }
     int nargs = argc - optind;
-    if (probe_mode ? nargs < 2 : nargs != 2) {
+    if (nargs == 1 && strchr(argv[optind], ':') && !strchr(strchr(argv[optind], ':') + 1, ':')) {
+        /* HOST:PORT, as listen and relay take it: here they are two. */
+        diag_error("connect: %s: expected HOST PORT, two arguments: '%.*s %s'", argv[optind],
+                   (int)(strchr(argv[optind], ':') - argv[optind]), argv[optind],
+                   strchr(argv[optind], ':') + 1);
+        conflicts++;
+    } else if (probe_mode ? nargs < 2 : nargs != 2) {
         diag_error("connect: expected HOST PORT%s", probe_mode ? " [PORT|FROM-TO ...]" : "");
         conflicts++;
     }

@@ -120,6 +120,10 @@ Test(cli_errors, contradictions_and_missing_operands_point_to_help_instead_of_pr
                  true);
     const char *a3[] = {"echo", NULL};
     expect_usage(a3, "iocptool: echo: expected one [ADDR:]PORT argument", true);
+    const char *a5[] = {"connect", "localhost:80", NULL};
+    expect_usage(a5, "iocptool: connect: localhost:80: expected HOST PORT, two arguments: "
+                     "'localhost 80'",
+                 true);
     const char *a4[] = {"nosuchcommand", NULL};
     struct proc p;
     cr_expect_eq(run(&p, -1, NULL, 0, a4), 2);
@@ -164,6 +168,10 @@ Test(cli_errors, a_target_is_host_colon_port_and_is_checked_at_start)
                  false);
     const char *a4[] = {"relay", "127.0.0.1:0", ":80", NULL};
     expect_usage(a4, "iocptool: relay: target :80: expected HOST:PORT, the host is missing", false);
+    const char *a6[] = {"relay", "127.0.0.1:0", "[::1]:", NULL};
+    expect_usage(a6, "iocptool: relay: target '[::1]:': the port is missing after the colon, "
+                     "such as [::1]:80",
+                 false);
     const char *a5[] = {"relay", "127.0.0.1:0", "127.0.0.1:0", NULL};
     expect_usage(a5, "iocptool: relay: target 127.0.0.1:0: port 0: too small (1-65535)", false);
 }
