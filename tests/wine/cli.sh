@@ -584,13 +584,15 @@ if available stats; then
     # A storm of queries on top of connections that hold a slot: all
     # answered, and the endpoint goes on.
     if [ "${name##*.}" = tcp ] && read -r tport token <"$hostfile"; then
-      read -r answered refused failed < <(timeout 120 python3 "$work/storm.py" "$tport" \
-        "$token" 120 40)
-      if [ "${answered:-0}" = 120 ] && [ "${failed:-1}" = 0 ] && stats_json "$work/s6.json" \
-        "$spid" && [ "$(json_get "$work/s6.json" pid)" = "$spid" ]; then
+      # (Not "failed": that is the script's own count.)
+      read -r st_answered st_refused st_failed < <(timeout 120 python3 "$work/storm.py" \
+        "$tport" "$token" 120 40)
+      if [ "${st_answered:-0}" = 120 ] && [ "${st_failed:-1}" = 0 ] &&
+        stats_json "$work/s6.json" "$spid" && [ "$(json_get "$work/s6.json" pid)" = "$spid" ]; then
         pass "stats: 120 queries at once on top of 40 idle connections, all answered"
       else
-        fail "stats: storm" "${answered:-?} answered, ${refused:-?} refused, ${failed:-?} failed"
+        fail "stats: storm" \
+          "${st_answered:-?} answered, ${st_refused:-?} refused, ${st_failed:-?} failed"
       fi
     else
       skip "stats: storm" "the endpoint is not a token file ($name)"
