@@ -65,6 +65,9 @@ struct iocp_server {
     unsigned nacceptors;
     iocp_atomic_u32 active;          /* acceptors not yet done */
     iocp_atomic_u32 conns;
+    /* The owner's reference plus one per connection it accepted: a server
+     * freed while its connections live on goes when the last one closes. */
+    iocp_atomic_u32 refs;
     iocp_atomic_int state;
     struct iocp_list elink;          /* in e->servers */
 };
@@ -166,10 +169,14 @@ static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sock
         refuse(w, sock);
         return;
     }
+    /* The owner cannot free the server under us (free stops the acceptors
+     * first), so these references never reach zero here. */
+    atomic_fetch_add(&s->refs, 1);
     struct iocp_conn *c =
         iocp__conn_new(w, s->cfg.handler, s->cfg.data, s->cfg.send_low, s->cfg.send_high);
     if (!c) {
         atomic_fetch_sub(&s->conns, 1);
+        atomic_fetch_sub(&s->refs, 1);
         refuse(w, sock);
         return;
     }
@@ -182,6 +189,7 @@ static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sock
         rc = iocp__conn_establish(c);
     if (rc < 0) {
         atomic_fetch_sub(&s->conns, 1);
+        atomic_fetch_sub(&s->refs, 1);
         IOCP_COUNT(w, refused, 1);
         iocp__conn_discard(c);
         return;
@@ -327,9 +335,20 @@ void iocp__acceptors_stop_worker(struct iocp_worker *w)
     }
 }
 
+/* Drop one reference; the last one frees what the server still holds. */
+static void server_unref(struct iocp_server *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    free(s->acceptors);
+    free(s->host);
+    free(s);
+}
+
 void iocp__server_account_close(struct iocp_server *s)
 {
     atomic_fetch_sub(&s->conns, 1);
+    server_unref(s);
 }
 
 /* ---- the public API ---- */
@@ -362,6 +381,7 @@ int iocp_server_new_sized(struct iocp_server **out, struct iocp_engine *e,
     if (!s)
         return IOCP_ENOMEM;
     s->e = e;
+    atomic_store(&s->refs, 1);
     s->cfg = *cfg;
     if (cfg->host) {
         s->host = strdup(cfg->host);
@@ -606,9 +626,8 @@ void iocp_server_free(struct iocp_server *s)
     for (int i = 0; i < s->nlisteners; i++)
         if (s->lsock[i] != IOCP_INVALID_SOCKET)
             iocp__socket_close(s->lsock[i]);
-    free(s->acceptors);
-    free(s->host);
-    free(s);
+    /* Connections it accepted may still be open: they hold the rest. */
+    server_unref(s);
 }
 
 uint16_t iocp_server_port(const struct iocp_server *s)

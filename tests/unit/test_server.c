@@ -789,6 +789,48 @@ Test(server, max_conns_refuses_the_next_and_accepts_again_after_a_close)
     close(d);
 }
 
+static iocp_atomic_u32 outliving_closed;
+static void outliving_close(struct iocp_conn *c, int status)
+{
+    (void)c;
+    (void)status;
+    atomic_fetch_add(&outliving_closed, 1);
+}
+static const struct iocp_conn_handler outliving_handler = {.on_data = echo_data,
+                                                           .on_close = outliving_close};
+static bool outliving_all_closed(void *arg)
+{
+    return atomic_load(&outliving_closed) == *(uint32_t *)arg;
+}
+
+Test(server, connections_outlive_a_freed_server_and_keep_working)
+{
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &outliving_handler};
+    atomic_store(&outliving_closed, 0);
+    start_server(&cfg);
+    enum { N = 8 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tn_connect(port);
+        cr_assert_geq(fds[i], 0);
+    }
+    want_conns = N;
+    cr_assert(wait_for(server_has_want, NULL, 5000));
+    iocp_server_stop(server);
+    iocp_server_free(server);
+    server = NULL;
+    /* The accepted connections still echo, then end one by one. */
+    for (int i = 0; i < N; i++) {
+        char buf[5];
+        cr_assert(tn_write_all(fds[i], "hello", 5));
+        cr_expect_eq(tn_read_full(fds[i], buf, 5, 5000), 5, "connection %d still echoes", i);
+        close(fds[i]);
+    }
+    uint32_t want = N;
+    cr_expect(wait_for(outliving_all_closed, &want, 5000), "%u of %d closed",
+              atomic_load(&outliving_closed), N);
+}
+
 Test(server, an_idle_connection_is_closed_after_the_idle_timeout)
 {
     struct iocp_server_config cfg = {

@@ -72,7 +72,9 @@ IOCP_EXTERN int iocp_server_start(struct iocp_server *s);
  */
 IOCP_EXTERN int iocp_server_stop(struct iocp_server *s);
 
-/* Free a stopped server.  NULL does nothing. */
+/* Free a server, stopping it first if it runs.  Connections it accepted
+ * stay open and keep their callbacks; what they need of the server goes
+ * with the last of them.  NULL does nothing. */
 IOCP_EXTERN void iocp_server_free(struct iocp_server *s);
 
 /* The bound port (useful after asking for port 0) and address as text. */
