@@ -398,18 +398,17 @@ Test(port, a_multishot_provided_recv_delivers_a_stream_in_order_then_eof)
 
 /*
  * The budget of a provided receive (port.h): with 64 KiB already in the
- * socket, each arming with a budget of 10,000 bytes brings in at most that
- * much and then ends, and arming again continues the stream in order.  This
+ * socket, each arming with a budget brings in at most that much and then
+ * ends, and arming again continues the stream in order.  This
  * is what bounds what a paused connection still receives: a multishot
  * receive without it may drain the whole socket before a cancel lands.
  */
-Test(port, a_provided_recv_with_a_budget_brings_in_no_more_and_then_ends)
+static void stream_by_budget(uint32_t budget)
 {
     struct iocp_handle h;
     int c;
     connected_pair(&h, &c);
     size_t total = 64 * 1024;
-    const uint32_t budget = 10000;
     unsigned char *out = malloc(total), *in = malloc(total);
     tn_pattern(out, total, 5, 0);
     cr_assert(tn_write_all(c, out, total));
@@ -444,6 +443,16 @@ Test(port, a_provided_recv_with_a_budget_brings_in_no_more_and_then_ends)
     free(in);
     close(c);
     release_handle(&h);
+}
+
+Test(port, a_provided_recv_with_a_budget_brings_in_no_more_and_then_ends)
+{
+    stream_by_budget(10000); /* two and a half of the port's buffers */
+}
+
+Test(port, a_provided_recv_with_a_budget_below_a_buffer_brings_in_no_more)
+{
+    stream_by_budget(1000);
 }
 
 Test(port, cancel_of_a_pending_recv_completes_it_with_ecanceled)
