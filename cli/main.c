@@ -12,6 +12,7 @@
 #include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
+#include "stdfd.h"
 
 const char *cli_command;
 
@@ -58,6 +59,8 @@ static void version(void)
 
 int main(int argc, char **argv)
 {
+    /* Before anything opens a descriptor that could take a standard one. */
+    stdfd_reserve();
     if (argc < 2) {
         char names[128] = "";
         size_t n = 0;

@@ -20,8 +20,9 @@
 #include "keyfile.h"
 #include "netcompat.h"
 #include "opts.h"
+#include "bridge_run.h"
 #include "probe.h"
-#include "stop.h"
+#include "run.h"
 
 const struct option connect_options[] = {
     {"wait", required_argument, NULL, 'w'},
@@ -212,62 +213,19 @@ int cmd_connect(int argc, char **argv)
         bcfg.key = key;
     }
 
-    struct iocp_engine *e = NULL;
-    struct bridge *b = NULL;
-    int status = EXIT_RUNTIME;
-
-    stop_prepare();
-    int rc = iocp_engine_new(&e, &ecfg);
-    if (rc < 0) {
-        diag_error("connect: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
-        keyfile_wipe(key, sizeof key);
-        return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    rc = iocp_engine_start(e);
-    if (rc < 0) {
-        diag_error("connect: cannot start the engine: %s", iocp_strerror(rc));
-        goto out;
-    }
-    diag_info(2, "connect: backend %s", iocp_engine_backend(e));
-    if (bridge_new(&b, e, &bcfg) < 0) {
-        diag_error("connect: %s", iocp_strerror(IOCP_ENOMEM));
-        goto out;
-    }
-    struct iocp_connect_config ccfg = {
-        .host = host,
-        .port = port,
-        .family = family,
-        .source_host = source,
-        .source_port = source_port,
-        .timeout_ms = timeout_ms,
-        .worker = 0,
-        .handler = &bridge_client_handler,
-        .data = b,
+    struct bridge_run br = {
+        .cfg = &bcfg,
+        .connect = {.host = host,
+                    .port = port,
+                    .family = family,
+                    .source_host = source,
+                    .source_port = source_port,
+                    .timeout_ms = timeout_ms},
+        .target = target,
     };
-    bridge_connecting(b, target);
-    if (bridge_start(b) < 0)
-        goto out;
-    rc = iocp_connect(e, &ccfg);
-    if (rc < 0) {
-        const char *detail = iocp_error_detail();
-        diag_error("connect: %s: %s", target, *detail ? detail : iocp_strerror(rc));
-        goto out;
-    }
-
-    int sig = stop_wait();
-    bridge_stop_timers(b);
-    iocp_engine_stop(e);
-    status = bridge_end(b, sig);
-
-out:
-    iocp_engine_stop(e);
-    if (diag_verbosity >= 1) {
-        char report[512];
-        if (iocp_engine_audit(e, report, sizeof report) > 0)
-            diag_error("connect: accounting mismatch at stop: %s", report);
-    }
-    bridge_free(b);
-    iocp_engine_free(e);
+    struct run_spec spec = {.cmd = "connect", .engine = &ecfg};
+    bridge_run_hooks(&spec, &br);
+    int status = run_engine(&spec);
     keyfile_wipe(key, sizeof key);
     return status;
 }

@@ -2,8 +2,8 @@
 /*
  * iocptool echo: an echo server.  Every byte a client sends comes back to
  * it; a client that shuts down its side gets the rest of its echo, then an
- * orderly close.  It runs until SIGINT or SIGTERM, then stops safely and
- * exits 0.
+ * orderly close.  It runs until SIGINT, SIGTERM or SIGHUP, then stops
+ * safely and exits 0: that is its normal end.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -18,8 +18,8 @@
 #include "cmdtable.h"
 #include "diag.h"
 #include "opts.h"
+#include "run.h"
 #include "stats_endpoint.h"
-#include "stop.h"
 
 static void echo_data(struct iocp_conn *c, const void *data, size_t len)
 {
@@ -43,16 +43,11 @@ static const struct iocp_conn_handler echo_handler = {
     .on_close = echo_close,
 };
 
-static const char *echo_stats_spec;
-static bool echo_no_stats;
-
-/* The stats endpoint starts once the server listens.  A person at a
- * terminal gets told how to try the server; scripts, whose stderr is
- * rarely a terminal, get only the listening line. */
+/* A person at a terminal gets told how to try the server; scripts, whose
+ * stderr is rarely a terminal, get only the listening line. */
 static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
 {
-    if (!echo_no_stats && stats_endpoint_start(e, s, echo_stats_spec) < 0)
-        return -1;
+    (void)e;
     if (!isatty(2))
         return 0;
     char addr[80];
@@ -105,6 +100,8 @@ int cmd_echo(int argc, char **argv)
 {
     struct iocp_engine_config ecfg = {.log = diag_lib_log};
     struct iocp_server_config scfg = {.handler = &echo_handler};
+    const char *stats_spec = NULL;
+    bool no_stats = false;
     long long n;
     int opt;
     struct opt_parser op;
@@ -137,10 +134,10 @@ int cmd_echo(int argc, char **argv)
             scfg.family = opt - '0';
             break;
         case OPT_STATS:
-            echo_stats_spec = optarg;
+            stats_spec = optarg;
             break;
         case OPT_NO_STATS:
-            echo_no_stats = true;
+            no_stats = true;
             break;
         case 'v':
             diag_verbosity++;
@@ -152,7 +149,7 @@ int cmd_echo(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (echo_stats_spec && echo_no_stats) {
+    if (stats_spec && no_stats) {
         diag_error("echo: --stats and --no-stats exclude each other");
         return EXIT_USAGE;
     }
@@ -166,5 +163,15 @@ int cmd_echo(int argc, char **argv)
         return EXIT_USAGE;
     scfg.host = host[0] ? host : NULL;
 
-    return cli_run_server("echo", &ecfg, &scfg, echo_ready);
+    /* Its normal end is a stop signal: exit 0. */
+    struct run_spec spec = {
+        .cmd = "echo",
+        .engine = &ecfg,
+        .server = &scfg,
+        .stats = !no_stats,
+        .stats_spec = stats_spec,
+        .signal_is_normal_end = true,
+        .ready = echo_ready,
+    };
+    return run_engine(&spec);
 }

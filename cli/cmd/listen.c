@@ -27,8 +27,9 @@
 #include "keyfile.h"
 #include "netcompat.h"
 #include "opts.h"
+#include "bridge_run.h"
+#include "run.h"
 #include "stats_endpoint.h"
-#include "stop.h"
 
 #define LISTEN_MAX_CONNS_DEFAULT 100
 
@@ -271,66 +272,16 @@ int cmd_listen(int argc, char **argv)
         .max_conns = bcfg.mode == BRIDGE_SINGLE ? 1u : (uint32_t)max_conns,
     };
 
-    struct iocp_engine *e = NULL;
-    struct iocp_server *s = NULL;
-    struct bridge *b = NULL;
-    int status = EXIT_RUNTIME;
-
-    stop_prepare();
-    int rc = iocp_engine_new(&e, &ecfg);
-    if (rc < 0) {
-        diag_error("listen: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
-        acl_fini(&listen_acl);
-        keyfile_wipe(key, sizeof key);
-        return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    rc = iocp_engine_start(e);
-    if (rc < 0) {
-        diag_error("listen: cannot start the engine: %s", iocp_strerror(rc));
-        goto out;
-    }
-    diag_info(2, "listen: backend %s", iocp_engine_backend(e));
-    if (bridge_new(&b, e, &bcfg) < 0) {
-        diag_error("listen: %s", iocp_strerror(IOCP_ENOMEM));
-        goto out;
-    }
-    scfg.data = b;
-    rc = iocp_server_new(&s, e, &scfg);
-    if (rc == 0) {
-        bridge_set_server(b, s);
-        if (bridge_start(b) < 0)
-            goto out;
-        rc = iocp_server_start(s);
-    }
-    if (rc < 0) {
-        diag_listen_error("listen", scfg.host, scfg.port, rc);
-        goto out;
-    }
-    /* Before the listening line, so that a script that reads it finds the
-     * endpoint in place. */
-    if (!no_stats && stats_endpoint_start(e, s, stats_spec) < 0)
-        goto out;
-    cli_print_listening(s);
-
-    int sig = stop_wait();
-    bridge_stop_timers(b);
-    iocp_server_stop(s);
-    iocp_engine_stop(e);
-    status = bridge_end(b, sig);
-
-out:
-    stats_endpoint_stop();
-    if (s)
-        iocp_server_stop(s);
-    iocp_engine_stop(e);
-    if (diag_verbosity >= 1) {
-        char report[512];
-        if (iocp_engine_audit(e, report, sizeof report) > 0)
-            diag_error("listen: accounting mismatch at stop: %s", report);
-    }
-    bridge_free(b);
-    iocp_server_free(s);
-    iocp_engine_free(e);
+    struct bridge_run br = {.cfg = &bcfg};
+    struct run_spec spec = {
+        .cmd = "listen",
+        .engine = &ecfg,
+        .server = &scfg,
+        .stats = !no_stats,
+        .stats_spec = stats_spec,
+    };
+    bridge_run_hooks(&spec, &br);
+    int status = run_engine(&spec);
     acl_fini(&listen_acl);
     keyfile_wipe(key, sizeof key);
     return status;

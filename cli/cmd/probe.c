@@ -25,6 +25,7 @@
 #include "addr.h"
 #include "diag.h"
 #include "netcompat.h"
+#include "run.h"
 #include "stop.h"
 
 #define PROBE_WINDOW 256
@@ -210,11 +211,29 @@ static int resolve(const struct probe_config *cfg)
     return 0;
 }
 
+static int probe_begin(void *arg, struct iocp_engine *e, struct iocp_server *s)
+{
+    (void)arg;
+    (void)s;
+    probe.e = e;
+    probe.start.fn = start_task;
+    int rc = iocp_engine_post(e, 0, &probe.start);
+    if (rc < 0)
+        diag_error("connect: %s", iocp_strerror(rc));
+    return rc < 0 ? -1 : 0;
+}
+
+static int probe_end(void *arg)
+{
+    (void)arg;
+    diag_info(1, "connect: %u of %zu ports open", probe.open, probe.n);
+    return probe.open ? EXIT_OK : EXIT_RUNTIME;
+}
+
 int probe_run(const struct probe_config *cfg)
 {
     memset(&probe, 0, sizeof probe);
     probe.cfg = cfg;
-    int status = EXIT_RUNTIME;
     if (!parse_ports(cfg)) {
         free(probe.slots);
         return EXIT_USAGE;
@@ -223,36 +242,14 @@ int probe_run(const struct probe_config *cfg)
         free(probe.slots);
         return EXIT_RUNTIME;
     }
-
     struct iocp_engine_config ecfg = {.workers = 1, .backend = cfg->backend, .log = diag_lib_log};
-    stop_prepare();
-    int rc = iocp_engine_new(&probe.e, &ecfg);
-    if (rc < 0) {
-        diag_error("connect: %s", *iocp_error_detail() ? iocp_error_detail() : iocp_strerror(rc));
-        free(probe.slots);
-        return rc == IOCP_EINVAL || rc == IOCP_ENOSYS ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    rc = iocp_engine_start(probe.e);
-    if (rc < 0) {
-        diag_error("connect: cannot start the engine: %s", iocp_strerror(rc));
-        goto out;
-    }
-    probe.start.fn = start_task;
-    rc = iocp_engine_post(probe.e, 0, &probe.start);
-    if (rc < 0) {
-        diag_error("connect: %s", iocp_strerror(rc));
-        goto out;
-    }
-    int sig = stop_wait();
-    iocp_engine_stop(probe.e);
-    if (sig)
-        diag_info(1, "connect: stopped by a signal");
-    else
-        status = probe.open ? EXIT_OK : EXIT_RUNTIME;
-    diag_info(1, "connect: %u of %zu ports open", probe.open, probe.n);
-out:
-    iocp_engine_stop(probe.e);
-    iocp_engine_free(probe.e);
+    struct run_spec spec = {
+        .cmd = "connect",
+        .engine = &ecfg,
+        .begin = probe_begin,
+        .end = probe_end,
+    };
+    int status = run_engine(&spec);
     free(probe.slots);
     return status;
 }

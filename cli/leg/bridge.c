@@ -80,7 +80,14 @@ struct bridge {
     bool net_eof;     /* single mode: the peer ended its side (or it is not read) */
     bool in_tty;      /* stdin is a terminal */
     bool out_full;
+    bool out_live; /* the stdout stream was opened and has not closed yet */
     bool ending, woken;
+    /* A stop signal asked for an orderly end (bridge_interrupt()): nothing
+     * more is accepted or read, what was received is written, the
+     * connections are reset. */
+    bool interrupted;
+    int interrupt_status;
+    struct iocp_task interrupt_task, cut_task;
     int status;    /* exit status so far */
     unsigned live; /* streams and connections not yet closed */
     /* stdin read while no client was there (-k): given to the next one. */
@@ -114,7 +121,10 @@ static bool uses_stdin(const struct bridge *b)
 
 static void wake_if_done(struct bridge *b)
 {
-    if (b->ending && b->live == 0 && !b->woken) {
+    /* After a stop signal only stdout is waited for: the connections are
+     * reset, and a connect still under way has nothing to give. */
+    bool done = b->live == 0 || (b->interrupted && !b->out_live);
+    if (b->ending && done && !b->woken) {
         b->woken = true;
         stop_wake();
     }
@@ -123,7 +133,7 @@ static void wake_if_done(struct bridge *b)
 /* Read stdin only while someone can take what it gives. */
 static void update_stdin(struct bridge *b)
 {
-    if (!b->in || b->ending)
+    if (!b->in || b->ending || b->interrupted)
         return;
     if (!b->in_eof && b->nready > 0 && b->full_peers == 0)
         iocp_conn_resume(b->in);
@@ -135,7 +145,9 @@ static void update_stdin(struct bridge *b)
 static void update_peer(struct bridge *b, struct peer *p)
 {
     bool want = true;
-    if (b->cfg.mode == BRIDGE_BROKER)
+    if (b->interrupted)
+        want = false; /* a stop signal: nothing more is read */
+    else if (b->cfg.mode == BRIDGE_BROKER)
         want = b->full_peers == 0;
     else if (uses_stdout(b))
         want = !b->out_full;
@@ -179,7 +191,8 @@ static void finish(struct bridge *b, int status)
          * that nothing short passes for complete. */
         if (!b->status)
             leg_finish(&p->leg);
-        iocp_conn_close(p->leg.c, IOCP_CLOSE_GRACEFUL);
+        /* A transfer cut by a signal is cut for the peer too. */
+        iocp_conn_close(p->leg.c, b->interrupted ? IOCP_CLOSE_ABORT : IOCP_CLOSE_GRACEFUL);
     }
     /* Closing stdout is how the program reading it sees the end. */
     if (b->out && iocp_conn_shutdown(b->out) < 0)
@@ -312,6 +325,7 @@ static void out_close(struct iocp_conn *c, int status)
     struct bridge *b = iocp_conn_data(c);
     b->out = NULL;
     b->out_full = false;
+    b->out_live = false;
     b->live--;
     stdfd_release_stdout(&b->sout);
     if (status < 0 && status != IOCP_ECANCELED) {
@@ -449,7 +463,7 @@ static void peer_open(struct iocp_conn *c, bool accepted)
         b->live++;
     else
         b->connecting = false;
-    if (b->ending || (b->cfg.mode == BRIDGE_SINGLE && b->opened_once)) {
+    if (b->ending || b->interrupted || (b->cfg.mode == BRIDGE_SINGLE && b->opened_once)) {
         iocp_conn_close(c, IOCP_CLOSE_ABORT);
         return;
     }
@@ -703,6 +717,37 @@ void bridge_stop_timers(struct bridge *b)
     b->quit_timer = b->progress_timer = NULL;
 }
 
+/* ---- a stop signal ---- */
+
+/* A stop signal, first step: stop accepting and reading.  The reads each
+ * connection had already made may still be delivered after its pause; they
+ * go to stdout like the rest, and the cut waits for them. */
+static void on_interrupt(struct iocp_task *task)
+{
+    struct bridge *b = task->arg;
+    if (b->ending)
+        return; /* ending already: its own wake-up comes */
+    b->interrupted = true;
+    if (!b->status)
+        b->status = b->interrupt_status;
+    if (b->server)
+        iocp_server_stop(b->server);
+    if (b->in)
+        iocp_conn_close(b->in, IOCP_CLOSE_GRACEFUL);
+    for (struct peer *p = b->peers; p; p = p->next)
+        iocp_conn_pause(p->leg.c);
+    /* Posted now, the task runs after the completions of those reads. */
+    if (iocp_engine_post(b->e, 0, &b->cut_task) < 0)
+        finish(b, b->status);
+}
+
+/* The second step: reset the connections, write out and close stdout. */
+static void on_cut(struct iocp_task *task)
+{
+    struct bridge *b = task->arg;
+    finish(b, b->status);
+}
+
 /* ---- life ---- */
 
 int bridge_new(struct bridge **out, struct iocp_engine *e, const struct bridge_config *cfg)
@@ -715,6 +760,8 @@ int bridge_new(struct bridge **out, struct iocp_engine *e, const struct bridge_c
     b->e = e;
     b->sin.flags = b->sout.flags = -1;
     b->start_ms = b->progress_ms = now_ms();
+    b->interrupt_task = (struct iocp_task){.fn = on_interrupt, .arg = b};
+    b->cut_task = (struct iocp_task){.fn = on_cut, .arg = b};
     *out = b;
     return 0;
 }
@@ -797,6 +844,7 @@ int bridge_start(struct bridge *b)
             stdfd_close(in_fd);
         return -1;
     }
+    b->out_live = out_fd != IOCP_INVALID_SOCKET;
     if (in_fd != IOCP_INVALID_SOCKET && open_stdio(b, 0, in_fd) < 0)
         return -1;
     if (b->progress_timer) {
@@ -809,8 +857,15 @@ int bridge_start(struct bridge *b)
     return 0;
 }
 
-int bridge_end(struct bridge *b, int sig)
+int bridge_interrupt(struct bridge *b, int sig)
 {
+    b->interrupt_status = 128 + sig;
+    return iocp_engine_post(b->e, 0, &b->interrupt_task) < 0 ? -1 : 0;
+}
+
+int bridge_end(struct bridge *b)
+{
+    /* The engine has stopped: its timers are cancelled, freeing them is safe. */
     bridge_stop_timers(b);
     if (b->progress_shown) {
         show_progress(b, now_ms());
@@ -819,12 +874,6 @@ int bridge_end(struct bridge *b, int sig)
     stdfd_restore(0, &b->sin);
     stdfd_restore(1, &b->sout);
     int status = b->status;
-    if (sig && !b->woken) {
-        diag_info(1, "%s: stopped by a signal", b->cfg.cmd);
-        /* -k and --broker end this way; a single transfer was cut short. */
-        if (b->cfg.mode == BRIDGE_SINGLE)
-            status = EXIT_RUNTIME;
-    }
     if (diag_verbosity >= 1) {
         uint64_t in, out;
         totals(b, &in, &out);

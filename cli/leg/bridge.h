@@ -118,15 +118,25 @@ void bridge_connecting(struct bridge *b, const char *target);
 int bridge_start(struct bridge *b);
 
 /*
- * bridge_end(b, sig):
- * Call after the engine has stopped, with the signal that ended the wait
- * (0 when the bridge itself woke it).  Stops the timers, prints the -v
+ * bridge_interrupt(b, sig):
+ * A stop signal: from the main thread, ask the worker for an orderly end.
+ * Nothing more is accepted or read (stdin included); what the connections
+ * had received is written to stdout, which is then closed; the connections
+ * are reset (a transfer cut short is cut for the peer too: no FINAL frame,
+ * no clean EOF); stop_wake() follows once stdout has closed.  The exit
+ * status becomes 128 + sig.  0, or -1 when the engine does not run.
+ */
+int bridge_interrupt(struct bridge *b, int sig);
+
+/*
+ * bridge_end(b):
+ * Call after the engine has stopped.  Frees the timers, prints the -v
  * summary, restores the file status flags of fds 0 and 1, and returns the
  * exit status.
  */
-int bridge_end(struct bridge *b, int sig);
+int bridge_end(struct bridge *b);
 
-/* Stop and free the timers (call before stopping the engine).  Idempotent. */
+/* Stop and free the timers.  Idempotent. */
 void bridge_stop_timers(struct bridge *b);
 
 void bridge_free(struct bridge *b);

@@ -13,6 +13,18 @@
 
 #include "iocp.h"
 
+/*
+ * stdfd_reserve():
+ * The first thing main() does.  On POSIX, each of descriptors 0-2 that is
+ * closed is opened on /dev/null, so that no descriptor the tool opens later
+ * (the engine's own, a socket) takes a standard number and is then read or
+ * written as stdin or stdout: a closed stdin reads as empty, a closed
+ * stdout or stderr discards what is written.  On Windows there is nothing
+ * to reserve (handles are not numbered that way); an invalid standard
+ * handle is taken by stdfd_take() as an empty input or a discarded output.
+ */
+void stdfd_reserve(void);
+
 /* fd 0 or 1 as we found it. */
 struct stdfd {
     int flags;     /* POSIX: file status flags at start; -1 if the fd was closed */

@@ -14,6 +14,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void stdfd_reserve(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* The lowest free descriptor: fd itself, as the lower ones are open. */
+        int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (null >= 0 && null != fd) {
+            dup2(null, fd);
+            close(null);
+        }
+    }
+}
+
 int stdfd_take(int fd, struct stdfd *s, iocp_socket_t *handle)
 {
     s->released = false;

@@ -21,6 +21,11 @@
 #endif
 #include <windows.h>
 
+void stdfd_reserve(void)
+{
+    /* Nothing to do: see stdfd.h.  stdfd_take() finds an invalid handle. */
+}
+
 int stdfd_take(int fd, struct stdfd *s, iocp_socket_t *handle)
 {
     s->flags = 0;

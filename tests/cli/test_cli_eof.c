@@ -9,6 +9,9 @@
  */
 #include <criterion/criterion.h>
 
+#include <sys/resource.h>
+#include <sys/time.h>
+
 #include "nc_support.h"
 
 TestSuite(cli_eof, .fini = proc_cleanup_all, .timeout = 60);
@@ -120,7 +123,8 @@ static void expect_exit_zero(const char *when)
 static void stop_with_sigterm(void)
 {
     cr_expect(running(QUIET_MS), "-k keeps running");
-    cr_expect_eq(proc_signal(&tool, SIGTERM, SOON_MS), 0, "-k stops with status 0 on SIGTERM");
+    cr_expect_eq(proc_signal(&tool, SIGTERM, SOON_MS), 128 + SIGTERM,
+                 "-k stopped by SIGTERM exits 128 + SIGTERM");
 }
 
 static void run_stdin_first(bool listen, enum mode m)
@@ -363,4 +367,136 @@ Test(cli_eof, stdin_and_stdout_flags_are_restored_at_exit, .fini = fini_case)
     close(in[0]);
     close(out[0]);
     close(out[1]);
+}
+
+/* ---- closed standard streams ---- */
+
+/*
+ * iocptool with descriptor `closed` (0 or 1) closed, as `<&-` or `>&-` in a
+ * shell leave it; the other two standard streams are pipes of the test's
+ * (recorded for the cleanup like every child).
+ */
+static void start_with_closed(struct proc *p, int closed, const char *const *args)
+{
+    int in[2], out[2], err[2];
+    cr_assert(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 &&
+              pipe2(err, O_CLOEXEC) == 0);
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)IOCPTOOL_PATH;
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    memset(p, 0, sizeof *p);
+    p->status = -1;
+    p->pid = fork();
+    cr_assert_geq(p->pid, 0);
+    if (p->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(closed);
+        execv(IOCPTOOL_PATH, argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    p->in = in[1];
+    p->out = out[0];
+    p->err = err[0];
+    if (closed == 0) {
+        close(p->in);
+        p->in = -1;
+    } else {
+        close(p->out);
+        p->out = -1;
+    }
+    p->slot = -1;
+    for (int i = 0; i < PROC_MAX; i++)
+        if (!proc_table[i].pid) {
+            proc_table[i] = (struct proc_record){p->pid, false, {p->in, p->out, p->err}};
+            p->slot = i;
+            break;
+        }
+}
+
+/* How long the peer holds the connection before it answers: the tool
+ * must wait idle meanwhile, not spin. */
+#define HOLD_MS 1500
+
+static struct timeval cpu_of_children(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    struct timeval t;
+    timeradd(&ru.ru_utime, &ru.ru_stime, &t);
+    return t;
+}
+
+/* Wait for the tool's exit; its status, and the CPU it used against the
+ * time it lived (a spinning tool uses a whole core). */
+static int wait_idle_exit(uint64_t started, uint64_t *cpu_ms, uint64_t *wall_ms)
+{
+    struct timeval before = cpu_of_children(), after, used;
+    int status = proc_wait(&tool, 10000);
+    after = cpu_of_children();
+    timersub(&after, &before, &used);
+    *cpu_ms = (uint64_t)used.tv_sec * 1000u + (uint64_t)used.tv_usec / 1000u;
+    *wall_ms = tn_now_ms() - started;
+    cr_log_info("the tool used %llu ms of CPU in %llu ms", (unsigned long long)*cpu_ms,
+                (unsigned long long)*wall_ms);
+    return status;
+}
+
+/* `echo hi | iocptool connect HOST PORT >&-`: what comes back is
+ * discarded, the transfer ends normally, and nothing spins meanwhile. */
+Test(cli_eof, connect_with_stdout_closed_discards_the_output_and_ends, .fini = fini_case)
+{
+    uint16_t port = 0;
+    int lfd = tn_listen(&port);
+    cr_assert_geq(lfd, 0);
+    char portbuf[8];
+    snprintf(portbuf, sizeof portbuf, "%u", port);
+    const char *args[] = {"connect", "127.0.0.1", portbuf, NULL};
+    uint64_t started = tn_now_ms();
+    start_with_closed(&tool, 1, args);
+    cr_assert(tn_write_all(tool.in, "hi\n", 3));
+    proc_close_in(&tool);
+    peer = nc_accept(lfd, 10000);
+    close(lfd);
+    cr_assert_geq(peer, 0, "no connection; stderr: %s", tool.errbuf);
+    cr_expect(nc_read_is(peer, "hi\n", SOON_MS), "stderr: %s", tool.errbuf);
+    cr_expect(nc_eof_within(peer, SOON_MS), "stdin's end reaches the peer");
+    usleep(HOLD_MS * 1000);
+    cr_assert(tn_write_all(peer, "back\n", 5));
+    shutdown(peer, SHUT_WR);
+    uint64_t cpu_ms, wall_ms;
+    cr_expect_eq(wait_idle_exit(started, &cpu_ms, &wall_ms), 0, "stderr: %s", tool.errbuf);
+    cr_expect_lt(cpu_ms * 2, wall_ms, "the tool spun: %llu ms of CPU in %llu ms",
+                 (unsigned long long)cpu_ms, (unsigned long long)wall_ms);
+    cr_expect_null(strstr(tool.errbuf, "iocptool:"), "no error; stderr: %s", tool.errbuf);
+}
+
+/* `iocptool listen PORT <&-`: stdin reads as empty, what the client sends
+ * is written, and the tool exits 0 (as ncat does). */
+Test(cli_eof, listen_with_stdin_closed_writes_what_it_received_and_exits_0, .fini = fini_case)
+{
+    const char *args[] = {"listen", "127.0.0.1:0", NULL};
+    uint64_t started = tn_now_ms();
+    start_with_closed(&tool, 0, args);
+    uint16_t port = proc_listening(&tool, 10000);
+    cr_assert_neq(port, 0, "no listening line; stderr: %s", tool.errbuf);
+    peer = tn_connect(port);
+    cr_assert_geq(peer, 0);
+    cr_expect(nc_eof_within(peer, SOON_MS), "an empty stdin half-closes at once");
+    usleep(HOLD_MS * 1000);
+    cr_assert(tn_write_all(peer, "data\n", 5));
+    shutdown(peer, SHUT_WR);
+    cr_expect(nc_read_is(tool.out, "data\n", SOON_MS), "stderr: %s", tool.errbuf);
+    cr_expect(nc_eof_within(tool.out, SOON_MS), "stdout closes");
+    uint64_t cpu_ms, wall_ms;
+    cr_expect_eq(wait_idle_exit(started, &cpu_ms, &wall_ms), 0, "stderr: %s", tool.errbuf);
+    cr_expect_lt(cpu_ms * 2, wall_ms, "the tool spun: %llu ms of CPU in %llu ms",
+                 (unsigned long long)cpu_ms, (unsigned long long)wall_ms);
 }

@@ -641,7 +641,7 @@ Test(cli_secure, keep_open_serves_each_client_on_its_own_channel)
         cr_expect_eq(proc_wait(&c[i], 10000), 0, "client %d: %s", i, c[i].errbuf);
     }
     cr_expect(nc_quiet_for(l.out, 200), "-k never closes stdout");
-    cr_expect_eq(proc_signal(&l, SIGTERM, 10000), 0, "stderr: %s", l.errbuf);
+    cr_expect_eq(proc_signal(&l, SIGTERM, 10000), 128 + SIGTERM, "stderr: %s", l.errbuf);
 }
 
 Test(cli_secure, broker_seals_each_clients_data_for_every_other_client)
@@ -661,7 +661,7 @@ Test(cli_secure, broker_seals_each_clients_data_for_every_other_client)
     cr_assert(tn_write_all(c[2].in, "from 2\n", 7));
     cr_expect(nc_read_is(c[0].out, "from 2\n", 10000), "client 0: %s", c[0].errbuf);
     cr_expect(nc_read_is(c[1].out, "from 2\n", 10000), "client 1: %s", c[1].errbuf);
-    cr_expect_eq(proc_signal(&l, SIGTERM, 10000), 0, "stderr: %s", l.errbuf);
+    cr_expect_eq(proc_signal(&l, SIGTERM, 10000), 128 + SIGTERM, "stderr: %s", l.errbuf);
 }
 
 /* ---- failures ---- */
@@ -993,7 +993,7 @@ Test(cli_secure, keep_open_a_stalled_handshake_holds_nobody_up)
     proc_close_in(&c);
     cr_expect(nc_eof_within(c.out, 10000));
     cr_expect_eq(proc_wait(&c, 10000), 0, "connect: %s", c.errbuf);
-    cr_expect_eq(proc_signal(&l, SIGTERM, 10000), 0, "stderr: %s", l.errbuf);
+    cr_expect_eq(proc_signal(&l, SIGTERM, 10000), 128 + SIGTERM, "stderr: %s", l.errbuf);
 }
 
 /* ---- usage ---- */
