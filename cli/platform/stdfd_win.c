@@ -4,7 +4,9 @@
  * the library serves it with overlapped I/O when the handle was opened for
  * it, and otherwise (a console, an anonymous pipe, a file: what standard
  * handles usually are) with a reader or writer thread, so nothing about
- * the handle's mode changes and there is nothing to restore.  Reads and
+ * the handle's mode changes and there is nothing to restore.  A standard
+ * handle that is missing or not open is an empty input or a discarded
+ * output, as a closed descriptor is on POSIX (stdfd_reserve()).  Reads and
  * writes go to the handle itself, never through the C library's text
  * mode, so the bytes pass unchanged.  Once stdout's stream has closed, the
  * C library's fd 1 (which holds the original handle, the one
@@ -21,6 +23,26 @@
 #endif
 #include <windows.h>
 
+/*
+ * Whether a standard handle can be read or written.  Missing, or not open:
+ * a parent that gave none or closed it; Wine, started with the descriptor
+ * closed, hands over a "disk" handle on which every call fails with
+ * ERROR_INVALID_HANDLE (a valid disk handle always answers
+ * GetFileInformationByHandle; consoles and pipes are not asked).
+ */
+static bool usable(HANDLE h)
+{
+    if (h == NULL || h == INVALID_HANDLE_VALUE)
+        return false;
+    SetLastError(NO_ERROR);
+    DWORD type = GetFileType(h);
+    if (type == FILE_TYPE_UNKNOWN)
+        return GetLastError() == NO_ERROR;
+    BY_HANDLE_FILE_INFORMATION info;
+    return type != FILE_TYPE_DISK || GetFileInformationByHandle(h, &info) ||
+           GetLastError() != ERROR_INVALID_HANDLE;
+}
+
 void stdfd_reserve(void)
 {
     /* Nothing to do: see stdfd.h.  stdfd_take() finds an invalid handle. */
@@ -31,7 +53,7 @@ int stdfd_take(int fd, struct stdfd *s, iocp_socket_t *handle)
     s->flags = 0;
     s->released = false;
     HANDLE h = GetStdHandle(fd == 0 ? STD_INPUT_HANDLE : STD_OUTPUT_HANDLE);
-    if (h == NULL || h == INVALID_HANDLE_VALUE) {
+    if (!usable(h)) {
         s->flags = -1;
         return 1;
     }
