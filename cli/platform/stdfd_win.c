@@ -24,11 +24,12 @@
 #include <windows.h>
 
 /*
- * Whether a standard handle can be read or written.  Missing, or not open:
- * a parent that gave none or closed it; Wine, started with the descriptor
- * closed, hands over a "disk" handle on which every call fails with
- * ERROR_INVALID_HANDLE (a valid disk handle always answers
- * GetFileInformationByHandle; consoles and pipes are not asked).
+ * Whether a standard handle stands for a stream.  Not when it is missing
+ * (a parent that gave none) or not open, nor when it is a directory: Wine,
+ * started with a descriptor closed, hands over a handle on a directory
+ * there (a descriptor of its own took the number).  A directory is never a
+ * standard stream otherwise (cmd.exe cannot redirect one), so it is taken
+ * for the closed descriptor it stands for.
  */
 static bool usable(HANDLE h)
 {
@@ -38,9 +39,10 @@ static bool usable(HANDLE h)
     DWORD type = GetFileType(h);
     if (type == FILE_TYPE_UNKNOWN)
         return GetLastError() == NO_ERROR;
-    BY_HANDLE_FILE_INFORMATION info;
-    return type != FILE_TYPE_DISK || GetFileInformationByHandle(h, &info) ||
-           GetLastError() != ERROR_INVALID_HANDLE;
+    FILE_STANDARD_INFO info;
+    return type != FILE_TYPE_DISK ||
+           !GetFileInformationByHandleEx(h, FileStandardInfo, &info, sizeof info) ||
+           !info.Directory;
 }
 
 void stdfd_reserve(void)

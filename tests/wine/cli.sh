@@ -352,6 +352,102 @@ else
   skip "connect" "not available on Windows yet"
 fi
 
+# ---- closed standard streams, and Ctrl-C in the middle of a transfer ----
+#
+# A program started with a descriptor closed (`<&-`, `>&-`) gets a standard
+# handle from Wine that every call refuses; iocptool.exe takes it as an
+# empty input or a discarded output, as the POSIX build takes a closed
+# descriptor.  Ctrl-C is SIGINT to the Windows process; Wine has no way to
+# send Ctrl-Break, so only Ctrl-C (status 130) is checked here.
+
+if available connect && [ -x "$linux_tool" ]; then
+  "$linux_tool" echo --no-stats 127.0.0.1:0 2>"$work/zecho.err" &
+  zecho=$!
+  pids+=("$zecho")
+  if zport=$(listening_port "$work/zecho.err"); then
+    head -c 200000 /dev/urandom >"$work/zin"
+    timeout -k 5 60 wine "$exe" connect 127.0.0.1 "$zport" <"$work/zin" >&- 2>"$work/zc.err"
+    rc=$?
+    if [ "$rc" -eq 0 ] && ! tr -d '\r' <"$work/zc.err" | grep -q '^iocptool:'; then
+      pass "connect with stdout closed (>&-): what comes back is discarded, status 0"
+    else
+      fail "connect >&-" "status $rc: $(tr -d '\r' <"$work/zc.err")"
+    fi
+  else
+    fail "closed stdout: the Linux echo did not start"
+  fi
+  kill "$zecho" 2>/dev/null
+  wait "$zecho" 2>/dev/null
+else
+  skip "connect >&-" "no connect or no Linux iocptool at $linux_tool"
+fi
+
+if available listen; then
+  head -c 300000 /dev/urandom >"$work/zsend"
+  timeout -k 5 60 wine "$exe" listen 127.0.0.1:0 <&- >"$work/zl.out" 2>"$work/zl.err" &
+  zl=$!
+  pids+=("$zl")
+  if port=$(listening_port "$work/zl.err"); then
+    # The client sends, half-closes, and must read EOF (stdin is empty).
+    timeout 30 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(open(sys.argv[2], "rb").read()); s.shutdown(socket.SHUT_WR)
+sys.exit(0 if s.recv(1) == b"" else 1)' "$port" "$work/zsend"
+    crc=$?
+    wait "$zl"
+    rc=$?
+    if [ "$rc" -eq 0 ] && [ "$crc" -eq 0 ] && cmp -s "$work/zsend" "$work/zl.out"; then
+      pass "listen with stdin closed (<&-): stdin reads as empty, 300 kB land on stdout, status 0"
+    else
+      fail "listen <&-" "status $rc, client $crc: $(tr -d '\r' <"$work/zl.err")"
+    fi
+  else
+    fail "listen <&-: no listening line" "$(tr -d '\r' <"$work/zl.err")"
+  fi
+
+  # Ctrl-C while a client streams: status 130, and stdout holds exactly
+  # what the tool had received (the -v count), a prefix of what was sent.
+  head -c $((32 * 1024 * 1024)) /dev/urandom >"$work/ksend"
+  timeout -k 5 120 wine "$exe" listen -v -B iocp 127.0.0.1:0 </dev/null >"$work/kl.out" \
+    2>"$work/kl.err" &
+  kl=$!
+  pids+=("$kl")
+  if port=$(listening_port "$work/kl.err"); then
+    # The sender holds its connection open after sending (no EOF): only
+    # the Ctrl-C ends the transfer.
+    timeout 60 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=50)
+s.sendall(open(sys.argv[2], "rb").read())
+time.sleep(50)' "$port" "$work/ksend" &
+    ksender=$!
+    pids+=("$ksender")
+    for i in $(seq 1 300); do
+      [ "$(stat -c %s "$work/kl.out")" -gt 1000000 ] && break
+      sleep 0.1
+    done
+    wp=$(win_pid "listen -v -B iocp 127.0.0.1:0")
+    [ -n "$wp" ] && kill -INT "$wp"
+    wait "$kl"
+    rc=$?
+    kill "$ksender" 2>/dev/null
+    wait "$ksender" 2>/dev/null
+    size=$(stat -c %s "$work/kl.out")
+    got=$(tr -d '\r' <"$work/kl.err" | sed -n 's/.* bytes sent, \([0-9]*\) bytes received.*/\1/p')
+    if [ "$rc" -eq 130 ] && [ "$size" -gt 0 ] && [ "$size" = "$got" ] &&
+      cmp -s -n "$size" "$work/ksend" "$work/kl.out"; then
+      pass "listen: Ctrl-C mid-transfer exits 130 with all $size bytes it received on stdout"
+    else
+      fail "listen: Ctrl-C mid-transfer" "status $rc, $size bytes on stdout, received ${got:-?}: $(tr -d '\r' <"$work/kl.err" | tail -3)"
+    fi
+  else
+    fail "listen for Ctrl-C: no listening line" "$(tr -d '\r' <"$work/kl.err")"
+  fi
+else
+  skip "closed stdin, Ctrl-C" "listen not available on Windows yet"
+fi
+
 # ---- stats: the endpoint of iocptool.exe servers, asked by iocptool.exe ----
 #
 # Wine has no AF_UNIX, so the endpoint is loopback TCP with a token file
