@@ -105,6 +105,7 @@ struct iocp_handle {
     uint8_t io;                   /* how the handle is served (port_iocp.c) */
     uint8_t rstate;               /* the multishot receive's phase (port_iocp.c) */
     bool rcancel;                 /* a cancel of the multishot receive is pending */
+    uint32_t rbuf;                /* in R_DATA: the buffer whose completion is out */
     bool skip;                    /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is on */
     bool outgoing;                /* ConnectEx ran on it: reused by ConnectEx only */
     uint64_t offset;              /* overlapped files: where the next read starts */

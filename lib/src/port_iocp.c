@@ -269,6 +269,7 @@ static void mrecv_run(struct win_port *p, struct iocp_req *req)
                 push_done(p, req, (int32_t)got, IOCP_EV_BUFFER, buffer_at(p, id), id);
             } else {
                 h->rstate = R_DATA;
+                h->rbuf = id;
                 push_done(p, req, (int32_t)got, IOCP_EV_BUFFER | IOCP_EV_MORE, buffer_at(p, id),
                           id);
             }
@@ -339,9 +340,12 @@ static void port_release_buffer(struct iocp_port *port, uint32_t id)
     p->buf_req[id] = NULL;
     p->buf_free[p->buf_nfree++] = id;
     struct iocp_handle *h = req->handle;
-    if (h->wait_in == req && h->rstate == R_DATA) {
+    if (h->wait_in == req && h->rstate == R_DATA && h->rbuf == id) {
         /* The buffer's completion has been dispatched: the receive goes on,
-         * unless the callback cancelled it. */
+         * unless the callback cancelled it.  Only the buffer this arming
+         * waits for counts: the last buffer of an arming whose budget ran
+         * out comes back after the next arming has started, and running
+         * that one again from here would put two readers on the socket. */
         if (h->rcancel)
             end_mrecv(p, req, IOCP_ECANCELED);
         else
