@@ -58,10 +58,13 @@ struct iocp_engine_config {
  * IOCP_EINVAL / IOCP_ENOMEM; *out is set only on success.
  *
  * A macro: it passes the size of the struct the program was compiled with
- * to iocp_engine_new_sized(), so that a program built against an older
- * libiocp (a smaller struct) runs with a newer one: the library reads the
- * fields both know and takes the defaults (zeros) for the others.  The
- * server, client and pipe functions that take a config struct do the same.
+ * to iocp_engine_new_sized(), so that a config struct can grow at its end
+ * without an ABI break: a program built with the smaller struct runs with a
+ * library that has the larger one, which reads the fields both know and
+ * takes the defaults (zeros) for the others.  Such a release keeps the
+ * soname; until 1.0 a minor release may still change the ABI otherwise and
+ * then changes the soname (libiocp.so.0.MINOR, see README).  The server,
+ * client and pipe functions that take a config struct do the same.
  */
 #define iocp_engine_new(out, cfg) \
     iocp_engine_new_sized((out), (cfg), sizeof(struct iocp_engine_config))
