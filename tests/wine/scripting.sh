@@ -207,8 +207,8 @@ run 30 relay 127.0.0.1:0
 expect "relay: a missing target is a usage error: 2" 2 "" "^usage: relay"
 run 60 relay 127.0.0.1:70000 "127.0.0.1:$eport"
 expect "relay: a relay that cannot start: 1 with its message" 1 "" \
-  "the relay did not start:.*|iocptool: relay: port 70000: too large"
-grep -q "iocptool: relay: port 70000: too large" <<<"$err" ||
+  "the relay did not start:.*|iocptool: relay: 127.0.0.1:70000: port 70000: too large"
+grep -q "iocptool: relay: 127.0.0.1:70000: port 70000: too large" <<<"$err" ||
   fail "relay: the relay's own message is shown" "$err"
 
 # ---- sendfile.cmd and recvfile.cmd: a file transfer ----
