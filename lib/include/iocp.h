@@ -16,5 +16,6 @@
 #include "iocp/stats.h"
 #include "iocp/pipe.h"
 #include "iocp/timer.h"
+#include "iocp/dgram.h"
 
 #endif /* IOCP_H */

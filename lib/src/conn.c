@@ -654,6 +654,10 @@ static struct iocp_conn *conn_by_id(struct iocp_engine *e, iocp_conn_id_t id, un
     struct iocp_reg_entry *entry = iocp__registry_lookup(&e->registry, id);
     if (!entry)
         return NULL;
+    if (entry->kind != IOCP_REG_CONN) { /* a datagram socket's ID */
+        e->registry.ops.release(entry);
+        return NULL;
+    }
     struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
     *worker = c->w->index;
     e->registry.ops.release(entry);

@@ -59,6 +59,10 @@ struct iocp_counters {
     iocp_atomic_u64 accept_errors, accept_backoffs;
     iocp_atomic_u64 completions;
     iocp_atomic_u64 conns;
+    /* Datagram sockets (dgram.c). */
+    iocp_atomic_u64 dgram_open, dgram_opened, dgram_closed;
+    iocp_atomic_u64 dgrams_in, dgrams_out, dgram_bytes_in, dgram_bytes_out;
+    iocp_atomic_u64 dgram_truncated, dgram_dropped, dgram_errors;
 };
 
 /* Add n to a counter that only the calling worker writes (other threads
@@ -87,6 +91,7 @@ struct iocp_worker {
     struct iocp_list conns;       /* every connection this worker owns */
     struct iocp_list zombies;     /* finished connections still pinned by a walker */
     struct iocp_list acceptors;   /* the acceptors on this worker */
+    struct iocp_list dgrams;      /* every datagram socket this worker owns */
     struct iocp_conn *free_conns; /* the connection pool (singly linked) */
     uint32_t nfree_conns;
     struct iocp_send_chunk *free_chunks; /* send-queue chunk cache */
@@ -275,6 +280,12 @@ void iocp__conn_reap_zombies(struct iocp_worker *w);
 void iocp__acceptors_stop_worker(struct iocp_worker *w);
 void iocp__server_account_close(struct iocp_server *s);
 uint64_t iocp__servers_pending_accepts(struct iocp_engine *e, unsigned *low, unsigned *high);
+
+/* dgram.c: engine stop closes a worker's datagram sockets; the registry's
+ * hold and release of a datagram socket's entry. */
+void iocp__dgrams_stop_worker(struct iocp_worker *w);
+void iocp__dgram_hold(struct iocp_reg_entry *entry);
+void iocp__dgram_release(struct iocp_reg_entry *entry);
 
 /* client.c: cancel name lookups at engine stop; let go of a finished
  * connection's connect state. */

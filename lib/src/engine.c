@@ -60,12 +60,20 @@ const char *const *iocp_backends(void)
 
 static void conn_hold(struct iocp_reg_entry *entry)
 {
+    if (entry->kind == IOCP_REG_DGRAM) {
+        iocp__dgram_hold(entry);
+        return;
+    }
     struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
     atomic_fetch_add_explicit(&c->pins, 1, memory_order_relaxed);
 }
 
 static void conn_release(struct iocp_reg_entry *entry)
 {
+    if (entry->kind == IOCP_REG_DGRAM) {
+        iocp__dgram_release(entry);
+        return;
+    }
     struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
     atomic_fetch_sub_explicit(&c->pins, 1, memory_order_release);
 }
@@ -161,6 +169,7 @@ int iocp_engine_new_sized(struct iocp_engine **out, const struct iocp_engine_con
         iocp_list_init(&w->conns);
         iocp_list_init(&w->zombies);
         iocp_list_init(&w->acceptors);
+        iocp_list_init(&w->dgrams);
     }
     e->ops = e->cfg.backend ? iocp__port_find(e->cfg.backend) : iocp__port_backends[0];
     if (why[0])
@@ -203,6 +212,10 @@ static int stat_op(const struct iocp_req *req)
         return IOCP_STAT_SEND;
     case IOCP_OP_READ:
         return IOCP_STAT_READ;
+    case IOCP_OP_RECVMSG:
+        return IOCP_STAT_RECV;
+    case IOCP_OP_SENDMSG:
+        return IOCP_STAT_SEND;
     default:
         return IOCP_STAT_WRITE;
     }
@@ -304,6 +317,7 @@ static void begin_worker_stop(struct iocp_worker *w)
         struct iocp_conn *c = iocp_container_of(pos, struct iocp_conn, wlink);
         iocp__conn_fail(c, IOCP_ECANCELED);
     }
+    iocp__dgrams_stop_worker(w);
 }
 
 static void on_packet(struct iocp_worker *w, const struct iocp_event *ev)
@@ -368,6 +382,12 @@ static void dispatch(struct iocp_worker *w, struct iocp_event *ev)
         case IOCP_OP_RECV:
             injected = iocp__fault_check(IOCP_FAULT_RECV);
             break;
+        case IOCP_OP_RECVMSG:
+            injected = iocp__fault_check(IOCP_FAULT_DGRAM_RECV);
+            break;
+        case IOCP_OP_SENDMSG:
+            injected = iocp__fault_check(IOCP_FAULT_DGRAM_SEND);
+            break;
         default:
             break;
         }
@@ -402,7 +422,8 @@ static bool wait_failed(struct iocp_worker *w, int rc)
 
 static bool worker_idle(struct iocp_worker *w)
 {
-    return iocp_list_empty(&w->conns) && iocp_list_empty(&w->acceptors);
+    return iocp_list_empty(&w->conns) && iocp_list_empty(&w->acceptors) &&
+           iocp_list_empty(&w->dgrams);
 }
 
 /* ---- shared ports: one port, every thread, a lock per worker ---- */

@@ -28,6 +28,7 @@ static iocp_atomic_bool env_read;
 
 static const char *const point_names[IOCP_FAULT_COUNT] = {
     "post", "submit", "accept", "connect", "send", "recv", "bind", "socket", "open",
+    "dgram_recv", "dgram_send",
 };
 
 /* The error each point reports: what the OS would most plausibly say. */
@@ -41,6 +42,8 @@ static const int point_errors[IOCP_FAULT_COUNT] = {
     IOCP_EINVAL,       /* bind */
     IOCP_EMFILE,       /* socket */
     IOCP_EPERM,        /* open: what a container's seccomp filter says to io_uring */
+    IOCP_ECONNREFUSED, /* dgram_recv: an ICMP port unreachable */
+    IOCP_ENOBUFS,      /* dgram_send: the interface queue is full */
 };
 
 const char *iocp__fault_name(enum iocp_fault_point point)

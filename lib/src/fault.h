@@ -12,11 +12,14 @@
  *
  *     IOCP_FAULT=post=5,accept=3,send=p0.01,seed=42
  *
- * Points: post, submit, accept, connect, send, recv, bind, socket, open.
+ * Points: post, submit, accept, connect, send, recv, bind, socket, open,
+ * dgram_recv, dgram_send.
  * post, submit, bind and socket fail the call itself; open makes the
  * preferred backend fail to open (so the fallback to the next one runs); accept, connect, send and
  * recv turn the operation's completion into an error (an accepted socket is
- * closed first), which is how such failures arrive from a real network.
+ * closed first), which is how such failures arrive from a real network;
+ * dgram_recv and dgram_send do the same to a datagram receive (an ICMP
+ * port unreachable, ECONNREFUSED) and a datagram send batch (ENOBUFS).
  * A probability rule is deterministic for a given seed and call number.
  * With nothing configured each check costs one relaxed atomic load.
  */
@@ -35,6 +38,8 @@ enum iocp_fault_point {
     IOCP_FAULT_BIND,
     IOCP_FAULT_SOCKET,
     IOCP_FAULT_OPEN,
+    IOCP_FAULT_DGRAM_RECV,
+    IOCP_FAULT_DGRAM_SEND,
     IOCP_FAULT_COUNT
 };
 

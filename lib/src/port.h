@@ -63,6 +63,8 @@ enum iocp_op {
     IOCP_OP_READ,    /* read a non-socket handle (pipe, tty, file) */
     IOCP_OP_WRITE,   /* write a non-socket handle */
     IOCP_OP_SPLICE,  /* move bytes between a socket and a pipe in the kernel (Linux) */
+    IOCP_OP_RECVMSG, /* datagrams in, with their source (struct iocp_msg) */
+    IOCP_OP_SENDMSG, /* datagrams out, a batch (struct iocp_msg_out) */
     IOCP_OP_COUNT
 };
 
@@ -131,6 +133,42 @@ struct iocp_handle {
  * handle's socket.  The completion gives the bytes moved (0: EOF on the
  * socket).  Only backends whose ops have `splice` set accept it. */
 #define IOCP_REQ_SPLICE_OUT 0x08u
+
+/*
+ * Datagrams.  IOCP_OP_RECVMSG is always multishot (IOCP_REQ_MULTI and
+ * IOCP_REQ_PROVIDED): each completion is one datagram, in a buffer of the
+ * port's own datagram pool (each holds the largest datagram there is, so
+ * nothing is ever cut by the pool), `data` pointing to a struct iocp_msg
+ * that says where the payload and the source address are.  req->len is the
+ * most bytes delivered per datagram (0: IOCP_MSG_MAX); a longer one comes
+ * cut to it with IOCP_MSG_TRUNC.  The result is the bytes delivered (0 is
+ * an empty datagram, not an end); an error is the request's last
+ * completion unless IOCP_EV_MORE says otherwise, and the caller re-arms.
+ *
+ * IOCP_OP_SENDMSG sends a batch: req->buf points to req->len struct
+ * iocp_msg_out (at most IOCP_MSG_BATCH), each one datagram, sent in order.
+ * The result is how many were handed to the network (at least 1), or the
+ * error of the first one (the caller drops it and sends the rest again).
+ * A full socket buffer is waited out by the port, never returned.
+ */
+#define IOCP_MSG_MAX   65535u
+#define IOCP_MSG_BATCH 64u
+#define IOCP_MSG_TRUNC 0x1u
+
+struct iocp_msg {
+    const void *payload;
+    const struct sockaddr *from;
+    uint32_t len;     /* bytes at payload: the completion's result */
+    uint32_t fromlen;
+    uint32_t flags;   /* IOCP_MSG_TRUNC */
+};
+
+struct iocp_msg_out {
+    const void *data;
+    const struct sockaddr *to; /* NULL: the connected peer */
+    uint32_t len;
+    uint32_t tolen;
+};
 
 /*
  * Completion flags.

@@ -40,6 +40,12 @@
 #define POST_BATCH           256 /* packets moved to the completion queue per round */
 #define DEFAULT_EVENTS       256u
 #define CQ_INITIAL           256u /* completion queue slots, a power of two */
+/* Datagrams: the pool's size (allocated at the first datagram receive), the
+ * most one recvmmsg takes per readiness, and the bit that tells a datagram
+ * buffer's id from a stream buffer's in release_buffer. */
+#define MSG_BUFFER_COUNT     64u
+#define MSG_RECV_BATCH       32u
+#define MSG_ID_BIT           0x80000000u
 
 /* An internal completion flag, never seen by callers: this event is a
  * multishot accept's, and its handle accepts nothing more until the event
@@ -68,6 +74,14 @@ struct epoll_port {
     uint32_t *buf_free;
     uint32_t buf_nfree;
     bool *buf_lent;
+    /* Datagram buffers (IOCP_OP_RECVMSG): each holds a struct iocp_msg, the
+     * source address and the largest datagram; allocated on first use, so a
+     * port that never sees a datagram socket costs nothing. */
+    unsigned char *msg_mem;
+    uint32_t msg_size;
+    uint32_t *msg_free;
+    uint32_t msg_nfree;
+    bool *msg_lent;
     struct iocp_list ready;    /* handles to serve in the next round */
     struct iocp_list buf_wait; /* handles whose provided recv waits for a buffer */
 };
@@ -131,6 +145,15 @@ static void list_splice_tail(struct iocp_list *dst, struct iocp_list *src)
     iocp_list_init(src);
 }
 
+/* Whether an input request could take a buffer now (true when it needs
+ * none). */
+static bool has_buffer(const struct epoll_port *p, const struct iocp_req *req)
+{
+    if (req->op == IOCP_OP_RECVMSG)
+        return p->msg_nfree > 0;
+    return !(req->flags & IOCP_REQ_PROVIDED) || p->buf_nfree > 0;
+}
+
 /*
  * Put h on the list its state calls for: ready when a waiting request can
  * make progress, buffer-wait when only a provided recv could and no buffer
@@ -143,8 +166,7 @@ static void update(struct epoll_port *p, struct iocp_handle *h)
     if (h->wait_out && h->ready_out)
         want = LIST_READY;
     else if (h->wait_in && h->ready_in && !h->held)
-        want = (h->wait_in->flags & IOCP_REQ_PROVIDED) && p->buf_nfree == 0 ? LIST_BUFWAIT
-                                                                            : LIST_READY;
+        want = !has_buffer(p, h->wait_in) ? LIST_BUFWAIT : LIST_READY;
     if (want == h->listed)
         return;
     iocp_list_remove(&h->ready_link);
@@ -170,6 +192,46 @@ static void give_buffer(struct epoll_port *p, uint32_t id)
 {
     p->buf_lent[id] = false;
     p->buf_free[p->buf_nfree++] = id;
+}
+
+/* Datagram buffers: a struct iocp_msg, the source address, the payload. */
+#define MSG_NAME_OFF    ((sizeof(struct iocp_msg) + 15u) & ~(size_t)15u)
+#define MSG_PAYLOAD_OFF (MSG_NAME_OFF + sizeof(struct sockaddr_storage))
+
+static int msg_pool_init(struct epoll_port *p)
+{
+    if (p->msg_mem)
+        return 0;
+    p->msg_size = (uint32_t)((MSG_PAYLOAD_OFF + IOCP_MSG_MAX + 63u) & ~(size_t)63u);
+    p->msg_mem = malloc((size_t)MSG_BUFFER_COUNT * p->msg_size);
+    p->msg_free = calloc(MSG_BUFFER_COUNT, sizeof *p->msg_free);
+    p->msg_lent = calloc(MSG_BUFFER_COUNT, sizeof *p->msg_lent);
+    if (!p->msg_mem || !p->msg_free || !p->msg_lent) {
+        free(p->msg_mem);
+        free(p->msg_free);
+        free(p->msg_lent);
+        p->msg_mem = NULL;
+        p->msg_free = NULL;
+        p->msg_lent = NULL;
+        return IOCP_ENOMEM;
+    }
+    for (uint32_t i = 0; i < MSG_BUFFER_COUNT; i++)
+        p->msg_free[i] = MSG_BUFFER_COUNT - 1 - i;
+    p->msg_nfree = MSG_BUFFER_COUNT;
+    return 0;
+}
+
+static uint32_t take_msg(struct epoll_port *p)
+{
+    uint32_t id = p->msg_free[--p->msg_nfree];
+    p->msg_lent[id] = true;
+    return id;
+}
+
+static void give_msg(struct epoll_port *p, uint32_t id)
+{
+    p->msg_lent[id] = false;
+    p->msg_free[p->msg_nfree++] = id;
 }
 
 /* ---- syscalls ---- */
@@ -309,6 +371,94 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
 }
 
 /*
+ * Datagrams in: one bounded recvmmsg per readiness, each datagram its own
+ * buffer and its own completion, so boundaries are kept and a batch costs
+ * one syscall.  Fewer than asked does not prove the queue empty (recvmmsg
+ * also stops at a pending error, an ICMP report), so only EAGAIN clears
+ * ready_in.  An error ends the request: the caller re-arms, and a reported
+ * ICMP error is consumed by the call that returned it, so this never spins.
+ */
+static void do_recvmsg(struct epoll_port *p, struct iocp_handle *h, struct iocp_req *req)
+{
+    uint32_t n = p->msg_nfree < MSG_RECV_BATCH ? p->msg_nfree : MSG_RECV_BATCH;
+    if (n == 0 || !cq_reserve(p, n))
+        return;
+    struct mmsghdr mm[MSG_RECV_BATCH];
+    struct iovec iov[MSG_RECV_BATCH];
+    uint32_t ids[MSG_RECV_BATCH];
+    size_t want = req->len && req->len < IOCP_MSG_MAX ? req->len : IOCP_MSG_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = take_msg(p);
+        unsigned char *b = p->msg_mem + (size_t)ids[i] * p->msg_size;
+        iov[i] = (struct iovec){.iov_base = b + MSG_PAYLOAD_OFF, .iov_len = want};
+        memset(&mm[i], 0, sizeof mm[i]);
+        mm[i].msg_hdr.msg_name = b + MSG_NAME_OFF;
+        mm[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got = recvmmsg(h->sock, mm, n, MSG_DONTWAIT, NULL);
+    if (got < 0) {
+        int e = errno;
+        for (uint32_t i = n; i > 0; i--)
+            give_msg(p, ids[i - 1]);
+        if (would_block(e))
+            h->ready_in = false;
+        if (would_block(e) || e == EINTR)
+            return;
+        h->wait_in = NULL;
+        cq_push(p, req, iocp__err_from_errno(e), 0, NULL, 0);
+        return;
+    }
+    for (uint32_t i = 0; i < (uint32_t)got; i++) {
+        unsigned char *b = p->msg_mem + (size_t)ids[i] * p->msg_size;
+        struct iocp_msg *m = (struct iocp_msg *)b;
+        m->payload = b + MSG_PAYLOAD_OFF;
+        m->from = (const struct sockaddr *)(b + MSG_NAME_OFF);
+        m->fromlen = mm[i].msg_hdr.msg_namelen;
+        m->len = mm[i].msg_len;
+        m->flags = (mm[i].msg_hdr.msg_flags & MSG_TRUNC) ? IOCP_MSG_TRUNC : 0;
+        cq_push(p, req, (int32_t)m->len, IOCP_EV_BUFFER | IOCP_EV_MORE, m, ids[i] | MSG_ID_BIT);
+    }
+    for (uint32_t i = n; i > (uint32_t)got; i--)
+        give_msg(p, ids[i - 1]);
+}
+
+/*
+ * Datagrams out: the whole batch in one sendmmsg.  A full socket buffer
+ * (EAGAIN before the first) waits for the next EPOLLOUT edge; a partial
+ * batch completes with its count, and the caller sends the rest, which
+ * finds EAGAIN or the error that stopped this one.
+ */
+static void do_sendmsg(struct epoll_port *p, struct iocp_handle *h, struct iocp_req *req)
+{
+    const struct iocp_msg_out *out = req->buf;
+    struct mmsghdr mm[IOCP_MSG_BATCH];
+    struct iovec iov[IOCP_MSG_BATCH];
+    uint32_t n = req->len;
+    for (uint32_t i = 0; i < n; i++) {
+        iov[i] = (struct iovec){.iov_base = (void *)out[i].data, .iov_len = out[i].len};
+        memset(&mm[i], 0, sizeof mm[i]);
+        mm[i].msg_hdr.msg_name = (void *)out[i].to;
+        mm[i].msg_hdr.msg_namelen = out[i].to ? out[i].tolen : 0;
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got = sendmmsg(h->sock, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    int32_t result = got;
+    if (got < 0) {
+        int e = errno;
+        if (would_block(e))
+            h->ready_out = false;
+        if (would_block(e) || e == EINTR)
+            return;
+        result = iocp__err_from_errno(e);
+    }
+    h->wait_out = NULL;
+    cq_push(p, req, result, 0, req->buf, 0);
+}
+
+/*
  * One splice between a socket and a pipe, either way, on readiness.  The
  * pipe is non-blocking and the caller moves data into it only while it is
  * empty, so EAGAIN speaks of the socket.  No short-read rule here: a pipe
@@ -351,6 +501,8 @@ static void serve_in(struct epoll_port *p, struct iocp_handle *h)
         do_accept(p, h, h->wait_in);
     else if (h->wait_in->op == IOCP_OP_SPLICE)
         do_splice(p, h, h->wait_in);
+    else if (h->wait_in->op == IOCP_OP_RECVMSG)
+        do_recvmsg(p, h, h->wait_in);
     else
         do_read(p, h, h->wait_in);
 }
@@ -424,6 +576,8 @@ static void serve_out(struct epoll_port *p, struct iocp_handle *h)
         finish_connect(p, h, h->wait_out);
     else if (h->wait_out->op == IOCP_OP_SPLICE)
         do_splice(p, h, h->wait_out);
+    else if (h->wait_out->op == IOCP_OP_SENDMSG)
+        do_sendmsg(p, h, h->wait_out);
     else
         do_write(p, h, h->wait_out);
 }
@@ -451,8 +605,15 @@ static void serve_ready(struct epoll_port *p)
 {
     struct iocp_list batch;
     iocp_list_init(&batch);
-    for (uint32_t n = p->buf_nfree; n > 0 && !iocp_list_empty(&p->buf_wait); n--) {
-        struct iocp_list *node = p->buf_wait.next;
+    uint32_t nbuf = p->buf_nfree, nmsg = p->msg_nfree;
+    struct iocp_list *node, *next;
+    for (node = p->buf_wait.next; node != &p->buf_wait && (nbuf || nmsg); node = next) {
+        next = node->next;
+        struct iocp_handle *h = iocp_list_entry(node, struct iocp_handle, ready_link);
+        uint32_t *left = h->wait_in && h->wait_in->op == IOCP_OP_RECVMSG ? &nmsg : &nbuf;
+        if (*left == 0)
+            continue;
+        (*left)--;
         iocp_list_remove(node);
         iocp_list_insert_tail(&batch, node);
     }
@@ -492,7 +653,7 @@ static void drain_posts(struct epoll_port *p)
 static bool has_work(const struct epoll_port *p)
 {
     return !iocp_list_empty(&p->ready) || p->post_more ||
-           (p->buf_nfree > 0 && !iocp_list_empty(&p->buf_wait));
+           ((p->buf_nfree > 0 || p->msg_nfree > 0) && !iocp_list_empty(&p->buf_wait));
 }
 
 /*
@@ -760,6 +921,7 @@ static bool is_input(const struct iocp_req *req)
 {
     uint8_t op = req->op;
     return op == IOCP_OP_ACCEPT || op == IOCP_OP_RECV || op == IOCP_OP_READ ||
+           op == IOCP_OP_RECVMSG ||
            (op == IOCP_OP_SPLICE && !(req->flags & IOCP_REQ_SPLICE_OUT));
 }
 
@@ -794,6 +956,15 @@ static int check_req(struct iocp_port *port, const struct iocp_req *req)
         return 0;
     case IOCP_OP_SPLICE:
         if (h->kind != IOCP_HANDLE_SOCKET || multi || provided || req->accepted < 0 || !req->len)
+            return IOCP_EINVAL;
+        return 0;
+    case IOCP_OP_RECVMSG:
+        if (h->kind != IOCP_HANDLE_SOCKET || !multi || !provided)
+            return IOCP_EINVAL;
+        return 0;
+    case IOCP_OP_SENDMSG:
+        if (h->kind != IOCP_HANDLE_SOCKET || multi || provided || !req->buf || !req->len ||
+            req->len > IOCP_MSG_BATCH)
             return IOCP_EINVAL;
         return 0;
     default:
@@ -848,6 +1019,14 @@ static int port_submit(struct iocp_port *port, struct iocp_req *req)
         break;
     case IOCP_OP_RECV:
     case IOCP_OP_READ:
+        h->wait_in = req;
+        break;
+    case IOCP_OP_RECVMSG:
+        rc = msg_pool_init(p);
+        if (rc < 0) {
+            req->in_flight = false;
+            return rc;
+        }
         h->wait_in = req;
         break;
     case IOCP_OP_SPLICE:
@@ -914,6 +1093,12 @@ static int port_wait(struct iocp_port *port, struct iocp_event *events, int max,
 static void port_release_buffer(struct iocp_port *port, uint32_t buf_id)
 {
     struct epoll_port *p = to_port(port);
+    if (buf_id & MSG_ID_BIT) {
+        buf_id &= ~MSG_ID_BIT;
+        if (buf_id < MSG_BUFFER_COUNT && p->msg_lent && p->msg_lent[buf_id])
+            give_msg(p, buf_id);
+        return;
+    }
     /* A second release of the same id would put it on the free stack twice
      * and lend it to two receives at once; it is ignored instead. */
     if (buf_id >= p->buf_count || !p->buf_lent[buf_id])
@@ -929,6 +1114,9 @@ static void port_close(struct iocp_port *port)
     free(p->buf_lent);
     free(p->buf_free);
     free(p->buf_mem);
+    free(p->msg_lent);
+    free(p->msg_free);
+    free(p->msg_mem);
     free(p->cq);
     free(p->evs);
     free(p);

@@ -582,6 +582,8 @@ static int uring_submit(struct iocp_port *port, struct iocp_req *req)
     /* Multishot exists for accept and provided-buffer recv only. */
     if (req->op <= IOCP_OP_NONE || req->op >= IOCP_OP_COUNT)
         return IOCP_EINVAL;
+    if (req->op == IOCP_OP_RECVMSG || req->op == IOCP_OP_SENDMSG)
+        return IOCP_ENOTSUP;
     if ((req->flags & IOCP_REQ_PROVIDED) && req->op != IOCP_OP_RECV)
         return IOCP_EINVAL;
     if (req->op == IOCP_OP_SPLICE &&

@@ -62,6 +62,7 @@ void iocp__reg_entry_init(struct iocp_reg_entry *entry)
     iocp_casflag_init(&entry->connected, false);
     entry->shard = 0;
     entry->is_marker = false;
+    entry->kind = IOCP_REG_CONN;
 }
 
 int iocp__registry_init(struct iocp_registry *reg, uint32_t capacity,

@@ -49,7 +49,12 @@ struct iocp_reg_entry {
     struct iocp_casflag connected;
     uint8_t shard;
     bool is_marker;             /* a walk's cursor, not a real entry */
+    uint8_t kind;               /* enum iocp_reg_kind: what embeds the entry */
 };
+
+/* What embeds a registry entry: IDs are one space, and whoever turns one
+ * back into an object checks that it is the kind it expects. */
+enum iocp_reg_kind { IOCP_REG_CONN = 0, IOCP_REG_DGRAM = 1 };
 
 struct iocp_registry_ops {
     /* Take and drop one reference on the entry's owner.  Both may be called

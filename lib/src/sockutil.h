@@ -21,6 +21,10 @@ union iocp_sockaddr {
 };
 
 int iocp__socket_stream(int family, iocp_socket_t *out);
+/* A datagram (UDP) socket.  Windows: with SIO_UDP_CONNRESET and
+ * SIO_UDP_NETRESET off, so that an ICMP report does not fail the next
+ * receive of a socket that serves many peers. */
+int iocp__socket_dgram(int family, iocp_socket_t *out);
 void iocp__socket_close(iocp_socket_t sock);
 void iocp__socket_abort(iocp_socket_t sock);
 int iocp__socket_shutdown_send(iocp_socket_t sock);

@@ -28,6 +28,18 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
     return 0;
 }
 
+int iocp__socket_dgram(int family, iocp_socket_t *out)
+{
+    int rc = iocp__fault_check(IOCP_FAULT_SOCKET);
+    if (rc < 0)
+        return rc;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return iocp__err_from_errno(errno);
+    *out = fd;
+    return 0;
+}
+
 int iocp__socket_error(void)
 {
     return iocp__err_from_errno(errno);

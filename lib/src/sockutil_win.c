@@ -135,6 +135,38 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
     return 0;
 }
 
+#ifndef SIO_UDP_CONNRESET
+#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
+#endif
+#ifndef SIO_UDP_NETRESET
+#define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
+#endif
+
+int iocp__socket_dgram(int family, iocp_socket_t *out)
+{
+    int rc = iocp__fault_check(IOCP_FAULT_SOCKET);
+    if (rc < 0)
+        return rc;
+    rc = iocp__winsock_init();
+    if (rc < 0)
+        return rc;
+    SOCKET s = WSASocketW(family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0,
+                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET)
+        return iocp__err_from_win32((unsigned long)WSAGetLastError());
+    /* Without this, an ICMP port unreachable for any peer fails the next
+     * WSARecvFrom with WSAECONNRESET (and a TTL expiry with WSAENETRESET):
+     * a server would see its own receive fail for someone else's packet.
+     * Failure is not fatal (Wine may not know the codes): the receive path
+     * treats both errors as reports anyway. */
+    BOOL off = FALSE;
+    DWORD got = 0;
+    WSAIoctl(s, SIO_UDP_CONNRESET, &off, sizeof off, NULL, 0, &got, NULL, NULL);
+    WSAIoctl(s, SIO_UDP_NETRESET, &off, sizeof off, NULL, 0, &got, NULL, NULL);
+    *out = (iocp_socket_t)s;
+    return 0;
+}
+
 int iocp__socket_error(void)
 {
     return iocp__err_from_win32((unsigned long)WSAGetLastError());

@@ -73,11 +73,15 @@ unsigned iocp_engine_worker_stats(struct iocp_engine *e, struct iocp_worker_stat
 struct foreach_ctx {
     bool (*cb)(const struct iocp_conn_info *info, void *arg);
     void *arg;
+    size_t visited;
 };
 
 static bool visit(struct iocp_reg_entry *entry, void *arg)
 {
     struct foreach_ctx *ctx = arg;
+    if (entry->kind != IOCP_REG_CONN) /* datagram sockets: iocp_engine_foreach_dgram() */
+        return true;
+    ctx->visited++;
     struct iocp_conn *c = iocp_container_of(entry, struct iocp_conn, reg);
     struct iocp_conn_info info;
     memset(&info, 0, sizeof info);
@@ -99,8 +103,9 @@ size_t iocp_engine_foreach_conn(struct iocp_engine *e,
 {
     if (!cb)
         return 0;
-    struct foreach_ctx ctx = {cb, arg};
-    return iocp__registry_foreach(&e->registry, visit, &ctx);
+    struct foreach_ctx ctx = {cb, arg, 0};
+    iocp__registry_foreach(&e->registry, visit, &ctx);
+    return ctx.visited;
 }
 
 static const char *const op_names[IOCP_STAT_OPS] = {
@@ -130,8 +135,12 @@ int iocp_engine_audit(struct iocp_engine *e, char *report, size_t len)
     if (st.pool_lent != st.pool_returned)
         NOTE("connections: %llu lent, %llu returned; ", (unsigned long long)st.pool_lent,
              (unsigned long long)st.pool_returned);
-    if (st.online != 0)
-        NOTE("%llu connections still online; ", (unsigned long long)st.online);
+    struct iocp_dgram_totals dt;
+    iocp_engine_dgram_totals(e, &dt);
+    if (dt.open != 0)
+        NOTE("%llu datagram sockets still open; ", (unsigned long long)dt.open);
+    if (st.online > dt.open)
+        NOTE("%llu connections still online; ", (unsigned long long)(st.online - dt.open));
     uint64_t unfreed = atomic_load(&e->timers_unfreed), held = atomic_load(&e->timers_held);
     if (unfreed != 0)
         NOTE("timers: %llu not freed; ", (unsigned long long)unfreed);

@@ -56,6 +56,8 @@ Test(fault, each_point_fails_with_what_the_os_would_say)
         {IOCP_FAULT_SEND, "send", IOCP_EPIPE},            {IOCP_FAULT_RECV, "recv", IOCP_ECONNRESET},
         {IOCP_FAULT_BIND, "bind", IOCP_EINVAL},           {IOCP_FAULT_SOCKET, "socket", IOCP_EMFILE},
         {IOCP_FAULT_OPEN, "open", IOCP_EPERM},
+        {IOCP_FAULT_DGRAM_RECV, "dgram_recv", IOCP_ECONNREFUSED},
+        {IOCP_FAULT_DGRAM_SEND, "dgram_send", IOCP_ENOBUFS},
     };
     cr_assert_eq(sizeof expect / sizeof expect[0], IOCP_FAULT_COUNT);
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
