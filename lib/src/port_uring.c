@@ -68,6 +68,30 @@ _Static_assert(sizeof(socklen_t) == sizeof(uint32_t), "req->addrlen must be a so
 _Static_assert(_Alignof(struct iocp_req) > CANCEL_BIT, "requests must leave the low bit free");
 
 /*
+ * Datagrams.  Received ones land in a second provided buffer ring (group
+ * MSG_GROUP), set up by the first datagram receive, each buffer large
+ * enough for the kernel's io_uring_recvmsg_out header, the source address
+ * and the largest datagram; MSG_ID_BIT tells their ids from stream buffers'
+ * in release_buffer.  A batch of sends is one linked chain of SENDMSG SQEs
+ * sharing one user_data, a struct send_batch with BATCH_BIT set, whose
+ * completions are counted there until the last one.
+ */
+#define MSG_GROUP        1
+#define MSG_BUFFER_COUNT 64u
+#define MSG_ID_BIT       0x80000000u
+#define BATCH_BIT        2u
+
+struct send_batch {
+    struct send_batch *next;     /* in the port's list of batches in flight */
+    struct iocp_req *req;
+    uint32_t remaining;          /* SQEs whose CQE has not come */
+    uint32_t ok;                 /* leading datagrams sent */
+    int32_t err;                 /* the first failure */
+    struct msghdr hdr[IOCP_MSG_BATCH];
+    struct iovec iov[IOCP_MSG_BATCH];
+};
+
+/*
  * A request the port holds on to outside the kernel: a provided-buffer recv
  * that ran out of buffers and waits for release_buffer() (parked), or a
  * request whose cancel is in the kernel (cancelling).
@@ -104,6 +128,20 @@ struct uring_port {
     struct slots parked;
     struct slots cancelling;
     struct iocp_postq postq;
+
+    /* Datagrams (see MSG_GROUP): the ring, its buffers, what each buffer's
+     * completion describes, the multishot recvmsg's header template, and
+     * the send batches in flight. */
+    struct io_uring_buf_ring *mbr;
+    size_t mbr_bytes;
+    unsigned char *mbufs;
+    size_t mbufs_bytes;
+    uint32_t msg_size;
+    uint32_t msg_held;
+    struct iocp_msg msgs[MSG_BUFFER_COUNT];
+    struct msghdr mshot;
+    struct send_batch *batches;
+    struct send_batch *spare;
 };
 
 static struct uring_port *to_uring(struct iocp_port *port)
@@ -273,6 +311,66 @@ static void give_back(struct uring_port *p, uint32_t bid)
     io_uring_buf_ring_add(p->br, buffer_addr(p, bid), p->buf_size, (unsigned short)bid,
                           io_uring_buf_ring_mask(p->buf_count), 0);
     io_uring_buf_ring_advance(p->br, 1);
+}
+
+static void *msg_addr(struct uring_port *p, uint32_t bid)
+{
+    return p->mbufs + (size_t)bid * p->msg_size;
+}
+
+static void give_back_msg(struct uring_port *p, uint32_t bid)
+{
+    io_uring_buf_ring_add(p->mbr, msg_addr(p, bid), p->msg_size, (unsigned short)bid,
+                          io_uring_buf_ring_mask(MSG_BUFFER_COUNT), 0);
+    io_uring_buf_ring_advance(p->mbr, 1);
+}
+
+/*
+ * The datagram buffer ring, made on the first datagram receive: a port
+ * that never sees one costs nothing.  Not populated in advance: most
+ * datagrams are small, and only the pages they touch are ever mapped.
+ */
+static int setup_msg_buffers(struct uring_port *p)
+{
+    if (p->mbr)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t align = page > 0 ? (size_t)page : 4096;
+    size_t head = sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage);
+    p->msg_size = (uint32_t)((head + IOCP_MSG_MAX + 63u) & ~(size_t)63u);
+    p->mbr_bytes = (MSG_BUFFER_COUNT * sizeof(struct io_uring_buf) + align - 1) & ~(align - 1);
+    p->mbufs_bytes = (size_t)MSG_BUFFER_COUNT * p->msg_size;
+    void *mem = mmap(NULL, p->mbr_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return iocp__err_from_errno(errno);
+    void *bufs =
+        mmap(NULL, p->mbufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bufs == MAP_FAILED) {
+        int rc = iocp__err_from_errno(errno);
+        munmap(mem, p->mbr_bytes);
+        return rc;
+    }
+    io_uring_buf_ring_init(mem);
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)mem;
+    reg.ring_entries = MSG_BUFFER_COUNT;
+    reg.bgid = MSG_GROUP;
+    int rc = io_uring_register_buf_ring(&p->ring, &reg, 0);
+    if (rc < 0) {
+        munmap(bufs, p->mbufs_bytes);
+        munmap(mem, p->mbr_bytes);
+        return rc;
+    }
+    p->mbr = mem;
+    p->mbufs = bufs;
+    for (uint32_t i = 0; i < MSG_BUFFER_COUNT; i++)
+        give_back_msg(p, i);
+    /* Every multishot recvmsg asks for the same: the source address, no
+     * control data.  The kernel reads this when it takes the SQE. */
+    memset(&p->mshot, 0, sizeof p->mshot);
+    p->mshot.msg_namelen = sizeof(struct sockaddr_storage);
+    return 0;
 }
 
 /*
@@ -465,6 +563,14 @@ static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req
         io_uring_prep_poll_add(sqe, fd,
                                (req->flags & IOCP_REQ_SPLICE_OUT) ? POLLOUT : POLLIN | POLLRDHUP);
         break;
+    case IOCP_OP_RECVMSG:
+        /* One CQE per datagram, each in its own buffer with the kernel's
+         * io_uring_recvmsg_out header and the source address before the
+         * payload.  Multishot recvmsg came in 6.0, which open() requires. */
+        io_uring_prep_recvmsg_multishot(sqe, fd, &p->mshot, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = MSG_GROUP;
+        break;
     default:
         assert(!"unknown op");
         break;
@@ -477,11 +583,19 @@ static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req
  * available again; a recv that still finds none simply parks again.
  * Requests stay parked while no SQE is free, and the next wait() retries.
  */
+/* Whether the buffer group a parked recv takes from has a buffer free. */
+static bool can_rearm(const struct uring_port *p, const struct iocp_req *req)
+{
+    if (req->op == IOCP_OP_RECVMSG)
+        return p->msg_held < MSG_BUFFER_COUNT;
+    return p->held < p->buf_count;
+}
+
 static void rearm_parked(struct uring_port *p)
 {
     unsigned i = 0;
     while (i < p->parked.n) {
-        if (p->parked.v[i].cancelled) {
+        if (p->parked.v[i].cancelled || !can_rearm(p, p->parked.v[i].req)) {
             i++;
             continue;
         }
@@ -493,10 +607,11 @@ static void rearm_parked(struct uring_port *p)
     }
 }
 
+/* A parked recv that is not cancelled and has a buffer to take. */
 static bool has_live_parked(const struct uring_port *p)
 {
     for (unsigned i = 0; i < p->parked.n; i++)
-        if (!p->parked.v[i].cancelled)
+        if (!p->parked.v[i].cancelled && can_rearm(p, p->parked.v[i].req))
             return true;
     return false;
 }
@@ -574,6 +689,93 @@ static void uring_unbind(struct iocp_port *port, struct iocp_handle *h)
     IOCP_UNUSED(h);
 }
 
+/*
+ * A batch of datagrams: one SENDMSG SQE each, linked so that they go out in
+ * order and a failure stops the rest (they complete ECANCELED, unsent); the
+ * caller then learns how many went before it.  The chain is never split
+ * between two submissions: with too little room in the SQ even after
+ * flushing it, the batch is cut to what fits and the caller sends the rest.
+ */
+static int submit_batch(struct uring_port *p, struct iocp_req *req)
+{
+    const struct iocp_msg_out *out = req->buf;
+    if (req->flags || !out || !req->len || req->len > IOCP_MSG_BATCH)
+        return IOCP_EINVAL;
+    int rc = enable(p);
+    if (rc < 0)
+        return rc;
+    unsigned n = req->len;
+    if (io_uring_sq_space_left(&p->ring) < n)
+        io_uring_submit(&p->ring);
+    unsigned room = io_uring_sq_space_left(&p->ring);
+    if (room == 0)
+        return IOCP_EAGAIN;
+    if (n > room)
+        n = room;
+    struct send_batch *b = p->spare;
+    if (b)
+        p->spare = NULL;
+    else if (!(b = malloc(sizeof *b)))
+        return IOCP_ENOMEM;
+    b->req = req;
+    b->remaining = n;
+    b->ok = 0;
+    b->err = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+        b->iov[i] = (struct iovec){.iov_base = (void *)out[i].data, .iov_len = out[i].len};
+        memset(&b->hdr[i], 0, sizeof b->hdr[i]);
+        b->hdr[i].msg_name = (void *)out[i].to;
+        b->hdr[i].msg_namelen = out[i].to ? out[i].tolen : 0;
+        b->hdr[i].msg_iov = &b->iov[i];
+        b->hdr[i].msg_iovlen = 1;
+        io_uring_prep_sendmsg(sqe, req->handle->sock, &b->hdr[i], MSG_NOSIGNAL);
+        if (i + 1 < n)
+            sqe->flags |= IOSQE_IO_LINK;
+        io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)b | BATCH_BIT);
+    }
+    b->next = p->batches;
+    p->batches = b;
+    req->in_flight = true;
+    return 0;
+}
+
+static struct send_batch *batch_of(struct uring_port *p, const struct iocp_req *req)
+{
+    for (struct send_batch *b = p->batches; b; b = b->next)
+        if (b->req == req)
+            return b;
+    return NULL;
+}
+
+/* One CQE of a batch; 1 with ev filled when it was the last. */
+static int batch_part(struct uring_port *p, struct send_batch *b, int32_t res,
+                      struct iocp_event *ev)
+{
+    if (res >= 0 && !b->err)
+        b->ok++;
+    else if (res < 0 && !b->err)
+        b->err = res;
+    if (--b->remaining > 0)
+        return 0;
+    struct iocp_req *req = b->req;
+    for (struct send_batch **pp = &p->batches; *pp; pp = &(*pp)->next)
+        if (*pp == b) {
+            *pp = b->next;
+            break;
+        }
+    if (p->spare)
+        free(b);
+    else
+        p->spare = b;
+    req->in_flight = false;
+    if (p->cancelling.n)
+        slots_remove(&p->cancelling, req);
+    *ev = (struct iocp_event){
+        .req = req, .result = b->ok ? (int32_t)b->ok : b->err, .data = req->buf};
+    return 1;
+}
+
 static int uring_submit(struct iocp_port *port, struct iocp_req *req)
 {
     struct uring_port *p = to_uring(port);
@@ -582,19 +784,24 @@ static int uring_submit(struct iocp_port *port, struct iocp_req *req)
     /* Multishot exists for accept and provided-buffer recv only. */
     if (req->op <= IOCP_OP_NONE || req->op >= IOCP_OP_COUNT)
         return IOCP_EINVAL;
-    if (req->op == IOCP_OP_RECVMSG || req->op == IOCP_OP_SENDMSG)
-        return IOCP_ENOTSUP;
-    if ((req->flags & IOCP_REQ_PROVIDED) && req->op != IOCP_OP_RECV)
+    if (req->op == IOCP_OP_SENDMSG)
+        return submit_batch(p, req);
+    if (req->op == IOCP_OP_RECVMSG && (req->flags & (IOCP_REQ_PROVIDED | IOCP_REQ_MULTI)) !=
+                                          (IOCP_REQ_PROVIDED | IOCP_REQ_MULTI))
+        return IOCP_EINVAL;
+    if ((req->flags & IOCP_REQ_PROVIDED) && req->op != IOCP_OP_RECV && req->op != IOCP_OP_RECVMSG)
         return IOCP_EINVAL;
     if (req->op == IOCP_OP_SPLICE &&
         (req->accepted < 0 || !req->len || (req->flags & IOCP_REQ_MULTI)))
         return IOCP_EINVAL;
     if ((req->flags & IOCP_REQ_MULTI) && req->op != IOCP_OP_ACCEPT &&
-        !(req->op == IOCP_OP_RECV && (req->flags & IOCP_REQ_PROVIDED)))
+        req->op != IOCP_OP_RECVMSG && !(req->op == IOCP_OP_RECV && (req->flags & IOCP_REQ_PROVIDED)))
         return IOCP_EINVAL;
 
     int rc = enable(p);
     if (rc < 0)
+        return rc;
+    if (req->op == IOCP_OP_RECVMSG && (rc = setup_msg_buffers(p)) < 0)
         return rc;
     struct io_uring_sqe *sqe = get_sqe(p);
     if (!sqe)
@@ -633,7 +840,11 @@ static int uring_cancel(struct iocp_port *port, struct iocp_req *req)
         p->cancelling.n--;
         return IOCP_EAGAIN;
     }
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req, 0);
+    struct send_batch *b = req->op == IOCP_OP_SENDMSG ? batch_of(p, req) : NULL;
+    if (b)
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)b | BATCH_BIT, IORING_ASYNC_CANCEL_ALL);
+    else
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)req, 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | CANCEL_BIT);
     /* Hand the cancel to the kernel now rather than with the next wait():
      * a pause must stop a multishot recv before it fills more buffers, and
@@ -737,6 +948,37 @@ static int complete(struct uring_port *p, const struct io_uring_cqe *cqe, struct
                 give_back(p, bid);
             }
         }
+        goto park;
+    case IOCP_OP_RECVMSG:
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            struct io_uring_recvmsg_out *o =
+                res >= 0 ? io_uring_recvmsg_validate(msg_addr(p, bid), res, &p->mshot) : NULL;
+            if (o) {
+                struct iocp_msg *m = &p->msgs[bid];
+                uint32_t cap = req->len && req->len < IOCP_MSG_MAX ? req->len : IOCP_MSG_MAX;
+                uint32_t len = io_uring_recvmsg_payload_length(o, res, &p->mshot);
+                m->payload = io_uring_recvmsg_payload(o, &p->mshot);
+                m->from = io_uring_recvmsg_name(o);
+                m->fromlen = o->namelen < p->mshot.msg_namelen ? o->namelen : p->mshot.msg_namelen;
+                m->flags = (o->flags & MSG_TRUNC) ? IOCP_MSG_TRUNC : 0;
+                if (len > cap) {
+                    len = cap;
+                    m->flags |= IOCP_MSG_TRUNC;
+                }
+                m->len = len;
+                res = (int32_t)len;
+                flags |= IOCP_EV_BUFFER;
+                data = m;
+                buf_id = bid | MSG_ID_BIT;
+                p->msg_held++;
+            } else {
+                if (res >= 0)
+                    res = IOCP_EPROTO; /* shorter than its own header: never seen */
+                give_back_msg(p, bid);
+            }
+        }
+    park:
         /* Out of buffers: the recv waits here, still in flight, until
          * buffers come back, so the caller never sees ENOBUFS; only a
          * failure to grow the parked list lets it through, as an error
@@ -802,6 +1044,9 @@ static int reap(struct uring_port *p, struct iocp_event *events, int max)
             if (cqe->res == -ENOENT)
                 slots_remove(&p->cancelling,
                              (struct iocp_req *)(uintptr_t)(ud & ~(uint64_t)CANCEL_BIT));
+        } else if (ud & BATCH_BIT) {
+            n += batch_part(p, (struct send_batch *)(uintptr_t)(ud & ~(uint64_t)BATCH_BIT),
+                            cqe->res, &events[n]);
         } else if (accept_in_batch(ud, events, n)) {
             break;
         } else {
@@ -866,9 +1111,9 @@ static int uring_wait(struct iocp_port *port, struct iocp_event *events, int max
     for (;;) {
         if (!p->poll_armed)
             arm_poll(p);
-        /* held < buf_count: buffers went back to the kernel since the
-         * recvs parked (released, or returned by an EOF). */
-        if (p->held < p->buf_count && has_live_parked(p))
+        /* Buffers went back to the kernel since the recvs parked
+         * (released, or returned by an EOF). */
+        if (has_live_parked(p))
             rearm_parked(p);
 
         int n = take_cancelled(p, events, max);
@@ -918,6 +1163,15 @@ static void uring_release_buffer(struct iocp_port *port, uint32_t buf_id)
 {
     struct uring_port *p = to_uring(port);
 
+    if (buf_id & MSG_ID_BIT) {
+        buf_id &= ~MSG_ID_BIT;
+        assert(buf_id < MSG_BUFFER_COUNT && p->msg_held > 0);
+        give_back_msg(p, buf_id);
+        p->msg_held--;
+        if (has_live_parked(p))
+            rearm_parked(p);
+        return;
+    }
     assert(buf_id < p->buf_count && p->held > 0);
     give_back(p, buf_id);
     p->held--;
@@ -935,9 +1189,21 @@ static void uring_close(struct iocp_port *port)
     struct uring_port *p = to_uring(port);
 
     io_uring_unregister_buf_ring(&p->ring, BUFFER_GROUP);
+    if (p->mbr)
+        io_uring_unregister_buf_ring(&p->ring, MSG_GROUP);
     io_uring_queue_exit(&p->ring);
     munmap(p->bufs, p->bufs_bytes);
     munmap(p->br, p->br_bytes);
+    if (p->mbr) {
+        munmap(p->mbufs, p->mbufs_bytes);
+        munmap(p->mbr, p->mbr_bytes);
+    }
+    while (p->batches) {
+        struct send_batch *b = p->batches;
+        p->batches = b->next;
+        free(b);
+    }
+    free(p->spare);
     iocp__postq_fini(&p->postq);
     free(p->parked.v);
     free(p->cancelling.v);

@@ -364,3 +364,329 @@ Test(dgram, a_missing_callback_is_refused_with_a_reason)
     cr_assert(strstr(iocp_error_detail(), "on_close"));
     cr_assert_null(d);
 }
+
+/* ---- volume, many peers ---- */
+
+#define STREAM_COUNT 100000u
+#define STREAM_WINDOW 256u
+
+Test(dgram, a_paced_stream_of_100000_is_accounted_for_to_the_last_one)
+{
+    start_engine(2);
+    uint16_t port;
+    struct iocp_dgram_config cfg = {.host = "127.0.0.1", .handler = &echo_handler, .worker = -1};
+    open_dgram(&cfg, &port);
+    int fd = udp_client(AF_INET);
+    struct sockaddr_in to = tn_loopback(port);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    /* Paced by a window: at most STREAM_WINDOW datagrams out and not yet
+     * back.  Each carries its sequence number; replies are checked for
+     * order too (one socket, one worker: nothing reorders on loopback). */
+    uint32_t sent = 0, back = 0, lost_wait = 0;
+    uint64_t last_progress = tn_now_ms();
+    unsigned char buf[64];
+    while (back < STREAM_COUNT) {
+        while (sent < STREAM_COUNT && sent - back < STREAM_WINDOW) {
+            memset(buf, 0, sizeof buf);
+            memcpy(buf, &sent, sizeof sent);
+            if (send(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf)
+                break;
+            sent++;
+        }
+        ssize_t n = recv_within(fd, buf, sizeof buf, 200);
+        if (n == (ssize_t)sizeof buf) {
+            uint32_t seq;
+            memcpy(&seq, buf, sizeof seq);
+            if (seq != back)
+                atomic_fetch_add(&seen.bad_order, 1);
+            back++;
+            last_progress = tn_now_ms();
+            continue;
+        }
+        /* Nothing came: whatever is missing must have been counted as
+         * dropped by the server; give it 5 s before judging. */
+        if (tn_now_ms() - last_progress > 5000)
+            break;
+        lost_wait++;
+    }
+    struct iocp_dgram_totals t;
+    iocp_engine_dgram_totals(engine, &t);
+    cr_assert_eq(sent, STREAM_COUNT);
+    cr_assert_eq(back + t.dropped, STREAM_COUNT,
+                 "%u came back, %llu counted dropped, of %u: silent loss", back,
+                 (unsigned long long)t.dropped, STREAM_COUNT);
+    cr_assert_eq(t.dgrams_in, STREAM_COUNT);
+    cr_assert_eq(t.dgrams_out + t.dropped, STREAM_COUNT);
+    cr_assert_eq(atomic_load(&seen.bad_order), 0);
+    close(fd);
+}
+
+Test(dgram, one_socket_answers_many_peers_each_with_its_own_reply)
+{
+    start_engine(2);
+    uint16_t port;
+    struct iocp_dgram_config cfg = {.host = "127.0.0.1", .handler = &echo_handler, .worker = -1};
+    open_dgram(&cfg, &port);
+    enum { PEERS = 64 };
+    int fds[PEERS];
+    struct sockaddr_in to = tn_loopback(port);
+    for (int i = 0; i < PEERS; i++) {
+        fds[i] = udp_client(AF_INET);
+        char msg[32];
+        int len = snprintf(msg, sizeof msg, "peer %d", i);
+        cr_assert_eq(sendto(fds[i], msg, (size_t)len, 0, (struct sockaddr *)&to, sizeof to), len);
+    }
+    for (int i = 0; i < PEERS; i++) {
+        char msg[32], got[64];
+        int len = snprintf(msg, sizeof msg, "peer %d", i);
+        ssize_t n = recv_within(fds[i], got, sizeof got, 10000);
+        cr_assert_eq(n, len, "peer %d got %zd bytes", i, n);
+        cr_assert(memcmp(got, msg, (size_t)len) == 0, "peer %d got another's reply", i);
+        close(fds[i]);
+    }
+}
+
+/* ---- back-pressure and drops ---- */
+
+static struct {
+    struct sockaddr_in to;
+    int accepted, refused, other;
+} burst;
+
+static void on_pressure_count(struct iocp_dgram *d, bool full)
+{
+    (void)d;
+    atomic_fetch_add(full ? &seen.pressure_on : &seen.pressure_off, 1);
+}
+
+static void burst_task(struct iocp_dgram *d, void *arg, int status)
+{
+    (void)arg;
+    static unsigned char payload[1000];
+    if (d) {
+        /* All at once, on the worker: nothing drains in between, so the
+         * queue must reach its cap and refuse the rest. */
+        for (int i = 0; i < 1000; i++) {
+            int rc = iocp_dgram_sendto(d, payload, sizeof payload, (struct sockaddr *)&burst.to,
+                                       sizeof burst.to);
+            if (rc == 0)
+                burst.accepted++;
+            else if (rc == IOCP_EAGAIN)
+                burst.refused++;
+            else
+                burst.other++;
+        }
+    }
+    atomic_store(&seen.task_status, status);
+    atomic_fetch_add(&seen.task_ran, 1);
+}
+
+static bool pressure_off_seen(void *arg)
+{
+    (void)arg;
+    return atomic_load(&seen.pressure_off) >= 1;
+}
+
+Test(dgram, a_burst_past_the_cap_raises_pressure_then_drops_and_counts)
+{
+    start_engine(1);
+    memset(&burst, 0, sizeof burst);
+    static const struct iocp_dgram_handler h = {.on_datagram = count_only,
+                                                .on_pressure = on_pressure_count,
+                                                .on_close = on_close_count};
+    struct iocp_dgram_config cfg = {
+        .host = "127.0.0.1", .handler = &h, .send_low = 2048, .send_high = 8192};
+    struct iocp_dgram *d = open_dgram(&cfg, NULL);
+    int rx = udp_client(AF_INET);
+    struct sockaddr_in sa = tn_loopback(0);
+    socklen_t slen = sizeof sa;
+    cr_assert_eq(bind(rx, (struct sockaddr *)&sa, sizeof sa), 0);
+    getsockname(rx, (struct sockaddr *)&sa, &slen);
+    burst.to = sa;
+    cr_assert_eq(iocp_dgram_post(engine, iocp_dgram_id(d), burst_task, NULL), 0);
+    int one = 1;
+    cr_assert(wait_until(task_ran, &one, 10000));
+    cr_assert(wait_until(pressure_off_seen, NULL, 10000), "the queue never drained");
+    cr_assert_eq(burst.other, 0);
+    cr_assert_gt(burst.refused, 0, "a queue with a cap must refuse some of 1000 x 1000 bytes");
+    cr_assert_eq(burst.accepted + burst.refused, 1000);
+    cr_assert_eq(atomic_load(&seen.pressure_on), 1);
+    cr_assert_eq(atomic_load(&seen.pressure_off), 1);
+    struct iocp_dgram_totals t;
+    iocp_engine_dgram_totals(engine, &t);
+    cr_assert_eq(t.dropped, (uint64_t)burst.refused);
+    cr_assert_eq(t.dgrams_out, (uint64_t)burst.accepted);
+    /* What was accepted arrives, each datagram whole. */
+    unsigned char in[2000];
+    for (int i = 0; i < burst.accepted; i++)
+        cr_assert_eq(recv_within(rx, in, sizeof in, 10000), 1000, "datagram %d of %d", i,
+                     burst.accepted);
+    close(rx);
+}
+
+/* ---- IPv6 and dual stack ---- */
+
+static void v4_reply_task(struct iocp_dgram *d, void *arg, int status)
+{
+    (void)status;
+    if (d)
+        atomic_store(&seen.task_status,
+                     iocp_dgram_sendto(d, "mapped", 6, (struct sockaddr *)arg,
+                                       sizeof(struct sockaddr_in)));
+    atomic_fetch_add(&seen.task_ran, 1);
+}
+
+Test(dgram, ipv6_and_dual_stack)
+{
+    start_engine(2);
+    uint16_t p6, pdual;
+    struct iocp_dgram_config c6 = {.host = "::1", .handler = &echo_handler, .worker = -1};
+    open_dgram(&c6, &p6);
+    struct iocp_dgram_config cdual = {.handler = &echo_handler, .worker = -1};
+    struct iocp_dgram *dual = open_dgram(&cdual, &pdual);
+    char local[64];
+    iocp_dgram_local(dual, local, sizeof local);
+    cr_assert(strncmp(local, "[::]:", 5) == 0, "dual stack binds [::], got %s", local);
+
+    /* IPv6 only socket over ::1. */
+    int fd6 = udp_client(AF_INET6);
+    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6, .sin6_port = htons(p6),
+                               .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    cr_assert_eq(sendto(fd6, "six", 3, 0, (struct sockaddr *)&to6, sizeof to6), 3);
+    char buf[64];
+    cr_assert_eq(recv_within(fd6, buf, sizeof buf, 10000), 3);
+    /* The dual-stack socket answers both families. */
+    to6.sin6_port = htons(pdual);
+    cr_assert_eq(sendto(fd6, "dual6", 5, 0, (struct sockaddr *)&to6, sizeof to6), 5);
+    cr_assert_eq(recv_within(fd6, buf, sizeof buf, 10000), 5);
+    int fd4 = udp_client(AF_INET);
+    struct sockaddr_in to4 = tn_loopback(pdual);
+    cr_assert_eq(sendto(fd4, "dual4", 5, 0, (struct sockaddr *)&to4, sizeof to4), 5);
+    cr_assert_eq(recv_within(fd4, buf, sizeof buf, 10000), 5);
+    cr_assert(memcmp(buf, "dual4", 5) == 0);
+    /* An IPv4 address given to the dual-stack socket is sent to as such. */
+    static struct sockaddr_in me;
+    socklen_t mlen = sizeof me;
+    getsockname(fd4, (struct sockaddr *)&me, &mlen);
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(iocp_dgram_post(engine, iocp_dgram_id(dual), v4_reply_task, &me), 0);
+    int one = 1;
+    cr_assert(wait_until(task_ran, &one, 10000));
+    cr_assert_eq(atomic_load(&seen.task_status), 0);
+    cr_assert_eq(recv_within(fd4, buf, sizeof buf, 10000), 6);
+    cr_assert(memcmp(buf, "mapped", 6) == 0);
+    close(fd4);
+    close(fd6);
+}
+
+/* ---- fault injection ---- */
+
+Test(dgram, injected_receive_errors_are_reported_and_the_socket_goes_on)
+{
+    start_engine(1);
+    uint16_t port;
+    struct iocp_dgram_config cfg = {.host = "127.0.0.1", .handler = &echo_handler};
+    open_dgram(&cfg, &port);
+    cr_assert_eq(iocp__fault_configure("dgram_recv=2"), 0);
+    int fd = udp_client(AF_INET);
+    struct sockaddr_in to = tn_loopback(port);
+    char buf[16];
+    /* One at a time: every second receive completion turns into the error
+     * an ICMP report gives. */
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+        ssize_t n = recv_within(fd, buf, sizeof buf, i % 2 ? 300 : 10000);
+        if (i % 2 == 0)
+            cr_assert_eq(n, 1, "datagram %d should have come back", i);
+    }
+    int five = 5;
+    cr_assert(wait_until(errors_at_least, &five, 10000));
+    cr_assert_eq(atomic_load(&seen.errors), 5);
+    cr_assert_eq(atomic_load(&seen.last_error), IOCP_ECONNREFUSED);
+    cr_assert_eq(atomic_load(&seen.error_had_peer), 0, "an unconnected socket has no peer");
+    cr_assert_eq(atomic_load(&seen.closed), 0);
+    cr_assert_eq(iocp__fault_injected(IOCP_FAULT_DGRAM_RECV), 5);
+    iocp__fault_configure(NULL);
+    cr_assert_eq(sendto(fd, "y", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+    cr_assert_eq(recv_within(fd, buf, sizeof buf, 10000), 1);
+    close(fd);
+}
+
+static bool dropped_at_least(void *arg)
+{
+    struct iocp_dgram_totals t;
+    iocp_engine_dgram_totals(engine, &t);
+    return t.dropped >= *(uint64_t *)arg;
+}
+
+Test(dgram, injected_send_failures_drop_and_count_and_the_socket_goes_on)
+{
+    start_engine(1);
+    uint16_t port;
+    struct iocp_dgram_config cfg = {.host = "127.0.0.1", .handler = &echo_handler};
+    open_dgram(&cfg, &port);
+    cr_assert_eq(iocp__fault_configure("dgram_send=p1"), 0);
+    int fd = udp_client(AF_INET);
+    struct sockaddr_in to = tn_loopback(port);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(sendto(fd, "z", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+    uint64_t twenty = 20;
+    cr_assert(wait_until(dropped_at_least, &twenty, 10000));
+    struct iocp_dgram_totals t;
+    iocp_engine_dgram_totals(engine, &t);
+    cr_assert_eq(t.dgrams_in, 20);
+    cr_assert_eq(t.dropped, 20);
+    cr_assert_eq(t.dgrams_out, 0);
+    cr_assert_eq(atomic_load(&seen.closed), 0);
+    iocp__fault_configure(NULL);
+    char buf[16];
+    cr_assert_eq(sendto(fd, "w", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+    cr_assert_eq(recv_within(fd, buf, sizeof buf, 10000), 1);
+    close(fd);
+}
+
+Test(dgram, a_socket_or_bind_failure_at_open_leaves_nothing_behind)
+{
+    start_engine(1);
+    struct iocp_dgram_config cfg = {.host = "127.0.0.1", .handler = &count_handler};
+    struct iocp_dgram *d = NULL;
+    cr_assert_eq(iocp__fault_configure("socket=1"), 0);
+    cr_assert_eq(iocp_dgram_open(&d, engine, &cfg), IOCP_EMFILE);
+    cr_assert_eq(iocp__fault_configure("bind=1"), 0);
+    cr_assert_eq(iocp_dgram_open(&d, engine, &cfg), IOCP_EINVAL);
+    iocp__fault_configure(NULL);
+    cr_assert_null(d);
+    cr_assert_eq(atomic_load(&seen.closed), 0);
+}
+
+/* ---- pause and resume ---- */
+
+static void pause_task(struct iocp_dgram *d, void *arg, int status)
+{
+    (void)status;
+    if (d)
+        atomic_store(&seen.task_status, arg ? iocp_dgram_resume(d) : iocp_dgram_pause(d));
+    atomic_fetch_add(&seen.task_ran, 1);
+}
+
+Test(dgram, paused_sockets_receive_nothing_until_resumed)
+{
+    start_engine(1);
+    uint16_t port;
+    struct iocp_dgram_config cfg = {.host = "127.0.0.1", .handler = &count_handler};
+    struct iocp_dgram *d = open_dgram(&cfg, &port);
+    iocp_conn_id_t id = iocp_dgram_id(d);
+    int one = 1, two = 2;
+    cr_assert_eq(iocp_dgram_post(engine, id, pause_task, NULL), 0);
+    cr_assert(wait_until(task_ran, &one, 10000));
+    int fd = udp_client(AF_INET);
+    struct sockaddr_in to = tn_loopback(port);
+    for (int i = 0; i < 10; i++)
+        sendto(fd, "p", 1, 0, (struct sockaddr *)&to, sizeof to);
+    uint64_t ten = 10;
+    cr_assert(!wait_until(got_at_least, &ten, 300), "a paused socket delivered");
+    cr_assert_eq(iocp_dgram_post(engine, id, pause_task, "resume"), 0);
+    cr_assert(wait_until(task_ran, &two, 10000));
+    cr_assert(wait_until(got_at_least, &ten, 10000), "resume did not bring the waiting ones");
+    close(fd);
+}
