@@ -131,7 +131,7 @@ bash tests/wine/scripting.sh build/ci-win build/ci-release/iocptool
 step "the encrypted channel: iocptool.exe and the Linux build (wine)"
 bash tests/wine/secure.sh build/ci-win build/ci-release/iocptool
 
-step "fuzz the encrypted channel (libFuzzer)"
+step "fuzz the encrypted channel and the PROXY protocol parser (libFuzzer)"
 bash tests/fuzz/run.sh
 
 step "windows package: ZIP, Scoop and winget manifests"

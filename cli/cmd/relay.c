@@ -53,6 +53,13 @@
  * Without -v the relay speaks only of its ends (relay_health.h): a target
  * that cannot be reached or whose channel fails, clients whose channels
  * fail, one line per change of state.
+ *
+ * Which target a client goes to, and which targets are out, is the
+ * balancer's (relay_balance.h); the listening ports and the pool of each
+ * are relay_ports.h's, the active check relay_check.h's.  --accept-proxy
+ * makes the client leg wait for a PROXY header (leg.h) and take the
+ * client's address from it; --send-proxy and --send-proxy-v2 put one
+ * before the bytes of the target leg (proxy_protocol.h).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -67,25 +74,25 @@
 #include "diag.h"
 #include "keyfile.h"
 #include "leg.h"
+#include "netcompat.h"
 #include "opts.h"
+#include "relay_balance.h"
+#include "relay_check.h"
 #include "relay_health.h"
+#include "relay_ports.h"
+#include "run.h"
 #include "stats_endpoint.h"
 
 #define RELAY_SEND_LOW  (64u * 1024u)
 #define RELAY_SEND_HIGH (256u * 1024u)
 
-struct relay_target {
-    char host[ADDR_HOST_MAX];
-    uint16_t port;
-    char name[270]; /* "host:port" / "[v6]:port" for messages */
-    char what[280]; /* "target host:port" for relay_health */
-    struct relay_health health;
-};
-
 static struct {
-    struct relay_target *targets;
-    unsigned ntargets;
-    atomic_uint next; /* round robin; any worker takes the next one */
+    struct relay_ports ports;
+    struct relay_balance_opts balance;
+    unsigned check_ms;          /* --check: 0 none */
+    struct relay_check *check;
+    bool accept_proxy;          /* --accept-proxy */
+    int send_proxy;             /* --send-proxy(-v2): 0, 1 or 2 */
     unsigned timeout_ms;
     const char *stats_spec;
     bool no_stats;
@@ -98,12 +105,16 @@ static struct {
 
 /* One relayed connection: the two legs and what is known about them.  Lives
  * until both legs (and every connect attempt) have closed. */
+#define PAIR_TAG 0x70616972u /* "pair" */
+
 struct pair {
+    uint32_t tag;
     struct leg client; /* client.c NULL once closed */
     struct leg target; /* target.c NULL until connected, and once closed */
     struct iocp_engine *e;
+    struct relay_port *rp; /* the listening port, its pool */
     unsigned worker;
-    unsigned first, attempts; /* round-robin start, targets tried so far */
+    uint64_t tried;           /* the targets of the pool tried for this client */
     unsigned current;         /* the target tried or connected now */
     unsigned legs;            /* connections (and attempts) not yet closed */
     bool client_eof, target_eof;
@@ -266,7 +277,8 @@ static void pipeline_from_target(void *arg, const void *data, size_t len)
 static void pipeline_connected(void *arg)
 {
     struct pair *p = arg;
-    health_ok(&relay.targets[p->current].health);
+    balance_connected(&p->rp->pool, p->current);
+    health_ok(&p->rp->targets[p->current].health);
     if (leg_encrypted(&p->target))
         diag_info(2, "relay: %s: encrypted channel open (target)", p->peer);
     p->target_ready = true;
@@ -314,14 +326,15 @@ static void target_ended(void *arg)
 
 /* ---- connecting to a target ---- */
 
-/* Try the targets not tried yet, starting where round robin put this pair;
- * when none is left, reset the client. */
+/* Try the next target the balancer gives for this client (none it tried
+ * already, none that is out); when none is left, reset the client. */
 static void connect_next(struct pair *p)
 {
-    while (p->attempts < relay.ntargets) {
-        unsigned i = (p->first + p->attempts) % relay.ntargets;
-        p->attempts++;
-        struct relay_target *t = &relay.targets[i];
+    struct balance *pool = &p->rp->pool;
+    int i;
+    while ((i = balance_pick(pool, p->peer, p->tried)) >= 0) {
+        p->tried |= (uint64_t)1 << i;
+        struct balance_target *t = &p->rp->targets[i];
         struct iocp_connect_config cfg = {
             .host = t->host,
             .port = t->port,
@@ -334,16 +347,21 @@ static void connect_next(struct pair *p)
         };
         int rc = iocp_connect(p->e, &cfg);
         if (rc == 0) {
-            p->current = i;
+            p->current = (unsigned)i;
             p->legs++;
             return;
         }
         diag_info(1, "relay: %s: connect %s: %s", p->peer, t->name, iocp_strerror(rc));
         health_failed(&t->health, HEALTH_UNREACHABLE, iocp_strerror(rc));
+        balance_failed(pool, (unsigned)i);
+        balance_done(pool, (unsigned)i, 0, 0);
     }
-    diag_info(1, "relay: %s: no target reachable, resetting the client", p->peer);
-    for (unsigned k = 0; k < p->attempts; k++)
-        health_client_reset(&relay.targets[(p->first + k) % relay.ntargets].health);
+    diag_info(1, "relay: %s: %s, resetting the client", p->peer,
+              p->tried ? "no target reachable" : "every target is out");
+    for (unsigned k = 0; k < pool->n; k++)
+        if (p->tried >> k & 1u)
+            health_client_reset(&p->rp->targets[k].health);
+    atomic_fetch_add_explicit(&p->rp->refused, 1, memory_order_relaxed);
     iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
 }
 
@@ -377,16 +395,24 @@ static const struct leg_events pair_events[2] = {
 /* Bytes and ends go to the leg the connection is (a pair whose client
  * could not be allocated has no leg at all); once the pair failed, nothing
  * either leg receives is looked at. */
-static void pair_data(struct iocp_conn *c, const void *data, size_t len)
+/* The pair of a connection; NULL for an accepted client that has none
+ * (its data is still its listening port's). */
+static struct pair *pair_of(struct iocp_conn *c)
 {
     struct pair *p = iocp_conn_data(c);
+    return p && p->tag == PAIR_TAG ? p : NULL;
+}
+
+static void pair_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct pair *p = pair_of(c);
     if (p && !p->failed)
         leg_data(c == p->client.c ? &p->client : &p->target, data, len);
 }
 
 static void pair_eof(struct iocp_conn *c)
 {
-    struct pair *p = iocp_conn_data(c);
+    struct pair *p = pair_of(c);
     if (p && !p->failed)
         leg_eof(c == p->client.c ? &p->client : &p->target);
 }
@@ -394,7 +420,7 @@ static void pair_eof(struct iocp_conn *c)
 /* A leg's send queue crossed a watermark: the other leg reads or waits. */
 static void pair_pressure(struct iocp_conn *c, bool full)
 {
-    struct pair *p = iocp_conn_data(c);
+    struct pair *p = pair_of(c);
     if (!p)
         return;
     *(c == p->client.c ? &p->client_full : &p->target_full) = full;
@@ -424,6 +450,13 @@ static void pair_leg_gone(struct pair *p, struct leg *gone, struct leg *other, i
 static void client_ready(void *arg)
 {
     struct pair *p = arg;
+    if (leg_proxied(&p->client)) {
+        /* From here on the client is who its PROXY header says. */
+        char was[sizeof p->peer];
+        snprintf(was, sizeof was, "%s", p->peer);
+        leg_client(&p->client, p->peer, sizeof p->peer);
+        diag_info(2, "relay: %s: PROXY header from %s", p->peer, was);
+    }
     if (relay.key_listen) {
         health_ok(&relay.clients);
         diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
@@ -434,7 +467,10 @@ static void client_ready(void *arg)
 static void client_failed(void *arg, const char *why)
 {
     struct pair *p = arg;
-    if (!p->failed) {
+    if (leg_awaiting_proxy(&p->client)) {
+        /* A bad or late PROXY header: this client only, said at -v. */
+        atomic_fetch_add_explicit(&p->rp->proxy_errors, 1, memory_order_relaxed);
+    } else if (!p->failed) {
         char said[160];
         snprintf(said, sizeof said, "%s: %s", p->peer, why);
         health_failed(&relay.clients, HEALTH_CHANNEL, said);
@@ -442,27 +478,34 @@ static void client_failed(void *arg, const char *why)
     pair_fail(p, why);
 }
 
-static void client_open(struct iocp_conn *c)
+static void client_open(struct iocp_conn *c, struct relay_port *rp)
 {
+    atomic_fetch_add_explicit(&rp->accepted, 1, memory_order_relaxed);
     struct pair *p = calloc(1, sizeof *p);
     if (!p) {
         iocp_conn_close(c, IOCP_CLOSE_ABORT);
         return;
     }
+    p->tag = PAIR_TAG;
+    p->rp = rp;
+    atomic_fetch_add_explicit(&rp->live, 1, memory_order_relaxed);
     /* From the connection: clients may arrive before the ready hook runs. */
     p->e = iocp_conn_engine(c);
     p->worker = iocp_conn_worker(c);
     p->legs = 1;
     iocp_conn_peer(c, p->peer, sizeof p->peer);
-    p->first = atomic_fetch_add(&relay.next, 1) % relay.ntargets;
     iocp_conn_set_data(c, p);
     struct leg_layer layer = {.key = relay.key_listen ? relay.listen_key : NULL,
-                              .role = CHANNEL_SERVER};
+                              .role = CHANNEL_SERVER,
+                              .accept_proxy = relay.accept_proxy};
     leg_start(&p->client, c, &layer, &pair_events[CLIENT_LEG], p);
 }
 
 static void client_close(struct pair *p, struct iocp_conn *c, int status)
 {
+    atomic_fetch_sub_explicit(&p->rp->live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->rp->bytes_in, iocp_conn_bytes_in(c), memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->rp->bytes_out, iocp_conn_bytes_out(c), memory_order_relaxed);
     diag_info(2, "relay: %s closed (%llu bytes in, %llu out): %s", p->peer,
               (unsigned long long)iocp_conn_bytes_in(c), (unsigned long long)iocp_conn_bytes_out(c),
               status ? iocp_strerror(status) : "done");
@@ -476,11 +519,35 @@ static void target_failed(void *arg, const char *why)
 {
     struct pair *p = arg;
     if (!p->failed) {
-        struct relay_health *h = &relay.targets[p->current].health;
+        struct relay_health *h = &p->rp->targets[p->current].health;
         health_failed(h, HEALTH_CHANNEL, why);
         health_client_reset(h);
     }
     pair_fail(p, why);
+}
+
+/* Before anything else on the target leg: the client's addresses as its
+ * own PROXY header gave them (--accept-proxy), else as its connection
+ * has them; UNKNOWN / LOCAL where they mean nothing. */
+static void send_proxy_header(struct pair *p, struct iocp_conn *t)
+{
+    struct proxy_addr a;
+    if (leg_proxied(&p->client)) {
+        a = p->client.proxied;
+    } else {
+        struct sockaddr_storage peer, local;
+        socklen_t pn = sizeof peer, ln = sizeof local;
+        iocp_socket_t sock = iocp_conn_socket(p->client.c);
+        bool ok = getpeername(sock, (struct sockaddr *)&peer, &pn) == 0 &&
+                  getsockname(sock, (struct sockaddr *)&local, &ln) == 0;
+        proxy_from_sockaddrs(ok ? (struct sockaddr *)&peer : NULL,
+                             ok ? (struct sockaddr *)&local : NULL, &a);
+    }
+    unsigned char hdr[PROXY_V1_MAX + 64];
+    size_t n = relay.send_proxy == 2 ? proxy_build_v2(&a, hdr, sizeof hdr)
+                                     : proxy_build_v1(&a, (char *)hdr, sizeof hdr);
+    if (n)
+        iocp_conn_send(t, hdr, n);
 }
 
 static void target_open(struct iocp_conn *t)
@@ -492,7 +559,9 @@ static void target_open(struct iocp_conn *t)
         iocp_conn_close(t, IOCP_CLOSE_ABORT);
         return;
     }
-    diag_info(2, "relay: %s -> %s", p->peer, relay.targets[p->current].name);
+    diag_info(2, "relay: %s -> %s", p->peer, p->rp->targets[p->current].name);
+    if (relay.send_proxy)
+        send_proxy_header(p, t);
     /* Ready at once when plain (pipeline_connected runs now); with
      * --key-target once its channel opens. */
     struct leg_layer layer = {.key = relay.key_target ? relay.target_key : NULL,
@@ -503,28 +572,36 @@ static void target_open(struct iocp_conn *t)
 
 static void target_close(struct pair *p, struct iocp_conn *t, int status)
 {
-    if (p->target.c == t) {
+    /* Every connect the balancer gave ends here once: its live count back,
+     * and the bytes of a connection that was made. */
+    bool made = p->target.c == t;
+    balance_done(&p->rp->pool, p->current, made ? iocp_conn_bytes_out(t) : 0,
+                 made ? iocp_conn_bytes_in(t) : 0);
+    if (made) {
         pair_leg_gone(p, &p->target, &p->client, status);
     } else if (p->client.c && status == IOCP_ECANCELED) {
         /* The engine stops: no point trying further. */
         iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
     } else if (p->client.c && !p->failed) {
         /* A connect attempt failed: on to the next target. */
-        struct relay_target *rt = &relay.targets[p->current];
+        struct balance_target *rt = &p->rp->targets[p->current];
         diag_info(1, "relay: %s: connect %s: %s", p->peer, rt->name, iocp_strerror(status));
         health_failed(&rt->health, HEALTH_UNREACHABLE, iocp_strerror(status));
+        balance_failed(&p->rp->pool, p->current);
         connect_next(p);
     }
     pair_release(p);
 }
 
-/* Accepted clients come without a pair, targets with theirs. */
+/* Accepted clients come with their listening port, targets with their
+ * pair. */
 static void pair_open(struct iocp_conn *c)
 {
-    if (iocp_conn_data(c))
-        target_open(c);
+    struct relay_port *rp = iocp_conn_data(c);
+    if (rp && rp->tag == RELAY_PORT_TAG)
+        client_open(c, rp);
     else
-        client_open(c);
+        target_open(c);
 }
 
 /* A connection of a pair closed: its client leg, or a target (connected,
@@ -532,7 +609,7 @@ static void pair_open(struct iocp_conn *c)
  * memory for one. */
 static void pair_close(struct iocp_conn *c, int status)
 {
-    struct pair *p = iocp_conn_data(c);
+    struct pair *p = pair_of(c);
     if (p && c == p->client.c)
         client_close(p, c, status);
     else if (p)
@@ -549,14 +626,49 @@ static const struct iocp_conn_handler pair_handler = {
 
 /* ---- the command ---- */
 
-static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
+/* The run's server is the first port; the others are made before it
+ * accepts (so that stats sees them all from its start). */
+static int relay_begin(void *arg, struct iocp_engine *e, struct iocp_server *s)
 {
-    if (relay.no_stats)
-        return 0;
-    return stats_endpoint_start(e, s, relay.stats_spec);
+    const struct iocp_server_config *scfg = arg;
+    relay.ports.port[0].server = s;
+    if (relay_ports_create_more(&relay.ports, e, scfg) < 0)
+        return -1;
+    if (relay.check_ms && relay_check_start(&relay.check, e, &relay.ports, relay.check_ms) < 0)
+        return -1;
+    return 0;
 }
 
-enum { OPT_STATS = 256, OPT_NO_STATS, OPT_NO_SPLICE, OPT_KEY_LISTEN, OPT_KEY_TARGET };
+static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
+{
+    (void)e;
+    (void)s;
+    return relay_ports_start_more(&relay.ports);
+}
+
+static void relay_release(void *arg)
+{
+    (void)arg;
+    relay_check_free(relay.check);
+    relay.check = NULL;
+    relay_ports_close(&relay.ports);
+}
+
+enum {
+    OPT_STATS = 256,
+    OPT_NO_STATS,
+    OPT_NO_SPLICE,
+    OPT_KEY_LISTEN,
+    OPT_KEY_TARGET,
+    OPT_ACCEPT_PROXY,
+    OPT_SEND_PROXY,
+    OPT_SEND_PROXY_V2,
+    OPT_BALANCE,
+    OPT_MAX_FAILS,
+    OPT_FAIL_WINDOW,
+    OPT_FAIL_TIMEOUT,
+    OPT_CHECK,
+};
 
 const struct option relay_options[] = {
     {"wait", required_argument, NULL, 'w'},
@@ -570,6 +682,14 @@ const struct option relay_options[] = {
     {"no-splice", no_argument, NULL, OPT_NO_SPLICE},
     {"key-listen", required_argument, NULL, OPT_KEY_LISTEN},
     {"key-target", required_argument, NULL, OPT_KEY_TARGET},
+    {"accept-proxy", no_argument, NULL, OPT_ACCEPT_PROXY},
+    {"send-proxy", no_argument, NULL, OPT_SEND_PROXY},
+    {"send-proxy-v2", no_argument, NULL, OPT_SEND_PROXY_V2},
+    {"balance", required_argument, NULL, OPT_BALANCE},
+    {"max-fails", required_argument, NULL, OPT_MAX_FAILS},
+    {"fail-window", required_argument, NULL, OPT_FAIL_WINDOW},
+    {"fail-timeout", required_argument, NULL, OPT_FAIL_TIMEOUT},
+    {"check", required_argument, NULL, OPT_CHECK},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -577,12 +697,15 @@ const struct option relay_options[] = {
 
 static void relay_usage(FILE *out)
 {
-    fprintf(out, "usage: iocptool relay [options] [ADDR:]PORT HOST:PORT...\n"
+    fprintf(out, "usage: iocptool relay [options] [ADDR:]PORT TARGET...\n"
+                 "       iocptool relay [options] [ADDR:]FROM-TO HOST:FROM-TO...\n"
                  "\n"
                  "Forward every accepted connection to a target, both ways, half-closes\n"
-                 "included.  Several targets are used round robin; one that cannot be\n"
-                 "reached is skipped for the next, and a client for which every target\n"
-                 "failed is reset.  IPv6 addresses go in brackets: [::1]:8080.\n"
+                 "included.  A TARGET is HOST:PORT, optionally with \",weight=N\".  One that\n"
+                 "cannot be reached is skipped for the next, and a client for which every\n"
+                 "target failed (or every target is out) is reset.  A port range listens\n"
+                 "on each port and sends it to the target port at the same place in the\n"
+                 "target's range.  IPv6 addresses go in brackets: [::1]:8080.\n"
                  "\n"
                  "  -w, --wait S           give up connecting to a target after S seconds\n"
                  "                         (default: the system's time-out)\n"
@@ -591,6 +714,21 @@ static void relay_usage(FILE *out)
                  "  -m, --max-conns N      relay at most N clients at once; more are closed\n"
                  "  -4, --ipv4             listen on IPv4 only\n"
                  "  -6, --ipv6             listen on IPv6 only\n"
+                 "      --balance MODE     rr (default, weighted round robin), leastconn,\n"
+                 "                         first (the first target that is in) or hash (by\n"
+                 "                         the client's address: a client keeps its target)\n"
+                 "      --max-fails N      a target whose connects fail N times within the\n"
+                 "                         fail window is out for the fail time-out, then\n"
+                 "                         tried again with one client (default 0: never out)\n"
+                 "      --fail-window S    the window of --max-fails (default 10)\n"
+                 "      --fail-timeout S   how long a failing target is out (default 10)\n"
+                 "      --check S          connect to every target each S seconds: one that\n"
+                 "                         does not answer is out, one that does is in\n"
+                 "      --accept-proxy     clients come through a load balancer that sends a\n"
+                 "                         PROXY protocol header (v1 or v2) first; its address\n"
+                 "                         is the client's for stats and messages\n"
+                 "      --send-proxy       send a PROXY protocol v1 header to each target\n"
+                 "      --send-proxy-v2    send a PROXY protocol v2 header to each target\n"
                  "      --no-splice        always copy through the relay (by default, on\n"
                  "                         Linux, bulk transfers are spliced in the kernel)\n"
                  "      --key-listen FILE  the clients' side is encrypted with the key in FILE\n"
@@ -607,16 +745,6 @@ static void relay_wipe_keys(void)
     keyfile_wipe(relay.target_key, sizeof relay.target_key);
 }
 
-static bool parse_target(const char *text, struct relay_target *t)
-{
-    if (!addr_target("relay", text, t->host, sizeof t->host, &t->port))
-        return false;
-    addr_format(t->host, t->port, t->name, sizeof t->name);
-    snprintf(t->what, sizeof t->what, "target %s", t->name);
-    t->health.what = t->what;
-    return true;
-}
-
 int cmd_relay(int argc, char **argv)
 {
     struct iocp_engine_config ecfg = {.log = diag_lib_log};
@@ -626,6 +754,8 @@ int cmd_relay(int argc, char **argv)
         .send_high = RELAY_SEND_HIGH,
     };
     const char *key_listen_file = NULL, *key_target_file = NULL;
+    relay.balance.fail_window_ms = 10000;
+    relay.balance.fail_timeout_ms = 10000;
     long long n;
     int opt;
     struct opt_parser op;
@@ -672,6 +802,44 @@ int cmd_relay(int argc, char **argv)
         case OPT_KEY_TARGET:
             key_target_file = optarg;
             break;
+        case OPT_ACCEPT_PROXY:
+            relay.accept_proxy = true;
+            break;
+        case OPT_SEND_PROXY:
+        case OPT_SEND_PROXY_V2:
+            if (relay.send_proxy) {
+                diag_error("relay: --send-proxy and --send-proxy-v2: give one of them, once");
+                return EXIT_USAGE;
+            }
+            relay.send_proxy = opt == OPT_SEND_PROXY ? 1 : 2;
+            break;
+        case OPT_BALANCE:
+            if (!balance_parse_mode(optarg, &relay.balance.mode)) {
+                diag_error("relay: --balance %s: expected rr, leastconn, first or hash", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_MAX_FAILS:
+            if (!opt_number("relay", "--max-fails", optarg, 0, 1000000, &n))
+                return EXIT_USAGE;
+            relay.balance.max_fails = (unsigned)n;
+            break;
+        case OPT_FAIL_WINDOW:
+            if (!opt_seconds("relay", "--fail-window", optarg, &relay.balance.fail_window_ms))
+                return EXIT_USAGE;
+            break;
+        case OPT_FAIL_TIMEOUT:
+            if (!opt_seconds("relay", "--fail-timeout", optarg, &relay.balance.fail_timeout_ms))
+                return EXIT_USAGE;
+            break;
+        case OPT_CHECK:
+            if (!opt_seconds("relay", "--check", optarg, &relay.check_ms))
+                return EXIT_USAGE;
+            if (!relay.check_ms) {
+                diag_error("relay: --check %s: must be more than 0", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'v':
             diag_verbosity++;
             break;
@@ -691,33 +859,25 @@ int cmd_relay(int argc, char **argv)
         diag_try_help("relay");
         return EXIT_USAGE;
     }
-    char host[ADDR_HOST_MAX];
-    if (!addr_listen("relay", argv[optind], host, sizeof host, &scfg.port))
+    if (!relay_ports_parse("relay", argv[optind], argv + optind + 1, (unsigned)(argc - optind - 1),
+                           &relay.balance, &relay.ports))
         return EXIT_USAGE;
-    scfg.host = host[0] ? host : NULL;
-    relay.ntargets = (unsigned)(argc - optind - 1);
-    relay.targets = calloc(relay.ntargets, sizeof *relay.targets);
-    if (!relay.targets) {
-        diag_error("relay: out of memory");
-        return EXIT_RUNTIME;
-    }
-    for (unsigned i = 0; i < relay.ntargets; i++)
-        if (!parse_target(argv[optind + 1 + i], &relay.targets[i])) {
-            free(relay.targets);
-            return EXIT_USAGE;
-        }
+    struct relay_port *first = &relay.ports.port[0];
+    scfg.host = relay.ports.host[0] ? relay.ports.host : NULL;
+    scfg.port = first->port;
+    scfg.data = first;
     /* The keys last, once every usage error has been reported; keyfile_load
      * says why a file is refused (or that encryption is not built in). */
     if (key_listen_file) {
         if (keyfile_load("relay", key_listen_file, relay.listen_key) != 0) {
-            free(relay.targets);
+            relay_ports_free(&relay.ports);
             return EXIT_USAGE;
         }
         relay.key_listen = true;
     }
     if (key_target_file) {
         if (keyfile_load("relay", key_target_file, relay.target_key) != 0) {
-            free(relay.targets);
+            relay_ports_free(&relay.ports);
             relay_wipe_keys();
             return EXIT_USAGE;
         }
@@ -726,14 +886,28 @@ int cmd_relay(int argc, char **argv)
 
     /* Each client holds two connections of the engine's: make room. */
     if (scfg.max_conns)
-        ecfg.max_conns = scfg.max_conns * 2u + 64u;
+        ecfg.max_conns = scfg.max_conns * 2u * relay.ports.n + 64u;
 
     relay.clients.what = "clients";
-    int status = cli_run_server("relay", &ecfg, &scfg, relay_ready);
+    relay_ports_stats(&relay.ports);
+    struct run_spec spec = {
+        .cmd = "relay",
+        .engine = &ecfg,
+        .server = &scfg,
+        .stats = !relay.no_stats,
+        .stats_spec = relay.stats_spec,
+        .signal_is_normal_end = true,
+        .arg = &scfg,
+        .begin = relay_begin,
+        .ready = relay_ready,
+        .release = relay_release,
+    };
+    int status = run_engine(&spec);
     health_final(&relay.clients);
-    for (unsigned i = 0; i < relay.ntargets; i++)
-        health_final(&relay.targets[i].health);
-    free(relay.targets);
+    for (unsigned k = 0; k < relay.ports.n; k++)
+        for (unsigned i = 0; i < relay.ports.port[k].pool.n; i++)
+            health_final(&relay.ports.port[k].targets[i].health);
+    relay_ports_free(&relay.ports);
     relay_wipe_keys();
     return status;
 }

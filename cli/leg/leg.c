@@ -8,10 +8,22 @@
  * (docs/PROTOCOL.md) holds to the timer's precision whatever the peer
  * sends.  The timer runs on the connection's worker, like every other
  * callback of the leg, so nothing here needs a lock.
+ *
+ * With --accept-proxy the same timer first bounds the wait for the PROXY
+ * header; the bytes of the header are gathered in a buffer of the leg's
+ * (at most PROXY_HEADER_MAX) that goes once it is whole.
  */
 #include "leg.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "netcompat.h"
+
+struct leg_proxy_wait {
+    size_t len;
+    unsigned char buf[PROXY_HEADER_MAX];
+};
 
 /* Plaintext sealed per call: its wire bytes go to a buffer on the stack,
  * with room for any channel's framing of it. */
@@ -47,29 +59,39 @@ static void deadline_passed(struct iocp_timer *t, void *arg)
 {
     (void)t;
     struct leg *l = arg;
-    if (!l->ready)
+    if (l->proxy_wait)
+        leg_fail(l, "no PROXY header in time");
+    else if (!l->ready)
         leg_fail(l, "handshake timed out");
 }
 
-int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
-              const struct leg_events *ev, void *arg)
+/* Arm the leg's one deadline (made at its first use). */
+static int arm_deadline(struct leg *l, unsigned ms)
 {
-    memset(l, 0, sizeof *l);
-    l->c = c;
-    l->ev = ev;
-    l->arg = arg;
-    if (!layer || !layer->key) {
+    int rc = 0;
+    if (!l->deadline)
+        rc = iocp_timer_new(iocp_conn_engine(l->c), iocp_conn_worker(l->c), deadline_passed, l,
+                            &l->deadline);
+    if (rc == 0)
+        rc = iocp_timer_start(l->deadline, ms, 0);
+    return rc;
+}
+
+/* What leg_start does once any PROXY header is behind us: ready when
+ * plain, the channel's first handshake bytes otherwise. */
+static int begin(struct leg *l)
+{
+    if (!l->key) {
         ready(l);
         return 0;
     }
-    int rc = channel_psk_new(&l->ch, layer->role, layer->key);
+    int rc = channel_psk_new(&l->ch, l->role, l->key);
     if (rc < 0) {
         leg_fail(l, l->ch.ops->strerror(rc));
         return -1;
     }
-    rc = iocp_timer_new(iocp_conn_engine(c), iocp_conn_worker(c), deadline_passed, l, &l->deadline);
-    if (rc == 0)
-        rc = iocp_timer_start(l->deadline, LEG_HANDSHAKE_TIMEOUT_MS, 0);
+    struct iocp_conn *c = l->c;
+    rc = arm_deadline(l, LEG_HANDSHAKE_TIMEOUT_MS);
     if (rc < 0) {
         leg_fail(l, iocp_strerror(rc));
         return -1;
@@ -80,10 +102,66 @@ int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
     return 0;
 }
 
+int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
+              const struct leg_events *ev, void *arg)
+{
+    memset(l, 0, sizeof *l);
+    l->c = c;
+    l->ev = ev;
+    l->arg = arg;
+    if (layer) {
+        l->key = layer->key;
+        l->role = layer->role;
+    }
+    if (!layer || !layer->accept_proxy)
+        return begin(l);
+    int rc = IOCP_ENOMEM;
+    l->proxy_wait = malloc(sizeof *l->proxy_wait);
+    if (l->proxy_wait) {
+        l->proxy_wait->len = 0;
+        rc = arm_deadline(l, LEG_PROXY_TIMEOUT_MS);
+    }
+    if (rc < 0) {
+        leg_fail(l, iocp_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Bytes while the PROXY header is awaited.  Every byte before its end
+ * belongs to the header, so its end falls in this call's data: what
+ * follows it there is the stream's first data. */
+static void proxy_data(struct leg *l, const unsigned char *data, size_t len)
+{
+    struct leg_proxy_wait *w = l->proxy_wait;
+    size_t before = w->len;
+    size_t take = len < PROXY_HEADER_MAX - before ? len : PROXY_HEADER_MAX - before;
+    memcpy(w->buf + before, data, take);
+    w->len += take;
+    int rc = proxy_parse(w->buf, w->len, &l->proxied);
+    if (rc == PROXY_MORE)
+        return;
+    if (rc < 0) {
+        memset(&l->proxied, 0, sizeof l->proxied);
+        leg_fail(l, proxy_strerror(rc));
+        return;
+    }
+    size_t used = (size_t)rc - before;
+    free(w);
+    l->proxy_wait = NULL;
+    iocp_timer_stop(l->deadline);
+    if (begin(l) == 0 && len > used)
+        leg_data(l, data + used, len - used);
+}
+
 void leg_data(struct leg *l, const void *data, size_t len)
 {
     if (l->failed)
         return; /* nothing a failed leg receives is looked at */
+    if (l->proxy_wait) {
+        proxy_data(l, data, len);
+        return;
+    }
     const struct channel_ops *ops = l->ch.ops;
     if (!ops) {
         l->ev->plain(l->arg, data, len);
@@ -117,6 +195,10 @@ void leg_eof(struct leg *l)
 {
     if (l->failed)
         return;
+    if (l->proxy_wait) {
+        leg_fail(l, "the connection ended before its PROXY header");
+        return;
+    }
     if (!l->ch.ops) {
         l->ev->ended(l->arg);
         return;
@@ -178,6 +260,8 @@ void leg_shutdown(struct leg *l)
 
 void leg_closed(struct leg *l)
 {
+    free(l->proxy_wait);
+    l->proxy_wait = NULL;
     if (l->deadline) {
         iocp_timer_free(l->deadline);
         l->deadline = NULL;
@@ -186,4 +270,29 @@ void leg_closed(struct leg *l)
         l->ch.ops->free(l->ch.state);
     l->ch.state = NULL;
     l->failed = true; /* nothing more goes through it */
+}
+
+const char *leg_client(const struct leg *l, char *buf, size_t len)
+{
+    if (len)
+        buf[0] = '\0';
+    if (leg_proxied(l))
+        return proxy_format_src(&l->proxied, buf, len);
+    if (l->c)
+        iocp_conn_peer(l->c, buf, len);
+    return buf;
+}
+
+size_t leg_client_sockaddr(const struct leg *l, void *ss, size_t sslen)
+{
+    if (leg_proxied(l))
+        return proxy_src_sockaddr(&l->proxied, ss, sslen);
+    if (!l->c || sslen < sizeof(struct sockaddr_storage))
+        return 0;
+    struct sockaddr_storage peer;
+    socklen_t n = sizeof peer;
+    if (getpeername(iocp_conn_socket(l->c), (struct sockaddr *)&peer, &n) != 0)
+        return 0;
+    memcpy(ss, &peer, (size_t)n);
+    return (size_t)n;
 }

@@ -37,9 +37,12 @@
 #include "iocp.h"
 
 #include "channel.h"
+#include "proxy_protocol.h"
 
 /* How long a channel may take to open (docs/PROTOCOL.md). */
 #define LEG_HANDSHAKE_TIMEOUT_MS 10000u
+/* How long a PROXY protocol header may take to arrive (--accept-proxy). */
+#define LEG_PROXY_TIMEOUT_MS 5000u
 
 struct leg_events {
     void (*plain)(void *arg, const void *data, size_t len);
@@ -56,6 +59,10 @@ struct leg {
     const struct leg_events *ev;
     void *arg;
     struct iocp_timer *deadline; /* armed while the channel opens */
+    struct leg_proxy_wait *proxy_wait; /* the PROXY header so far, until it is whole */
+    struct proxy_addr proxied;         /* what it said (family 0: nothing) */
+    const uint8_t *key;                /* the channel's, started after the header */
+    enum channel_role role;
     bool ready;                  /* data may go to the peer */
     bool ended_out;              /* our direction has ended (leg_finish) */
     bool failed;
@@ -65,14 +72,20 @@ struct leg {
 struct leg_layer {
     const uint8_t *key; /* NULL: plain */
     enum channel_role role;
+    /* --accept-proxy: the peer is a load balancer that first sends a PROXY
+     * protocol header (v1 or v2) saying who the client is. */
+    bool accept_proxy;
 };
 
 /*
  * leg_start(l, c, layer, ev, arg):
  * Call from c's on_open.  A plain leg is ready at once (events.ready runs
  * before this returns); an encrypted one sends its first handshake bytes
- * and arms its deadline.  Returns 0, or -1 when it failed at once
- * (events.failed has run).
+ * and arms its deadline.  With layer->accept_proxy the leg first waits
+ * for the PROXY header, at most LEG_PROXY_TIMEOUT_MS (a timer armed once):
+ * one malformed, too long, cut or late fails the leg; a good one is taken
+ * off the stream and the leg goes on as above with the bytes after it.
+ * Returns 0, or -1 when it failed at once (events.failed has run).
  */
 int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
               const struct leg_events *ev, void *arg);
@@ -107,6 +120,33 @@ void leg_fail(struct leg *l, const char *why);
 /* The connection's on_close: free the channel and the timer.  Nothing of
  * the leg may be used after this but leg_encrypted(). */
 void leg_closed(struct leg *l);
+
+/*
+ * leg_client(l, buf, len):
+ * The address of the client this leg serves, "host:port" ("[v6]:port"):
+ * what its PROXY header said (--accept-proxy), else the connection's peer.
+ * This is the address that access lists, stats, -v and logs use.
+ */
+const char *leg_client(const struct leg *l, char *buf, size_t len);
+
+/*
+ * leg_client_sockaddr(l, ss, sslen):
+ * The same address as a sockaddr (ss: a struct sockaddr_storage).  Returns
+ * its length, or 0 when it is not known.
+ */
+size_t leg_client_sockaddr(const struct leg *l, void *ss, size_t sslen);
+
+/* Whether the client's address came in a PROXY header. */
+static inline bool leg_proxied(const struct leg *l)
+{
+    return l->proxied.family != 0;
+}
+
+/* Whether the leg still waits for its PROXY header (or failed waiting). */
+static inline bool leg_awaiting_proxy(const struct leg *l)
+{
+    return l->proxy_wait != NULL;
+}
 
 static inline bool leg_ready(const struct leg *l)
 {

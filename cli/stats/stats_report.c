@@ -6,6 +6,7 @@
  * a client asks reaches the engine's workers.
  */
 #include "stats_report.h"
+#include "stats_sections.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,7 @@ static void report_text(struct stats_source *src, struct json_buf *b, bool verbo
         json_printf(b, "registry      %llu counted, %llu walked, %llu hashed: %s\n",
                     (unsigned long long)st->online, (unsigned long long)st->walked,
                     (unsigned long long)st->hashed, walk_agrees(st) ? "agree" : "DISAGREE");
+    stats_sections_text(b);
     if (verbose)
         report_internals(&r, b);
     report_free(&r);
@@ -296,6 +298,7 @@ static void report_json(struct stats_source *src, struct json_buf *b)
     JU(b, "closed", st->closed);
     JU(b, "refused", st->refused);
     JU(b, "failed_posts", st->failed_submits);
+    stats_sections_json(b);
     json_printf(b,
                 ",\"rates\":{\"interval_ms\":%llu,\"since_start\":%s,\"bytes_in_per_s\":%.1f,"
                 "\"bytes_out_per_s\":%.1f,\"accepted_per_s\":%.1f,\"closed_per_s\":%.1f}",
@@ -391,6 +394,7 @@ static void report_prometheus(struct stats_source *src, struct json_buf *b)
              "Pauses in accepting after EMFILE and the like.", st->accept_backoffs);
     prom_one(b, "failed_posts_total", "counter", "Submits or posts refused by the port.",
              st->failed_submits);
+    stats_sections_prometheus(b);
     prom_head(b, "ops_submitted_total", "counter", "Requests submitted, per operation.");
     for (int op = 0; op < IOCP_STAT_OPS; op++)
         json_printf(b, "iocptool_ops_submitted_total{op=\"%s\"} %llu\n", op_names[op],

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The PROXY protocol through iocptool relay, against a real haproxy both
+ * ways: haproxy in front sending v1 or v2 to relay --accept-proxy (the
+ * relay then speaks of the real client: -v and the target's own PROXY
+ * header show the client's address, not haproxy's), and relay
+ * --send-proxy / --send-proxy-v2 in front of haproxy's accept-proxy
+ * (haproxy's log shows the client's address).  A malformed, too long,
+ * cut or late header closes that connection and no other.
+ *
+ * haproxy is started with a configuration written here, on free loopback
+ * ports, in the foreground, logging to its stdout; the suite stops it.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <stdio.h>
+
+#include "nc_support.h"
+#include "statsclient.h"
+
+static char tmpdir[64];
+
+static void pp_init(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-pp-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void pp_fini(void)
+{
+    proc_cleanup_all();
+    DIR *d = opendir(tmpdir);
+    if (d) {
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL) {
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/%s", tmpdir, ent->d_name);
+            unlink(sub);
+        }
+        closedir(d);
+        rmdir(tmpdir);
+    }
+}
+
+TestSuite(cli_proxy_protocol, .init = pp_init, .fini = pp_fini, .timeout = 60);
+
+/* ---- helpers ---- */
+
+static uint16_t start_tool(struct proc *p, const char *const *args)
+{
+    cr_assert(nc_start(p, -1, args), "cannot start iocptool");
+    uint16_t port = proc_listening(p, 10000);
+    cr_assert_neq(port, 0, "no listening line; stderr: %s", p->errbuf);
+    return port;
+}
+
+/* Wait until something accepts on port (haproxy says nothing when ready). */
+static bool accepting(uint16_t port, unsigned ms)
+{
+    uint64_t end = tn_now_ms() + ms;
+    while (tn_now_ms() < end) {
+        int fd = tn_connect(port);
+        if (fd >= 0) {
+            close(fd);
+            return true;
+        }
+        usleep(20000);
+    }
+    return false;
+}
+
+/* haproxy in the foreground with this configuration (a file in tmpdir). */
+static void start_haproxy(struct proc *p, const char *cfg, uint16_t port)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/haproxy.cfg", tmpdir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(cfg, f);
+    fclose(f);
+    char *argv[] = {"haproxy", "-db", "-f", path, NULL};
+    cr_assert(nc_spawn(p, -1, argv), "cannot start haproxy");
+    if (!accepting(port, 10000)) {
+        proc_wait(p, 200);
+        cr_assert_fail("haproxy does not accept on %u; stderr: %s", port, p->errbuf);
+    }
+}
+
+static const char haproxy_common[] = "global\n"
+                                     "  log stdout format raw local0\n"
+                                     "defaults\n"
+                                     "  mode tcp\n"
+                                     "  log global\n"
+                                     "  timeout connect 5s\n"
+                                     "  timeout client 30s\n"
+                                     "  timeout server 30s\n";
+
+/* Read p's stdout until it holds needle; whether it did within ms. */
+static bool stdout_has(struct proc *p, char *buf, size_t cap, size_t *len, const char *needle,
+                       unsigned ms)
+{
+    uint64_t end = tn_now_ms() + ms;
+    for (;;) {
+        buf[*len] = '\0';
+        if (strstr(buf, needle))
+            return true;
+        uint64_t now = tn_now_ms();
+        if (now >= end || *len + 1 >= cap)
+            return false;
+        struct pollfd pfd = {.fd = p->out, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(end - now)) <= 0)
+            continue;
+        ssize_t n = read(p->out, buf + *len, cap - 1 - *len);
+        if (n <= 0)
+            return false;
+        *len += (size_t)n;
+    }
+}
+
+static bool stderr_has(struct proc *p, const char *needle, unsigned ms)
+{
+    uint64_t end = tn_now_ms() + ms;
+    for (;;) {
+        if (strstr(p->errbuf, needle))
+            return true;
+        if (tn_now_ms() >= end || p->err < 0)
+            return false;
+        proc_pump_err(p, 20);
+    }
+}
+
+/* "127.0.0.1:PORT" of a connected socket's own end. */
+static void local_name(int fd, char *buf, size_t len)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(buf, len, "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+/* One echoed exchange through port, then an orderly end both ways. */
+static void echo_once(int fd, const char *msg)
+{
+    cr_assert(tn_write_all(fd, msg, strlen(msg)));
+    cr_assert(nc_read_is(fd, msg, 5000), "the echo of %s", msg);
+    shutdown(fd, SHUT_WR);
+    cr_expect(nc_eof_within(fd, 5000), "EOF after the echo");
+}
+
+static void expect_clean_exit(struct proc *p)
+{
+    cr_expect_eq(proc_signal(p, SIGTERM, 10000), 0, "exit status; stderr: %s", p->errbuf);
+    cr_expect_null(strstr(p->errbuf, "Sanitizer"), "%s", p->errbuf);
+    cr_expect_null(strstr(p->errbuf, "runtime error"), "%s", p->errbuf);
+}
+
+/* ---- haproxy in front: relay --accept-proxy ---- */
+
+/*
+ * haproxy (send-proxy or send-proxy-v2) -> relay --accept-proxy
+ * --send-proxy-v2 -> a plain listener of the test's.  The relay must say
+ * the client's own address at -vv, and pass it on in its own v2 header.
+ */
+static void haproxy_in_front(const char *send_proxy)
+{
+    uint16_t lport = 0;
+    int lfd = tn_listen(&lport);
+    cr_assert_geq(lfd, 0);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", lport);
+    struct proc relay, ha;
+    uint16_t rport = start_tool(&relay, (const char *[]){"relay", "-W", "2", "-vv", "--no-stats",
+                                                         "--accept-proxy", "--send-proxy-v2",
+                                                         "127.0.0.1:0", target, NULL});
+    uint16_t hport = tn_closed_port();
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "%sfrontend fe\n  bind 127.0.0.1:%u\n  default_backend be\n"
+             "backend be\n  server relay 127.0.0.1:%u %s\n",
+             haproxy_common, hport, rport, send_proxy);
+    start_haproxy(&ha, cfg, hport);
+    /* accepting() made connections that haproxy passed on: take them. */
+    for (int fd; (fd = nc_accept(lfd, 300)) >= 0;)
+        close(fd);
+
+    int c = tn_connect(hport);
+    cr_assert_geq(c, 0);
+    char me[64];
+    local_name(c, me, sizeof me);
+    cr_assert(tn_write_all(c, "hello", 5));
+    int s = nc_accept(lfd, 5000);
+    cr_assert_geq(s, 0, "the relay reaches the target; relay: %s", relay.errbuf);
+    /* The target gets a v2 header with the client's address and port. */
+    unsigned char hdr[28 + 5];
+    cr_assert_eq(tn_read_full(s, hdr, sizeof hdr, 5000), sizeof hdr);
+    cr_expect_eq(memcmp(hdr, "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\x7f\x00\x00\x01", 20), 0);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    getsockname(c, (struct sockaddr *)&sa, &sl);
+    cr_expect_eq(hdr[24] << 8 | hdr[25], ntohs(sa.sin_port), "the client's port in the header");
+    cr_expect_eq(hdr[26] << 8 | hdr[27], hport, "the port the client reached, haproxy's");
+    cr_expect_eq(memcmp(hdr + 28, "hello", 5), 0);
+    cr_assert(tn_write_all(s, "world", 5));
+    cr_expect(nc_read_is(c, "world", 5000));
+    close(c);
+    close(s);
+
+    char line[128];
+    snprintf(line, sizeof line, "relay: %s -> %s", me, target);
+    cr_expect(stderr_has(&relay, line, 5000), "-vv names the real client %s: %s", me,
+              relay.errbuf);
+    expect_clean_exit(&relay);
+    close(lfd);
+}
+
+Test(cli_proxy_protocol, haproxy_send_proxy_v2_to_relay_accept_proxy)
+{
+    haproxy_in_front("send-proxy-v2");
+}
+
+Test(cli_proxy_protocol, haproxy_send_proxy_v1_to_relay_accept_proxy)
+{
+    haproxy_in_front("send-proxy");
+}
+
+/* ---- haproxy behind: relay --send-proxy(-v2) -> haproxy accept-proxy ---- */
+
+static void haproxy_behind(const char *option)
+{
+    struct proc echo, relay, ha;
+    uint16_t eport =
+        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+    uint16_t hport = tn_closed_port();
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "%s  log-format \"proxied-client %%ci:%%cp\"\n"
+             "frontend fe\n  bind 127.0.0.1:%u accept-proxy\n  default_backend be\n"
+             "backend be\n  server echo 127.0.0.1:%u\n",
+             haproxy_common, hport, eport);
+    start_haproxy(&ha, cfg, hport);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", hport);
+    uint16_t rport = start_tool(&relay, (const char *[]){"relay", "-W", "2", "--no-stats", option,
+                                                         "127.0.0.1:0", target, NULL});
+    int c = tn_connect(rport);
+    cr_assert_geq(c, 0);
+    char me[64], want[96];
+    local_name(c, me, sizeof me);
+    echo_once(c, "through haproxy");
+    close(c);
+    snprintf(want, sizeof want, "proxied-client %s\n", me);
+    static char out[65536];
+    size_t len = 0;
+    cr_expect(stdout_has(&ha, out, sizeof out, &len, want, 10000),
+              "haproxy logs the client %s; its log: %s", me, out);
+    expect_clean_exit(&relay);
+    expect_clean_exit(&echo);
+}
+
+Test(cli_proxy_protocol, relay_send_proxy_v2_to_haproxy_accept_proxy)
+{
+    haproxy_behind("--send-proxy-v2");
+}
+
+Test(cli_proxy_protocol, relay_send_proxy_v1_to_haproxy_accept_proxy)
+{
+    haproxy_behind("--send-proxy");
+}
+
+/* ---- bad headers close their connection only ---- */
+
+/* 1: EOF or reset came (the relay closed it); 0: nothing. */
+static bool closed_by_relay(int fd, unsigned ms)
+{
+    int st = nc_eof_state(fd, ms);
+    return st == 1 || st == 2;
+}
+
+Test(cli_proxy_protocol, a_bad_cut_or_late_header_closes_that_connection_only)
+{
+    struct proc echo, relay;
+    uint16_t eport =
+        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+    char target[32], stats[128];
+    snprintf(target, sizeof target, "127.0.0.1:%u", eport);
+    snprintf(stats, sizeof stats, "%s/relay.sock", tmpdir);
+    uint16_t rport = start_tool(&relay, (const char *[]){"relay", "-W", "2", "-v", "--stats", stats,
+                                                         "--accept-proxy", "127.0.0.1:0", target,
+                                                         NULL});
+    /* A good client first, kept open through everything else. */
+    int good = tn_connect(rport);
+    cr_assert_geq(good, 0);
+    const char hdr[] = "PROXY TCP4 192.0.2.7 192.0.2.1 4242 80\r\n";
+    cr_assert(tn_write_all(good, hdr, sizeof hdr - 1));
+    cr_assert(tn_write_all(good, "one", 3));
+    cr_assert(nc_read_is(good, "one", 5000));
+
+    /* The late one connects first, so that its deadline runs while the
+     * others are judged. */
+    int late = tn_connect(rport);
+    cr_assert_geq(late, 0);
+    cr_assert(tn_write_all(late, "PROXY TCP4 ", 11));
+    uint64_t late_start = tn_now_ms();
+
+    /* Malformed: closed on its first bytes, not at the deadline. */
+    int bad = tn_connect(rport);
+    cr_assert(tn_write_all(bad, "GET / HTTP/1.0\r\n\r\n", 18));
+    cr_expect(closed_by_relay(bad, 3000), "a malformed header closes the connection");
+    close(bad);
+    int bad2 = tn_connect(rport);
+    cr_assert(tn_write_all(bad2, "PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n", 37));
+    cr_expect(closed_by_relay(bad2, 3000), "a port out of range closes the connection");
+    close(bad2);
+    /* Too long: a v1 line that has no end within 107 bytes. */
+    int lng = tn_connect(rport);
+    char longline[200];
+    memset(longline, 'A', sizeof longline);
+    memcpy(longline, "PROXY UNKNOWN ", 14);
+    cr_assert(tn_write_all(lng, longline, sizeof longline));
+    cr_expect(closed_by_relay(lng, 3000), "a too long header closes the connection");
+    close(lng);
+    /* A v2 header that says it is longer than the relay takes. */
+    int lng2 = tn_connect(rport);
+    cr_assert(tn_write_all(lng2, "\r\n\r\n\0\r\nQUIT\n\x21\x11\x40\x00", 16));
+    cr_expect(closed_by_relay(lng2, 3000), "a too long v2 header closes the connection");
+    close(lng2);
+    /* Cut: the client ends before its header does. */
+    int cut = tn_connect(rport);
+    cr_assert(tn_write_all(cut, "PROXY TCP4 1.2", 14));
+    shutdown(cut, SHUT_WR);
+    cr_expect(closed_by_relay(cut, 3000), "a cut header closes the connection");
+    close(cut);
+
+    /* The late one is closed at its deadline (5 s), not before it. */
+    cr_expect(closed_by_relay(late, 15000), "a late header closes the connection");
+    cr_expect_geq(tn_now_ms() - late_start, 4000, "closed at the deadline, not before");
+    close(late);
+
+    /* The good client never noticed. */
+    cr_assert(tn_write_all(good, "two", 3));
+    cr_expect(nc_read_is(good, "two", 5000));
+    cr_expect(stats_wait_for(stats, "proxy_errors", 6, 5000), "six bad headers in stats");
+    shutdown(good, SHUT_WR);
+    cr_expect(nc_eof_within(good, 5000));
+    close(good);
+    cr_expect(stderr_has(&relay, ": malformed PROXY header", 1000), "%s", relay.errbuf);
+    cr_expect(stderr_has(&relay, ": PROXY header too long", 1000), "%s", relay.errbuf);
+    cr_expect(stderr_has(&relay, ": no PROXY header in time", 1000), "%s", relay.errbuf);
+    expect_clean_exit(&relay);
+    expect_clean_exit(&echo);
+}
+
+/* Without --accept-proxy a header is data like any other. */
+Test(cli_proxy_protocol, without_accept_proxy_a_header_is_just_data)
+{
+    struct proc echo, relay;
+    uint16_t eport =
+        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", eport);
+    uint16_t rport = start_tool(
+        &relay, (const char *[]){"relay", "-W", "1", "--no-stats", "127.0.0.1:0", target, NULL});
+    int c = tn_connect(rport);
+    echo_once(c, "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+    close(c);
+    expect_clean_exit(&relay);
+    expect_clean_exit(&echo);
+}
