@@ -367,6 +367,13 @@ Test(dgram, a_missing_callback_is_refused_with_a_reason)
 
 /* ---- volume, many peers ---- */
 
+static bool sends_settled(void *arg)
+{
+    struct iocp_dgram_totals t;
+    iocp_engine_dgram_totals(engine, &t);
+    return t.dgrams_out + t.dropped >= *(uint64_t *)arg;
+}
+
 #define STREAM_COUNT 100000u
 #define STREAM_WINDOW 256u
 
@@ -409,6 +416,10 @@ Test(dgram, a_paced_stream_of_100000_is_accounted_for_to_the_last_one)
             break;
         lost_wait++;
     }
+    /* A reply can reach the client before its send completion has been
+     * counted on the worker: let the counters settle. */
+    uint64_t all = STREAM_COUNT;
+    wait_until(sends_settled, &all, 10000);
     struct iocp_dgram_totals t;
     iocp_engine_dgram_totals(engine, &t);
     cr_assert_eq(sent, STREAM_COUNT);
@@ -512,6 +523,8 @@ Test(dgram, a_burst_past_the_cap_raises_pressure_then_drops_and_counts)
     cr_assert_eq(burst.accepted + burst.refused, 1000);
     cr_assert_eq(atomic_load(&seen.pressure_on), 1);
     cr_assert_eq(atomic_load(&seen.pressure_off), 1);
+    uint64_t all = 1000;
+    cr_assert(wait_until(sends_settled, &all, 10000), "some datagrams were neither sent nor dropped");
     struct iocp_dgram_totals t;
     iocp_engine_dgram_totals(engine, &t);
     cr_assert_eq(t.dropped, (uint64_t)burst.refused);
