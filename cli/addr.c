@@ -187,8 +187,67 @@ static bool say_no_port(const char *cmd, const char *what, const char *text, con
     return true;
 }
 
+bool addr_is_unix(const char *text)
+{
+    return strncmp(text, "unix:", 5) == 0;
+}
+
+/* What fits in sockaddr_un.sun_path with its NUL (108 on Linux and
+ * Windows; 104 on the BSDs, which the system would refuse at bind). */
+#define UNIX_PATH_MAX 107
+
+bool addr_unix(const char *cmd, const char *text, char *host, size_t hostlen)
+{
+    const char *path = text + 5;
+    if (!*path || (path[0] == '@' && !path[1])) {
+        diag_error("%s: %s: the %s is missing, such as unix:/run/app.sock%s", cmd, text,
+                   *path ? "name" : "path", *path ? " or unix:@app" : "");
+        return false;
+    }
+#ifndef __linux__
+    if (path[0] == '@') {
+        diag_error("%s: %s: abstract names (unix:@NAME) exist on Linux only; give a path", cmd,
+                   text);
+        return false;
+    }
+#endif
+    if (strlen(path) > UNIX_PATH_MAX || strlen(text) >= hostlen) {
+        diag_error("%s: %s: too long for a Unix-domain socket (at most %d bytes after unix:)", cmd,
+                   text, UNIX_PATH_MAX);
+        return false;
+    }
+    snprintf(host, hostlen, "%s", text);
+    return true;
+}
+
+bool addr_unix_path(const char *cmd, const char *path, char *host, size_t hostlen)
+{
+    char text[ADDR_HOST_MAX + 8];
+    if (addr_is_unix(path))
+        return addr_unix(cmd, path, host, hostlen);
+    snprintf(text, sizeof text, "unix:%s", path);
+    return addr_unix(cmd, text, host, hostlen);
+}
+
+bool addr_unix_mode(const char *cmd, const char *text, unsigned *mode)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 8);
+    if (!*text || *text == '-' || *end || errno || v == 0 || v > 07777) {
+        diag_error("%s: --unix-mode %s: expected octal permission bits, such as 0660", cmd, text);
+        return false;
+    }
+    *mode = (unsigned)v;
+    return true;
+}
+
 bool addr_listen(const char *cmd, const char *text, char *host, size_t hostlen, uint16_t *port)
 {
+    if (addr_is_unix(text)) {
+        *port = 0;
+        return addr_unix(cmd, text, host, hostlen);
+    }
     const char *port_text = text;
     int r = split_hostport(cmd, "", text, host, hostlen, &port_text);
     if (r < 0 || (r == 0 && say_no_port(cmd, "", text, port_text)))
@@ -206,6 +265,10 @@ bool addr_listen(const char *cmd, const char *text, char *host, size_t hostlen, 
 
 bool addr_target(const char *cmd, const char *text, char *host, size_t hostlen, uint16_t *port)
 {
+    if (addr_is_unix(text)) {
+        *port = 0;
+        return addr_unix(cmd, text, host, hostlen);
+    }
     const char *port_text = NULL;
     int r = split_hostport(cmd, "target ", text, host, hostlen, &port_text);
     if (r < 0)
@@ -232,6 +295,10 @@ bool addr_target(const char *cmd, const char *text, char *host, size_t hostlen, 
 
 const char *addr_format(const char *host, uint16_t port, char *buf, size_t len)
 {
+    if (addr_is_unix(host)) {
+        snprintf(buf, len, "%s", host);
+        return buf;
+    }
     snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
     return buf;
 }

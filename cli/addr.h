@@ -9,6 +9,8 @@
  *   HOST:PORT    a name or an IPv4 address, and a port
  *   [IPV6]:PORT  an IPv6 address goes in brackets: [::1]:8080
  *   FROM-TO      a range of ports (connect -z)
+ *   unix:PATH    a Unix-domain stream socket (a server creates PATH)
+ *   unix:@NAME   a Linux abstract Unix-domain name (no file)
  *
  * Each function prints "iocptool: CMD: ...: why" on a mistake and returns
  * false; the caller exits with the usage status.
@@ -41,18 +43,45 @@ bool addr_port_range(const char *cmd, const char *text, uint16_t *lo, uint16_t *
 
 /*
  * addr_listen(cmd, text, host, hostlen, port):
- * A server's [ADDR:]PORT: PORT alone, ADDR:PORT, :PORT or [IPV6]:PORT.
+ * A server's [ADDR:]PORT: PORT alone, ADDR:PORT, :PORT or [IPV6]:PORT,
+ * or unix:PATH (host is then the whole text and port 0).
  * host is empty when no address is given (every address); port may be 0.
  */
 bool addr_listen(const char *cmd, const char *text, char *host, size_t hostlen, uint16_t *port);
 
 /*
  * addr_target(cmd, text, host, hostlen, port):
- * A target's HOST:PORT or [IPV6]:PORT: both parts required, port 1-65535.
+ * A target's HOST:PORT or [IPV6]:PORT: both parts required, port 1-65535;
+ * or unix:PATH (host is then the whole text and port 0).
  */
 bool addr_target(const char *cmd, const char *text, char *host, size_t hostlen, uint16_t *port);
 
-/* "host:port", or "[host]:port" when host is an IPv6 address; buf. */
+/* True when text is a Unix-domain address ("unix:..."). */
+bool addr_is_unix(const char *text);
+
+/*
+ * addr_unix(cmd, text, host, hostlen):
+ * unix:PATH or unix:@NAME, checked (a path that fits a socket address;
+ * @NAME on Linux only) and copied whole into host, which the library takes
+ * as it is (iocp_server_config.host, iocp_connect_config.host).
+ */
+bool addr_unix(const char *cmd, const char *text, char *host, size_t hostlen);
+
+/*
+ * addr_unix_path(cmd, path, host, hostlen):
+ * The operand of -U (nc's and ncat's spelling): a path, made "unix:PATH"
+ * (an operand already written unix:... is taken as it is).
+ */
+bool addr_unix_path(const char *cmd, const char *path, char *host, size_t hostlen);
+
+/*
+ * addr_unix_mode(cmd, text, mode):
+ * A socket file's permission bits in octal, 0-7777 (--unix-mode 0660).
+ */
+bool addr_unix_mode(const char *cmd, const char *text, unsigned *mode);
+
+/* "host:port", "[host]:port" when host is an IPv6 address, or host alone
+ * when it is "unix:..."; buf. */
 const char *addr_format(const char *host, uint16_t port, char *buf, size_t len);
 
 /*

@@ -51,6 +51,7 @@ static const struct cmd_value cmd_values[] = {
     {"source-port", "PORT", CMD_COMPLETE_NONE, NULL},
     /* a socket PATH, or tcp:[HOST:]PORT */
     {"stats", "ADDR", CMD_COMPLETE_FILE, NULL},
+    {"unix-mode", "MODE", CMD_COMPLETE_NONE, NULL},
     {"wait", "S", CMD_COMPLETE_NONE, NULL},
     {"watch", "S", CMD_COMPLETE_NONE, NULL},
     {"workers", "N", CMD_COMPLETE_NONE, NULL},

@@ -33,6 +33,7 @@ const struct option connect_options[] = {
     {"ipv6", no_argument, NULL, '6'},
     {"numeric", no_argument, NULL, 'n'},
     {"keep-open", no_argument, NULL, 'k'},
+    {"unix", no_argument, NULL, 'U'},
     {"backend", required_argument, NULL, 'B'},
     {"help", no_argument, NULL, 'h'},
     BRIDGE_LONG_OPTIONS,
@@ -44,6 +45,7 @@ static void connect_usage(FILE *out)
     fprintf(out,
             "usage: iocptool connect [options] HOST PORT\n"
             "       iocptool connect -z [options] HOST PORT|FROM-TO ...\n"
+            "       iocptool connect [options] unix:PATH | -U PATH\n"
             "\n"
             "Connect and bridge stdin/stdout to the socket: end of stdin half-closes\n"
             "the connection, end of the socket closes stdout and ends the tool.\n"
@@ -58,6 +60,8 @@ static void connect_usage(FILE *out)
             "  -4, --ipv4             IPv4 only\n"
             "  -6, --ipv6             IPv6 only\n"
             "  -n, --numeric          HOST must be a numeric address (no name lookup)\n"
+            "  -U, --unix             the operand is a Unix-domain socket PATH (as\n"
+            "                         unix:PATH; unix:@NAME is a Linux abstract name)\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
             "%s"
             "  -h, --help             this help\n",
@@ -79,10 +83,11 @@ int cmd_connect(int argc, char **argv)
     unsigned timeout_ms = 0;
     bool probe_mode = false, numeric = false, keep_open = false, listen_flag = false;
     int family = 0, conflicts = 0;
+    bool unix_flag = false;
     int opt, r;
 
     struct opt_parser op;
-    opt_init(&op, "connect", argc, argv, "w:s:p:z46nklB:h" BRIDGE_SHORT_OPTIONS, connect_options);
+    opt_init(&op, "connect", argc, argv, "w:s:p:z46nklUB:h" BRIDGE_SHORT_OPTIONS, connect_options);
     while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             return EXIT_USAGE;
@@ -117,6 +122,9 @@ int cmd_connect(int argc, char **argv)
             break;
         case 'n':
             numeric = true;
+            break;
+        case 'U':
+            unix_flag = true;
             break;
         case 'k':
             keep_open = true;
@@ -162,7 +170,23 @@ int cmd_connect(int argc, char **argv)
         }
     }
     int nargs = argc - optind;
-    if (nargs == 1 && strchr(argv[optind], ':') && !strchr(strchr(argv[optind], ':') + 1, ':')) {
+    /* unix:PATH or -U PATH: one operand, and nothing about IP to choose. */
+    bool unix_target = unix_flag || (nargs >= 1 && addr_is_unix(argv[optind]));
+    if (unix_target) {
+        if (nargs != 1) {
+            diag_error("connect: a Unix-domain socket is one operand: unix:PATH or -U PATH");
+            conflicts++;
+        }
+        if (probe_mode || source || source_port) {
+            diag_error("connect: %s: not for a Unix-domain socket",
+                       probe_mode ? "-z" : source ? "-s" : "-p");
+            conflicts++;
+        }
+        if (conflicts) {
+            diag_try_help("connect");
+            return EXIT_USAGE;
+        }
+    } else if (nargs == 1 && strchr(argv[optind], ':') && !strchr(strchr(argv[optind], ':') + 1, ':')) {
         /* HOST:PORT, as listen and relay take it: here they are two. */
         diag_error("connect: %s: expected HOST PORT, two arguments: '%.*s %s'", argv[optind],
                    (int)(strchr(argv[optind], ':') - argv[optind]), argv[optind],
@@ -177,7 +201,12 @@ int cmd_connect(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *host = argv[optind];
-    if (numeric && !is_numeric(host)) {
+    char unix_host[ADDR_HOST_MAX];
+    if (unix_target) {
+        if (!addr_unix_path("connect", host, unix_host, sizeof unix_host))
+            return EXIT_USAGE;
+        host = unix_host;
+    } else if (numeric && !is_numeric(host)) {
         diag_error("connect: %s: not a numeric address (-n)", host);
         return EXIT_USAGE;
     }
@@ -200,8 +229,8 @@ int cmd_connect(int argc, char **argv)
         return probe_run(&pcfg);
     }
 
-    uint16_t port;
-    if (!addr_port("connect", argv[optind + 1], false, &port))
+    uint16_t port = 0;
+    if (!unix_target && !addr_port("connect", argv[optind + 1], false, &port))
         return EXIT_USAGE;
     char target[ADDR_HOST_MAX + 8];
     addr_format(host, port, target, sizeof target);

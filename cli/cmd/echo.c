@@ -50,8 +50,12 @@ static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
     (void)e;
     if (!isatty(2))
         return 0;
-    char addr[80];
+    char addr[128];
     iocp_server_address(s, addr, sizeof addr);
+    if (addr_is_unix(addr)) {
+        diag_error("echo: try: iocptool connect %s   (Ctrl-C stops the server)", addr);
+        return 0;
+    }
     const char *host = strncmp(addr, "[::]", 4) == 0 || strncmp(addr, "0.0.0.0", 7) == 0
                            ? "127.0.0.1"
                            : NULL;
@@ -63,7 +67,7 @@ static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
     return 0;
 }
 
-enum { OPT_STATS = 256, OPT_NO_STATS };
+enum { OPT_STATS = 256, OPT_NO_STATS, OPT_UNIX_MODE };
 
 const struct option echo_options[] = {
     {"workers", required_argument, NULL, 'W'},
@@ -72,6 +76,7 @@ const struct option echo_options[] = {
     {"idle-timeout", required_argument, NULL, 'i'},
     {"ipv4", no_argument, NULL, '4'},
     {"ipv6", no_argument, NULL, '6'},
+    {"unix-mode", required_argument, NULL, OPT_UNIX_MODE},
     {"stats", required_argument, NULL, OPT_STATS},
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
     {"verbose", no_argument, NULL, 'v'},
@@ -82,7 +87,7 @@ const struct option echo_options[] = {
 static void echo_usage(FILE *out)
 {
     fprintf(out,
-            "usage: iocptool echo [options] [ADDR:]PORT\n"
+            "usage: iocptool echo [options] [ADDR:]PORT | unix:PATH\n"
             "\n"
             "Run an echo server: every byte a client sends comes back to it.\n"
             "\n"
@@ -91,7 +96,9 @@ static void echo_usage(FILE *out)
             "  -m, --max-conns N      refuse connections beyond N (default: no limit)\n"
             "  -i, --idle-timeout S   close a connection idle for S seconds\n"
             "  -4, --ipv4             IPv4 only\n"
-            "  -6, --ipv6             IPv6 only\n" STATS_ENDPOINT_HELP
+            "  -6, --ipv6             IPv6 only\n"
+            "      --unix-mode MODE   unix:PATH: the socket file's permission bits\n"
+            "                         (octal, such as 0660; default: the umask's)\n" STATS_ENDPOINT_HELP
             "  -v, --verbose          say more (-vv: more still)\n"
             "  -h, --help             this help\n");
 }
@@ -139,6 +146,10 @@ int cmd_echo(int argc, char **argv)
         case OPT_NO_STATS:
             no_stats = true;
             break;
+        case OPT_UNIX_MODE:
+            if (!addr_unix_mode("echo", optarg, &scfg.unix_mode))
+                return EXIT_USAGE;
+            break;
         case 'v':
             diag_verbosity++;
             break;
@@ -162,6 +173,10 @@ int cmd_echo(int argc, char **argv)
     if (!addr_listen("echo", argv[optind], host, sizeof host, &scfg.port))
         return EXIT_USAGE;
     scfg.host = host[0] ? host : NULL;
+    if (scfg.unix_mode && !addr_is_unix(host)) {
+        diag_error("echo: --unix-mode: only for a Unix-domain socket (unix:PATH)");
+        return EXIT_USAGE;
+    }
 
     /* Its normal end is a stop signal: exit 0. */
     struct run_spec spec = {

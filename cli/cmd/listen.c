@@ -39,6 +39,7 @@ enum {
     OPT_DENY,
     OPT_STATS,
     OPT_NO_STATS,
+    OPT_UNIX_MODE,
 };
 
 /* The filter runs on the accepting worker; the list is read-only by then. */
@@ -72,6 +73,8 @@ const struct option listen_options[] = {
     {"source", required_argument, NULL, 's'},
     {"port", required_argument, NULL, 'p'},
     {"numeric", no_argument, NULL, 'n'},
+    {"unix", no_argument, NULL, 'U'},
+    {"unix-mode", required_argument, NULL, OPT_UNIX_MODE},
     {"backend", required_argument, NULL, 'B'},
     {"stats", required_argument, NULL, OPT_STATS},
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
@@ -85,6 +88,7 @@ static void listen_usage(FILE *out)
     fprintf(out,
             "usage: iocptool listen [options] [ADDR:]PORT\n"
             "       iocptool listen [options] [-s ADDR] -p PORT\n"
+            "       iocptool listen [options] unix:PATH | -U PATH\n"
             "\n"
             "Accept a connection and bridge it to stdin/stdout.  Without -k the tool\n"
             "ends with its connection.  \"listening on ADDR PORT\" is printed on stderr\n"
@@ -104,6 +108,10 @@ static void listen_usage(FILE *out)
             "  -s, --source ADDR      the address to listen on\n"
             "  -p, --port PORT        the port to listen on\n"
             "  -n, --numeric          addresses must be numeric (no name lookup)\n"
+            "  -U, --unix             the operand is a Unix-domain socket PATH (as\n"
+            "                         unix:PATH; unix:@NAME is a Linux abstract name)\n"
+            "      --unix-mode MODE   the socket file's permission bits, in octal\n"
+            "                         (0660: owner and group; default: the umask's)\n"
             "  -l                     accepted for netcat compatibility\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that "
             "works)\n" STATS_ENDPOINT_HELP "%s"
@@ -126,13 +134,15 @@ int cmd_listen(int argc, char **argv)
     bool z_given = false, w_given = false, no_stats = false;
     const char *stats_spec = NULL;
     int family = 0, conflicts = 0;
+    bool unix_flag = false;
+    unsigned unix_mode = 0;
     long long max_conns = LISTEN_MAX_CONNS_DEFAULT;
     uint8_t key[KEYFILE_KEY_BYTES];
     char why[256];
     int opt, r;
 
     struct opt_parser op;
-    opt_init(&op, "listen", argc, argv, "km:46s:p:nlB:hzw:" BRIDGE_SHORT_OPTIONS, listen_options);
+    opt_init(&op, "listen", argc, argv, "km:46s:p:nlUB:hzw:" BRIDGE_SHORT_OPTIONS, listen_options);
     while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             goto usage_error;
@@ -173,6 +183,13 @@ int cmd_listen(int argc, char **argv)
             break;
         case 'n':
             numeric = true;
+            break;
+        case 'U':
+            unix_flag = true;
+            break;
+        case OPT_UNIX_MODE:
+            if (!addr_unix_mode("listen", optarg, &unix_mode))
+                goto usage_error;
             break;
         case 'l':
             break;
@@ -238,10 +255,26 @@ int cmd_listen(int argc, char **argv)
 
     char host[ADDR_HOST_MAX] = "";
     uint16_t port;
-    if (port_opt) {
+    if (port_opt && unix_flag) {
+        diag_error("listen: -U: the socket path is the operand, not -p");
+        goto usage_error;
+    } else if (port_opt) {
         if (!addr_port("listen", port_opt, true, &port))
             goto usage_error;
+    } else if (unix_flag) {
+        port = 0;
+        if (!addr_unix_path("listen", argv[optind], host, sizeof host))
+            goto usage_error;
     } else if (!addr_listen("listen", argv[optind], host, sizeof host, &port)) {
+        goto usage_error;
+    }
+    if (addr_is_unix(host) && !acl_empty(&listen_acl)) {
+        diag_error("listen: --allow/--deny: they take IP addresses; a Unix-domain socket admits "
+                   "whom its file mode lets in (--unix-mode)");
+        goto usage_error;
+    }
+    if (unix_mode && !addr_is_unix(host)) {
+        diag_error("listen: --unix-mode: only for a Unix-domain socket (unix:PATH or -U PATH)");
         goto usage_error;
     }
     if (source && host[0]) {
@@ -250,7 +283,7 @@ int cmd_listen(int argc, char **argv)
     }
     if (source)
         snprintf(host, sizeof host, "%s", source);
-    if (numeric && host[0] && !is_numeric(host)) {
+    if (numeric && host[0] && !addr_is_unix(host) && !is_numeric(host)) {
         diag_error("listen: %s: not a numeric address (-n)", host);
         goto usage_error;
     }
@@ -270,6 +303,7 @@ int cmd_listen(int argc, char **argv)
         /* Without -k a second client is closed at once while the first is
          * served; the listener stops as soon as the first one arrives. */
         .max_conns = bcfg.mode == BRIDGE_SINGLE ? 1u : (uint32_t)max_conns,
+        .unix_mode = unix_mode,
     };
 
     struct bridge_run br = {.cfg = &bcfg};

@@ -668,6 +668,7 @@ enum {
     OPT_FAIL_WINDOW,
     OPT_FAIL_TIMEOUT,
     OPT_CHECK,
+    OPT_UNIX_MODE,
 };
 
 const struct option relay_options[] = {
@@ -677,6 +678,7 @@ const struct option relay_options[] = {
     {"max-conns", required_argument, NULL, 'm'},
     {"ipv4", no_argument, NULL, '4'},
     {"ipv6", no_argument, NULL, '6'},
+    {"unix-mode", required_argument, NULL, OPT_UNIX_MODE},
     {"stats", required_argument, NULL, OPT_STATS},
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
     {"no-splice", no_argument, NULL, OPT_NO_SPLICE},
@@ -705,7 +707,8 @@ static void relay_usage(FILE *out)
                  "cannot be reached is skipped for the next, and a client for which every\n"
                  "target failed (or every target is out) is reset.  A port range listens\n"
                  "on each port and sends it to the target port at the same place in the\n"
-                 "target's range.  IPv6 addresses go in brackets: [::1]:8080.\n"
+                 "target's range.  IPv6 addresses go in brackets: [::1]:8080.  Either side\n"
+                 "may be a Unix-domain socket, unix:PATH (unix:@NAME: a Linux abstract name).\n"
                  "\n"
                  "  -w, --wait S           give up connecting to a target after S seconds\n"
                  "                         (default: the system's time-out)\n"
@@ -714,6 +717,8 @@ static void relay_usage(FILE *out)
                  "  -m, --max-conns N      relay at most N clients at once; more are closed\n"
                  "  -4, --ipv4             listen on IPv4 only\n"
                  "  -6, --ipv6             listen on IPv6 only\n"
+                 "      --unix-mode MODE   listening on unix:PATH: the socket file's\n"
+                 "                         permission bits (octal, such as 0660)\n"
                  "      --balance MODE     rr (default, weighted round robin), leastconn,\n"
                  "                         first (the first target that is in) or hash (by\n"
                  "                         the client's address: a client keeps its target)\n"
@@ -793,6 +798,10 @@ int cmd_relay(int argc, char **argv)
         case OPT_NO_STATS:
             relay.no_stats = true;
             break;
+        case OPT_UNIX_MODE:
+            if (!addr_unix_mode("relay", optarg, &scfg.unix_mode))
+                return EXIT_USAGE;
+            break;
         case OPT_NO_SPLICE:
             relay.no_splice = true;
             break;
@@ -866,6 +875,11 @@ int cmd_relay(int argc, char **argv)
     scfg.host = relay.ports.host[0] ? relay.ports.host : NULL;
     scfg.port = first->port;
     scfg.data = first;
+    if (scfg.unix_mode && !addr_is_unix(relay.ports.host)) {
+        diag_error("relay: --unix-mode: only when listening on a Unix-domain socket (unix:PATH)");
+        relay_ports_free(&relay.ports);
+        return EXIT_USAGE;
+    }
     /* The keys last, once every usage error has been reported; keyfile_load
      * says why a file is refused (or that encryption is not built in). */
     if (key_listen_file) {

@@ -16,6 +16,8 @@
  * text when there is none, for a listening PORT alone). */
 static const char *port_part(const char *text)
 {
+    if (addr_is_unix(text))
+        return text + strlen(text); /* unix:PATH has no port, and no range */
     const char *colon = strrchr(text, ':');
     return colon ? colon + 1 : text;
 }

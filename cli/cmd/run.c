@@ -15,8 +15,14 @@
 
 void cli_print_listening(struct iocp_server *s)
 {
-    char addr[80];
+    char addr[128];
     iocp_server_address(s, addr, sizeof addr);
+    if (strncmp(addr, "unix:", 5) == 0) {
+        /* A Unix-domain socket has no port: "listening on unix:PATH". */
+        fprintf(stderr, "listening on %s\n", addr);
+        fflush(stderr);
+        return;
+    }
     /* "ADDR PORT": split the formatted "host:port" at its last colon and
      * drop IPv6 brackets, so scripts read two plain fields. */
     char *colon = strrchr(addr, ':');

@@ -483,7 +483,9 @@ static void peer_open(struct iocp_conn *c, bool accepted)
     b->peers = p;
     b->npeers++;
     iocp_conn_set_data(c, p);
-    diag_info(1, "%s: %s %s", b->cfg.cmd, accepted ? "connection from" : "connected to", p->name);
+    char cred[64];
+    diag_info(1, "%s: %s %s%s", b->cfg.cmd, accepted ? "connection from" : "connected to", p->name,
+              leg_peer_cred(c, cred, sizeof cred));
 
     if (b->cfg.mode == BRIDGE_SINGLE) {
         b->opened_once = true;

@@ -15,6 +15,7 @@
  */
 #include "leg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,4 +296,16 @@ size_t leg_client_sockaddr(const struct leg *l, void *ss, size_t sslen)
         return 0;
     memcpy(ss, &peer, (size_t)n);
     return (size_t)n;
+}
+const char *leg_peer_cred(struct iocp_conn *c, char *buf, size_t len)
+{
+    struct iocp_peer_cred cred;
+    buf[0] = '\0';
+    if (iocp_conn_peer_cred(c, &cred) < 0 || cred.pid < 0)
+        return buf;
+    if (cred.uid >= 0)
+        snprintf(buf, len, " (pid %lld, uid %lld)", (long long)cred.pid, (long long)cred.uid);
+    else
+        snprintf(buf, len, " (pid %lld)", (long long)cred.pid);
+    return buf;
 }

@@ -148,6 +148,13 @@ static inline bool leg_awaiting_proxy(const struct leg *l)
     return l->proxy_wait != NULL;
 }
 
+/*
+ * leg_peer_cred(c, buf, len):
+ * " (pid N, uid N)" for a Unix-domain connection whose peer the system
+ * names, "" otherwise: what -v adds after a peer's address.  Returns buf.
+ */
+const char *leg_peer_cred(struct iocp_conn *c, char *buf, size_t len);
+
 static inline bool leg_ready(const struct leg *l)
 {
     return l->ready && !l->failed;

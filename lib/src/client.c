@@ -10,6 +10,7 @@
  * a cancelled lookup never touches the engine again.
  */
 #include "core.h"
+#include "unixsock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct iocp_connect_job {
     bool cancelled;
     union iocp_sockaddr target;
     socklen_t target_len;
+    struct sockaddr_un unix_target; /* a "unix:" host's address */
 };
 
 static void try_next(struct iocp_connect_job *job);
@@ -282,6 +284,49 @@ static void try_next(struct iocp_connect_job *job)
     iocp__conn_fail(c, job->last_error ? job->last_error : IOCP_EAINOADDR);
 }
 
+/* ---- a Unix-domain target: one address, no lookup ---- */
+
+static void connect_unix(struct iocp_connect_job *job)
+{
+    struct iocp_conn *c = job->c;
+    socklen_t len;
+    iocp_socket_t sock = IOCP_INVALID_SOCKET;
+    int rc = iocp__unix_address(job->host, &job->unix_target, &len);
+    if (rc == 0) {
+        rc = iocp__socket_stream(AF_UNIX, &sock);
+        if (rc == IOCP_EAFNOSUPPORT || rc == IOCP_EPROTONOSUPPORT) {
+            iocp__set_error_detail("%s: this system has no Unix-domain sockets (Windows needs "
+                                   "version 10 1803 or later)",
+                                   job->host);
+            rc = IOCP_EAFNOSUPPORT;
+        }
+    }
+    if (rc == 0 && (rc = iocp__conn_bind(c, sock)) < 0)
+        iocp__socket_close(sock);
+    if (rc == 0) {
+        /* The peer's name is read from the socket when asked for: only
+         * the family is kept (see iocp_conn_peer()). */
+        memset(&job->target, 0, sizeof job->target);
+        job->target.sa.sa_family = AF_UNIX;
+        job->target_len = sizeof job->target.sa;
+        c->sreq.done = on_connect_done;
+        c->sreq.handle = &c->h;
+        c->sreq.op = IOCP_OP_CONNECT;
+        c->sreq.flags = 0;
+        c->sreq.addr = (struct sockaddr_storage *)(void *)&job->unix_target;
+        c->sreq.addrlen = (uint32_t)len;
+        rc = iocp__submit(c->w, &c->sreq);
+        if (rc == 0) {
+            iocp__conn_enter(c);
+            return;
+        }
+        iocp__port_unbind(&c->h);
+        iocp__socket_close(sock);
+        c->h.sock = IOCP_INVALID_SOCKET;
+    }
+    iocp__conn_fail(c, rc);
+}
+
 /* ---- the first hop: on the worker ---- */
 
 static void on_start_task(struct iocp_task *task)
@@ -305,6 +350,11 @@ static void on_start_task(struct iocp_task *task)
 
     iocp__conn_enter(c);
     int rc = w->stopping ? IOCP_ECANCELED : 1;
+    if (rc > 0 && iocp__unix_host(job->host)) {
+        connect_unix(job);
+        iocp__conn_leave(c);
+        return;
+    }
     if (rc > 0)
         rc = lookup(job->host, resolve_flags_family(&job->cfg), true, &job->res);
     if (rc == 0) {
@@ -344,7 +394,7 @@ int iocp_connect_sized(struct iocp_engine *e, const struct iocp_connect_config *
                                !cfg->handler || !cfg->handler->on_data ? "on_data" : "on_close");
         return IOCP_EINVAL;
     }
-    if (!cfg->host || !*cfg->host || cfg->port == 0) {
+    if (!cfg->host || !*cfg->host || (cfg->port == 0 && !iocp__unix_host(cfg->host))) {
         iocp__set_error_detail("a host and a port other than 0 are required");
         return IOCP_EINVAL;
     }

@@ -15,6 +15,7 @@
  * Threads.  Everything here runs on the connection's worker.
  */
 #include "core.h"
+#include "unixsock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +149,8 @@ int iocp__conn_establish(struct iocp_conn *c)
         int rc = iocp__registry_add(&w->engine->registry, &c->reg, c->h.sock);
         if (rc <= 0)
             return rc < 0 ? rc : IOCP_EEXIST;
-        iocp__socket_nodelay(c->h.sock);
+        if (c->peer.sa.sa_family != AF_UNIX)
+            iocp__socket_nodelay(c->h.sock);
     }
     c->flags |= IOCP_CONN_OPEN;
     if (!(c->flags & IOCP_CONN_WRITE_ONLY))
@@ -601,6 +603,8 @@ iocp_socket_t iocp_conn_socket(const struct iocp_conn *c)
 
 const char *iocp_conn_peer(const struct iocp_conn *c, char *buf, size_t len)
 {
+    if (c->peer.sa.sa_family == AF_UNIX)
+        return iocp__unix_peer_name(c->h.sock, buf, len);
     return iocp__addr_format(&c->peer.sa, buf, len);
 }
 
@@ -609,6 +613,14 @@ const char *iocp_conn_local(const struct iocp_conn *c, char *buf, size_t len)
     union iocp_sockaddr local;
     socklen_t alen = sizeof local;
     memset(&local, 0, sizeof local);
+    if (c->peer.sa.sa_family == AF_UNIX) {
+        struct sockaddr_un un;
+        socklen_t ulen = sizeof un;
+        memset(&un, 0, sizeof un);
+        if (getsockname(c->h.sock, (struct sockaddr *)&un, &ulen) != 0)
+            ulen = 0;
+        return iocp__unix_format(&un, ulen, buf, len);
+    }
     if (getsockname(c->h.sock, &local.sa, &alen) != 0)
         local.sa.sa_family = AF_UNSPEC;
     return iocp__addr_format(&local.sa, buf, len);

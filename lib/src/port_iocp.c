@@ -653,7 +653,7 @@ static int start_accept(struct win_port *p, struct iocp_req *req)
     /* AcceptEx needs the socket the connection will land on beforehand: a
      * reused one if the pool has one (bound to the port already), or new. */
     iocp_socket_t as;
-    if (!p->reuse ||
+    if (!p->reuse || h->family == AF_UNIX ||
         !iocp__sockpool_take(&p->sockets, IOCP_SOCKPOOL_ACCEPT, h->family, &as, NULL)) {
         rc = iocp__socket_stream(h->family, &as);
         if (rc < 0)
@@ -696,11 +696,15 @@ static int start_connect(struct win_port *p, struct iocp_req *req)
         return rc;
     /* ConnectEx wants a bound socket; WSAEINVAL means it is bound already
      * (the caller chose a source address). */
-    union iocp_sockaddr any;
+    struct sockaddr_storage any;
     memset(&any, 0, sizeof any);
-    any.sa.sa_family = ((struct sockaddr *)req->addr)->sa_family;
-    int alen = any.sa.sa_family == AF_INET6 ? sizeof any.in6 : sizeof any.in4;
-    if (bind(s, &any.sa, alen) != 0 && WSAGetLastError() != WSAEINVAL)
+    any.ss_family = ((struct sockaddr *)req->addr)->sa_family;
+    /* AF_UNIX: an unnamed address (the family alone) is the bind ConnectEx
+     * asks for; the connection is still named by the server's path. */
+    int alen = any.ss_family == AF_INET6  ? (int)sizeof(struct sockaddr_in6)
+               : any.ss_family == AF_UNIX ? (int)sizeof any.ss_family
+                                          : (int)sizeof(struct sockaddr_in);
+    if (bind(s, (struct sockaddr *)&any, alen) != 0 && WSAGetLastError() != WSAEINVAL)
         return iocp__socket_error();
     /* Bound to a local address now: reusable by ConnectEx alone. */
     h->outgoing = true;
@@ -946,7 +950,10 @@ static void recycle_done(struct win_port *p, struct recycle_req *rr)
 static bool port_recycle(struct iocp_port *port, struct iocp_handle *h)
 {
     struct win_port *p = to_port(port);
-    if (!p->reuse || h->kind != IOCP_HANDLE_SOCKET || h->io != IO_OVERLAPPED)
+    /* AF_UNIX sockets are closed, not recycled: TF_REUSE_SOCKET is a TCP
+     * matter (and their provider need not have DisconnectEx). */
+    if (!p->reuse || h->kind != IOCP_HANDLE_SOCKET || h->io != IO_OVERLAPPED ||
+        h->family == AF_UNIX)
         return false;
     const struct iocp_wsx *x;
     if (iocp__wsx_get(h->sock, h->family, &x) < 0)
@@ -1018,7 +1025,7 @@ static int port_connect_socket(struct iocp_port *port, int family, iocp_socket_t
     struct win_port *p = to_port(port);
     *reused = false;
     /* Reuse off: a new socket, as without a pool. */
-    if (!p->reuse)
+    if (!p->reuse || family == AF_UNIX)
         return iocp__socket_stream(family, out);
     return iocp__sockpool_connect_socket(&p->sockets, family, out, reused);
 }

@@ -15,7 +15,9 @@
  * ENOMEM) pause this acceptor on a timer, after which it refills and goes on.
  */
 #include "core.h"
+#include "unixsock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,8 @@ struct iocp_server {
     iocp_atomic_u32 refs;
     iocp_atomic_int state;
     struct iocp_list elink;          /* in e->servers */
+    bool is_unix;                    /* host is "unix:..." (unixsock.h) */
+    struct iocp_unix_file unix_file; /* the socket file to remove at stop */
 };
 
 static void acceptor_stop(struct iocp_acceptor *a);
@@ -184,6 +188,8 @@ static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sock
     c->idle_ms = s->cfg.idle_timeout_ms;
     memcpy(&c->peer, peer,
            peer->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    if (s->is_unix)
+        c->peer.sa.sa_family = AF_UNIX; /* its name is asked for when wanted */
     int rc = iocp__conn_bind(c, sock);
     if (rc == 0)
         rc = iocp__conn_establish(c);
@@ -322,6 +328,7 @@ static void acceptor_maybe_done(struct iocp_acceptor *a)
             iocp__socket_close(s->lsock[i]);
             s->lsock[i] = IOCP_INVALID_SOCKET;
         }
+        iocp__unix_unlink(&s->unix_file);
         atomic_store(&s->state, SERVER_STOPPED);
     }
 }
@@ -403,6 +410,7 @@ int iocp_server_new_sized(struct iocp_server **out, struct iocp_engine *e,
     }
     for (int i = 0; i < MAX_LISTENERS; i++)
         s->lsock[i] = IOCP_INVALID_SOCKET;
+    s->is_unix = iocp__unix_host(s->host);
     iocp_list_init(&s->elink);
     *out = s;
     return 0;
@@ -512,14 +520,23 @@ int iocp_server_start(struct iocp_server *s)
         iocp__set_error_detail("the engine is not running");
         return IOCP_ESTATE;
     }
-    int rc = open_listeners(s);
-    if (rc < 0)
-        goto fail;
-
-    socklen_t blen = sizeof s->bound;
-    getsockname(s->lsock[0], &s->bound.sa, &blen);
-    s->port = ntohs(s->bound.sa.sa_family == AF_INET ? s->bound.in4.sin_port
-                                                     : s->bound.in6.sin6_port);
+    int rc;
+    if (s->is_unix) {
+        rc = iocp__unix_listen(s->host, s->cfg.unix_mode, s->cfg.backlog, &s->lsock[0],
+                               &s->unix_file);
+        if (rc < 0)
+            goto fail;
+        s->nlisteners = 1;
+        s->bound.sa.sa_family = AF_UNIX;
+    } else {
+        rc = open_listeners(s);
+        if (rc < 0)
+            goto fail;
+        socklen_t blen = sizeof s->bound;
+        getsockname(s->lsock[0], &s->bound.sa, &blen);
+        s->port = ntohs(s->bound.sa.sa_family == AF_INET ? s->bound.in4.sin_port
+                                                         : s->bound.in6.sin6_port);
+    }
 
     s->nacceptors = (unsigned)s->nlisteners * e->nworkers;
     s->acceptors = calloc(s->nacceptors, sizeof *s->acceptors);
@@ -580,6 +597,7 @@ fail:
         iocp__socket_close(s->lsock[i]);
         s->lsock[i] = IOCP_INVALID_SOCKET;
     }
+    iocp__unix_unlink(&s->unix_file);
     s->nlisteners = 0;
     atomic_store(&s->state, SERVER_NEW);
     return rc;
@@ -626,6 +644,7 @@ void iocp_server_free(struct iocp_server *s)
     for (int i = 0; i < s->nlisteners; i++)
         if (s->lsock[i] != IOCP_INVALID_SOCKET)
             iocp__socket_close(s->lsock[i]);
+    iocp__unix_unlink(&s->unix_file);
     /* Connections it accepted may still be open: they hold the rest. */
     server_unref(s);
 }
@@ -637,6 +656,10 @@ uint16_t iocp_server_port(const struct iocp_server *s)
 
 const char *iocp_server_address(const struct iocp_server *s, char *buf, size_t len)
 {
+    if (s->is_unix) {
+        snprintf(buf, len, "%s", s->host);
+        return buf;
+    }
     return iocp__addr_format(&s->bound.sa, buf, len);
 }
 

@@ -58,7 +58,7 @@ struct wsx_slot {
 };
 
 static SRWLOCK wsx_lock = SRWLOCK_INIT;
-static struct wsx_slot wsx_slots[2]; /* AF_INET, AF_INET6 */
+static struct wsx_slot wsx_slots[3]; /* AF_INET, AF_INET6, AF_UNIX */
 
 static int load_one(SOCKET sock, GUID guid, void *fn, size_t size)
 {
@@ -71,9 +71,9 @@ static int load_one(SOCKET sock, GUID guid, void *fn, size_t size)
 
 int iocp__wsx_get(iocp_socket_t sock, int family, const struct iocp_wsx **out)
 {
-    if (family != AF_INET && family != AF_INET6)
+    if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
         return IOCP_EAFNOSUPPORT;
-    struct wsx_slot *slot = &wsx_slots[family == AF_INET6];
+    struct wsx_slot *slot = &wsx_slots[family == AF_INET6 ? 1 : family == AF_UNIX ? 2 : 0];
     AcquireSRWLockShared(&wsx_lock);
     bool loaded = slot->loaded;
     ReleaseSRWLockShared(&wsx_lock);
@@ -94,7 +94,9 @@ int iocp__wsx_get(iocp_socket_t sock, int family, const struct iocp_wsx **out)
                       sizeof fn.get_accept_ex_sockaddrs);
     if (rc == 0)
         rc = load_one((SOCKET)sock, connect_guid, &fn.connect_ex, sizeof fn.connect_ex);
-    if (rc == 0)
+    /* AF_UNIX sockets are never recycled (port_iocp.c): DisconnectEx is
+     * not needed for them, whether their provider has it or not. */
+    if (rc == 0 && family != AF_UNIX)
         rc = load_one((SOCKET)sock, disconnect_guid, &fn.disconnect_ex, sizeof fn.disconnect_ex);
     if (rc < 0)
         return rc;
@@ -127,7 +129,7 @@ int iocp__socket_stream(int family, iocp_socket_t *out)
         return rc;
     /* Overlapped, so that the port can drive it; not inherited, so that a
      * child process cannot keep a connection open behind our back. */
-    SOCKET s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+    SOCKET s = WSASocketW(family, SOCK_STREAM, family == AF_UNIX ? 0 : IPPROTO_TCP, NULL, 0,
                           WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     if (s == INVALID_SOCKET)
         return iocp__err_from_win32((unsigned long)WSAGetLastError());

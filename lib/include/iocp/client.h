@@ -17,8 +17,12 @@ extern "C" {
 struct iocp_engine;
 
 struct iocp_connect_config {
-    const char *host;  /* name or numeric address */
-    uint16_t port;
+    /* Name or numeric address; or "unix:PATH" (a Unix-domain stream
+     * socket; port, family and source are then ignored), or "unix:@NAME"
+     * (a Linux abstract name).  Where the system has no AF_UNIX the
+     * connection ends with IOCP_EAFNOSUPPORT. */
+    const char *host;
+    uint16_t port;      /* 1-65535; unused for "unix:" */
     int family;        /* enum iocp_family (server.h): 0 for any */
     const char *source_host; /* bind to this address first; NULL: any */
     uint16_t source_port;    /* and this port; 0: any */

@@ -168,10 +168,24 @@ IOCP_EXTERN iocp_socket_t iocp_conn_socket(const struct iocp_conn *c);
 /*
  * iocp_conn_peer(c, buf, len) / iocp_conn_local(c, buf, len):
  * The remote or local address as text ("127.0.0.1:5000", "[::1]:5000").
- * Returns buf.
+ * A Unix-domain connection's peer is the socket path both ends share
+ * ("unix:/run/app.sock", "unix:@name"): its clients have no name of their
+ * own; iocp_conn_peer_cred() tells who they are.  Returns buf.
  */
 IOCP_EXTERN const char *iocp_conn_peer(const struct iocp_conn *c, char *buf, size_t len);
 IOCP_EXTERN const char *iocp_conn_local(const struct iocp_conn *c, char *buf, size_t len);
+
+/*
+ * iocp_conn_peer_cred(c, out):
+ * Who is at the other end of a Unix-domain connection, as the kernel
+ * recorded it when the peer connected (or listened): its process, user and
+ * group IDs; -1 for what the system does not tell (Windows gives the
+ * process only).  0; IOCP_ENOTSUP for a TCP connection; IOCP_EINVAL.
+ */
+struct iocp_peer_cred {
+    int64_t pid, uid, gid;
+};
+IOCP_EXTERN int iocp_conn_peer_cred(const struct iocp_conn *c, struct iocp_peer_cred *out);
 
 /* Bytes received and sent so far, and milliseconds since creation / last I/O. */
 IOCP_EXTERN uint64_t iocp_conn_bytes_in(const struct iocp_conn *c);

@@ -27,7 +27,15 @@ enum iocp_family { IOCP_FAMILY_ANY = 0, IOCP_FAMILY_IPV4 = 4, IOCP_FAMILY_IPV6 =
 struct iocp_server_config {
     /* Address to listen on: a numeric IPv4 or IPv6 address or a host name;
      * NULL listens on every address of the stacks `family` allows (both by
-     * default, through one dual-stack socket where the system has IPv6). */
+     * default, through one dual-stack socket where the system has IPv6).
+     * "unix:PATH" listens on a Unix-domain stream socket at PATH instead
+     * (port and family are then ignored), "unix:@NAME" on a Linux abstract
+     * name (no file).  A stale socket file at PATH, left by a process that
+     * died, is replaced; one a live server listens on is IOCP_EADDRINUSE,
+     * and so is anything at PATH that is not a socket (never removed).  The
+     * file is removed at stop, if it is still the one this server made.
+     * Where the system has no AF_UNIX (Wine, Windows before 10 1803):
+     * IOCP_EAFNOSUPPORT, with iocp_error_detail() saying so. */
     const char *host;
     uint16_t port; /* 0: a free port, see iocp_server_port() */
     int family;    /* enum iocp_family */
@@ -44,6 +52,12 @@ struct iocp_server_config {
     int backlog;              /* listen() backlog; 0: the system's maximum */
     unsigned idle_timeout_ms; /* 0: none */
     size_t send_low, send_high; /* send queue watermarks; 0: 64 KiB / 256 KiB */
+    /* Fields added later go here, at the end (older programs pass a
+     * smaller struct and get zeros for them). */
+    /* "unix:PATH": the socket file's permission bits (0660: owner and group
+     * may connect), set before the socket listens; 0: what the umask
+     * gives.  POSIX only: on Windows the file takes its directory's ACL. */
+    unsigned unix_mode;
 };
 
 /*
