@@ -252,7 +252,9 @@ int cmd_stats(int argc, char **argv)
         }
         stats_endpoint_of_pid(dir, (long)pid, endpoint, sizeof endpoint);
     } else if (argc - optind == 1) {
-        snprintf(endpoint, sizeof endpoint, "%s", argv[optind]);
+        /* unix:PATH is PATH, as everywhere an address is taken. */
+        const char *where = argv[optind];
+        snprintf(endpoint, sizeof endpoint, "%s", where + (strncmp(where, "unix:", 5) ? 0 : 5));
     } else {
         struct instance found[64];
         int n = scan(found, 64, dir, sizeof dir);

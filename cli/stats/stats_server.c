@@ -346,6 +346,9 @@ int stats_endpoint_start(struct iocp_engine *e, struct iocp_server *s, const cha
         diag_error("stats endpoint: already running");
         return -1;
     }
+    /* --stats unix:PATH is --stats PATH, as everywhere an address is taken. */
+    if (spec && strncmp(spec, "unix:", 5) == 0)
+        spec += 5;
     ep.lfd = stats_transport_open(spec, &ep.token, err, sizeof err);
     if (ep.lfd == IOCP_INVALID_SOCKET) {
         diag_error("stats endpoint: %s", err);
