@@ -15,7 +15,8 @@
 #   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh), and
 #      the batch examples of docs/SCRIPTING.md in Wine's cmd.exe
 #      (tests/wine/scripting.sh), and the encrypted channel between
-#      iocptool.exe and the Linux build (tests/wine/secure.sh)
+#      iocptool.exe and the Linux build (tests/wine/secure.sh), and unix:
+#      addresses (tests/wine/unix.sh)
 #   8. the encrypted channel's parsers under libFuzzer (tests/fuzz/run.sh,
 #      $IOCP_FUZZ_SECONDS seconds, 60 by default)
 #   9. that build's ZIP and its Scoop and winget manifests, checked against
@@ -130,6 +131,9 @@ bash tests/wine/scripting.sh build/ci-win build/ci-release/iocptool
 
 step "the encrypted channel: iocptool.exe and the Linux build (wine)"
 bash tests/wine/secure.sh build/ci-win build/ci-release/iocptool
+
+step "unix: in the Windows build (wine: data where it has AF_UNIX, the clear error where not)"
+bash tests/wine/unix.sh build/ci-win build/ci-release/iocptool
 
 step "fuzz the encrypted channel and the PROXY protocol parser (libFuzzer)"
 bash tests/fuzz/run.sh

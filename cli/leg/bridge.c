@@ -554,7 +554,11 @@ static void peer_close(struct iocp_conn *c, int status, bool accepted)
         if (!accepted) {
             b->connecting = false;
             if (!b->ending) {
-                diag_error("%s: %s: %s", b->cfg.cmd, b->target,
+                bool no_unix = status == IOCP_EAFNOSUPPORT && !strncmp(b->target, "unix:", 5);
+                diag_error("%s: %s: %s%s", b->cfg.cmd, b->target,
+                           no_unix ? "this system has no Unix-domain sockets (Windows needs "
+                                     "version 10 1803 or later): "
+                                   : "",
                            status < 0 ? iocp_strerror(status) : "connection closed");
                 finish(b, EXIT_RUNTIME);
             }
