@@ -559,7 +559,10 @@ static void target_open(struct iocp_conn *t)
         iocp_conn_close(t, IOCP_CLOSE_ABORT);
         return;
     }
-    diag_info(2, "relay: %s -> %s", p->peer, p->rp->targets[p->current].name);
+    char cred[64] = "";
+    if (diag_verbosity >= 2 && p->client.c) /* a Unix-domain client: its pid and uid */
+        leg_peer_cred(p->client.c, cred, sizeof cred);
+    diag_info(2, "relay: %s%s -> %s", p->peer, cred, p->rp->targets[p->current].name);
     if (relay.send_proxy)
         send_proxy_header(p, t);
     /* Ready at once when plain (pipeline_connected runs now); with

@@ -213,8 +213,9 @@ Test(cli_unix, relay_from_tcp_to_unix_and_from_unix_to_tcp)
     cr_assert(said(&r1, "closed", 10000) && said(&r2, "closed", 10000));
     cr_expect_null(strstr(r1.errbuf, "copying (splice"), "%s", r1.errbuf);
     cr_expect_null(strstr(r2.errbuf, "copying (splice"), "%s", r2.errbuf);
-    char from[160];
-    snprintf(from, sizeof from, "relay: unix:%s", paths[1]);
+    char from[200];
+    snprintf(from, sizeof from, "relay: unix:%s (pid %d, uid %d) -> ", paths[1], (int)getpid(),
+             (int)getuid());
     cr_expect(strstr(r2.errbuf, from), "the peer is not named by the path: %s", r2.errbuf);
     cr_expect_eq(proc_signal(&r1, SIGTERM, 10000), 0, "%s", r1.errbuf);
     cr_expect_eq(proc_signal(&r2, SIGTERM, 10000), 0, "%s", r2.errbuf);
