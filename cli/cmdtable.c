@@ -33,6 +33,7 @@ const size_t cmd_table_len = sizeof cmd_table / sizeof cmd_table[0];
  */
 static const struct cmd_value cmd_values[] = {
     {"allow", "LIST", CMD_COMPLETE_NONE, NULL},
+    {"alpn", "LIST", CMD_COMPLETE_NONE, NULL},
     {"backend", "NAME", CMD_COMPLETE_WORDS, "uring epoll iocp"},
     {"balance", "MODE", CMD_COMPLETE_WORDS, "rr leastconn first hash"},
     {"check", "S", CMD_COMPLETE_NONE, NULL},
@@ -53,6 +54,11 @@ static const struct cmd_value cmd_values[] = {
     {"stats", "ADDR", CMD_COMPLETE_FILE, NULL},
     {"unix-mode", "MODE", CMD_COMPLETE_NONE, NULL},
     {"wait", "S", CMD_COMPLETE_NONE, NULL},
+    {"tls-ca", "FILE", CMD_COMPLETE_FILE, NULL},
+    {"tls-cert", "FILE", CMD_COMPLETE_FILE, NULL},
+    {"tls-key", "FILE", CMD_COMPLETE_FILE, NULL},
+    {"tls-min", "V", CMD_COMPLETE_WORDS, "1.2 1.3"},
+    {"tls-verify-client", "CA", CMD_COMPLETE_FILE, NULL},
     {"watch", "S", CMD_COMPLETE_NONE, NULL},
     {"workers", "N", CMD_COMPLETE_NONE, NULL},
 };

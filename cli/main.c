@@ -12,6 +12,7 @@
 #include "cmdtable.h"
 #include "diag.h"
 #include "keyfile.h"
+#include "tls.h"
 #include "stdfd.h"
 
 const char *cli_command;
@@ -54,6 +55,8 @@ static void version(void)
     print_backends();
     const char *crypto = keyfile_crypto();
     printf("encryption: %s\n", crypto ? crypto : "not built");
+    const char *tls = tls_library();
+    printf("tls: %s\n", tls ? tls : "not built");
     printf("platform: %s\n", IOCPTOOL_PLATFORM);
 }
 

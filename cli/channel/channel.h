@@ -3,8 +3,8 @@
  * A channel: a layer on a connection that turns the plaintext we send into
  * what goes on the wire, and what comes off the wire back into plaintext,
  * after a handshake of its own.  The pre-shared-key channel of
- * docs/PROTOCOL.md (secure.h) is one; TLS is meant to be another, behind
- * the same operations, so that the connection leg (leg.h) that drives a
+ * docs/PROTOCOL.md (secure.h) is one; TLS (channel_tls.c, tls.h) is
+ * another, behind the same operations, so that the connection leg (leg.h) that drives a
  * channel never needs to know which one it has.
  *
  * Every operation runs in the thread of the connection's callbacks, like
@@ -50,8 +50,19 @@ struct channel_ops {
     /* End our direction: the bytes written to out, or an error. */
     int (*finish)(void *state, void *out, size_t cap);
     const char *(*strerror)(int err);
+    /* Optional: the message for err with what state knows of it (which
+     * certificate check failed, the peer's alert); NULL: ->strerror. */
+    const char *(*error_text)(void *state, int err);
+    /* Optional: the owner's handshake deadline passed (for counting). */
+    void (*timed_out)(void *state);
     void (*free)(void *state);
 };
+
+/* The message for a channel's error, with what its state knows. */
+static inline const char *channel_error_text(const struct channel_ops *ops, void *state, int err)
+{
+    return ops->error_text ? ops->error_text(state, err) : ops->strerror(err);
+}
 
 /* One channel on one connection; ops NULL means plain. */
 struct channel {

@@ -37,6 +37,7 @@ const struct option connect_options[] = {
     {"backend", required_argument, NULL, 'B'},
     {"help", no_argument, NULL, 'h'},
     BRIDGE_LONG_OPTIONS,
+    TLS_CLIENT_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -63,9 +64,9 @@ static void connect_usage(FILE *out)
             "  -U, --unix             the operand is a Unix-domain socket PATH (as\n"
             "                         unix:PATH; unix:@NAME is a Linux abstract name)\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
-            "%s"
+            "%s%s"
             "  -h, --help             this help\n",
-            bridge_options_help);
+            bridge_options_help, tls_client_help);
 }
 
 static bool is_numeric(const char *host)
@@ -155,9 +156,10 @@ int cmd_connect(int argc, char **argv)
     }
     if (probe_mode) {
         static const char *const what[] = {"--send-only", "--recv-only", "--no-shutdown", "-q",
-                                           "-i",          "--progress",  "--key"};
+                                           "-i",          "--progress",  "--key",
+                                           "--tls"};
         bool set[] = {bcfg.send_only,   bcfg.recv_only, bcfg.no_shutdown,     bcfg.quit_ms >= 0,
-                      bcfg.idle_ms > 0, bcfg.progress,  bcfg.key_file != NULL};
+                      bcfg.idle_ms > 0, bcfg.progress,  bcfg.key_file != NULL, bcfg.tls.on};
         for (unsigned i = 0; i < sizeof set / sizeof set[0]; i++) {
             if (set[i]) {
                 diag_error("connect: %s: -z moves no data", what[i]);
@@ -241,6 +243,12 @@ int cmd_connect(int argc, char **argv)
             return EXIT_USAGE;
         bcfg.key = key;
     }
+    if (bcfg.tls.on) {
+        int st = tls_ctx_new(&bcfg.tls_ctx, "connect", &bcfg.tls, CHANNEL_CLIENT);
+        if (st)
+            return st;
+        bcfg.tls_host = host;
+    }
 
     struct bridge_run br = {
         .cfg = &bcfg,
@@ -256,5 +264,6 @@ int cmd_connect(int argc, char **argv)
     bridge_run_hooks(&spec, &br);
     int status = run_engine(&spec);
     keyfile_wipe(key, sizeof key);
+    tls_ctx_free(bcfg.tls_ctx);
     return status;
 }

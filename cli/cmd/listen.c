@@ -80,6 +80,7 @@ const struct option listen_options[] = {
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
     {"help", no_argument, NULL, 'h'},
     BRIDGE_LONG_OPTIONS,
+    TLS_SERVER_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -114,9 +115,9 @@ static void listen_usage(FILE *out)
             "                         (0660: owner and group; default: the umask's)\n"
             "  -l                     accepted for netcat compatibility\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that "
-            "works)\n" STATS_ENDPOINT_HELP "%s"
+            "works)\n" STATS_ENDPOINT_HELP "%s%s"
             "  -h, --help             this help\n",
-            LISTEN_MAX_CONNS_DEFAULT, bridge_options_help);
+            LISTEN_MAX_CONNS_DEFAULT, bridge_options_help, tls_server_help);
 }
 
 static bool is_numeric(const char *host)
@@ -293,6 +294,14 @@ int cmd_listen(int argc, char **argv)
             goto usage_error;
         bcfg.key = key;
     }
+    if (bcfg.tls.on) {
+        int st = tls_ctx_new(&bcfg.tls_ctx, "listen", &bcfg.tls, CHANNEL_SERVER);
+        if (st) {
+            acl_fini(&listen_acl);
+            keyfile_wipe(key, sizeof key);
+            return st;
+        }
+    }
 
     struct iocp_server_config scfg = {
         .host = host[0] ? host : NULL,
@@ -318,6 +327,7 @@ int cmd_listen(int argc, char **argv)
     int status = run_engine(&spec);
     acl_fini(&listen_acl);
     keyfile_wipe(key, sizeof key);
+    tls_ctx_free(bcfg.tls_ctx);
     return status;
 
 usage_error:

@@ -497,7 +497,9 @@ static void peer_open(struct iocp_conn *c, bool accepted)
     /* Ready at once when plain; with --key our Hello goes now and the peer
      * is ready when its Confirm checks, or failed at the deadline. */
     struct leg_layer layer = {.key = b->cfg.key,
-                              .role = accepted ? CHANNEL_SERVER : CHANNEL_CLIENT};
+                              .role = accepted ? CHANNEL_SERVER : CHANNEL_CLIENT,
+                              .tls = b->cfg.tls_ctx,
+                              .server_name = b->cfg.tls_host};
     if (leg_start(&p->leg, c, &layer, &peer_events, p) < 0)
         return;
     update_peer(b, p);
@@ -953,7 +955,7 @@ int bridge_option(struct bridge_config *cfg, int opt, const char *arg)
         diag_verbosity++;
         return 1;
     default:
-        return 0;
+        return tls_option(&cfg->tls, cfg->cmd, opt, arg);
     }
 }
 
@@ -971,6 +973,12 @@ int bridge_conflicts(const struct bridge_config *cfg)
     }
     if (cfg->recv_only && cfg->quit_ms >= 0) {
         diag_error("%s: -q: --recv-only never reads stdin, so it never ends", cmd);
+        n++;
+    }
+    enum channel_role role = strcmp(cmd, "connect") ? CHANNEL_SERVER : CHANNEL_CLIENT;
+    n += tls_conflicts(&cfg->tls, cmd, role, "--tls");
+    if (cfg->tls.on && cfg->key_file) {
+        diag_error("%s: --tls and --key exclude each other", cmd);
         n++;
     }
     if (cfg->mode == BRIDGE_BROKER) {

@@ -24,6 +24,8 @@
 
 #include "iocp.h"
 
+#include "tls.h"
+
 enum bridge_mode {
     BRIDGE_SINGLE,    /* one connection; its end is the tool's end */
     BRIDGE_KEEP_OPEN, /* -k: many clients, fan-in to stdout, stdin to all */
@@ -44,6 +46,12 @@ struct bridge_config {
      * for plain connections.  The caller owns it, keeps it valid until
      * bridge_free() and erases it after. */
     const uint8_t *key;
+    /* --tls and its options, as given (bridge_option fills them), and the
+     * context made from them (the caller's, like key; NULL: no TLS) with
+     * the host a client verifies. */
+    struct tls_opts tls;
+    struct tls_ctx *tls_ctx;
+    const char *tls_host;
 };
 
 struct bridge;
@@ -59,7 +67,9 @@ enum {
 };
 
 /* The struct option entries of the shared options: -q, -i, --send-only,
- * --recv-only, --no-shutdown, --progress, --key, -v. */
+ * --recv-only, --no-shutdown, --progress, --key, -v.  The TLS options are
+ * the subcommand's to list (a client's or a server's, tls.h); bridge_option
+ * takes them all. */
 #define BRIDGE_LONG_OPTIONS                                                                        \
     {"quit-after", required_argument, NULL, 'q'}, {"idle-timeout", required_argument, NULL, 'i'},  \
         {"send-only", no_argument, NULL, BRIDGE_OPT_SEND_ONLY},                                    \

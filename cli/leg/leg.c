@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "netcompat.h"
+#include "tls.h"
 
 struct leg_proxy_wait {
     size_t len;
@@ -31,8 +32,8 @@ struct leg_proxy_wait {
 #define SEAL_CHUNK  ((size_t)32 * 1024)
 #define SEAL_ROOM   (SEAL_CHUNK + SEAL_CHUNK / 16)
 /* The most bytes a channel's end of direction takes (a FINAL frame, a TLS
- * close_notify). */
-#define FINISH_ROOM 64
+ * close_notify in any cipher suite's record). */
+#define FINISH_ROOM 1024
 
 static void ready(struct leg *l)
 {
@@ -60,10 +61,13 @@ static void deadline_passed(struct iocp_timer *t, void *arg)
 {
     (void)t;
     struct leg *l = arg;
-    if (l->proxy_wait)
+    if (l->proxy_wait) {
         leg_fail(l, "no PROXY header in time");
-    else if (!l->ready)
+    } else if (!l->ready) {
+        if (l->ch.ops && l->ch.state && l->ch.ops->timed_out)
+            l->ch.ops->timed_out(l->ch.state);
         leg_fail(l, "handshake timed out");
+    }
 }
 
 /* Arm the leg's one deadline (made at its first use). */
@@ -82,13 +86,14 @@ static int arm_deadline(struct leg *l, unsigned ms)
  * plain, the channel's first handshake bytes otherwise. */
 static int begin(struct leg *l)
 {
-    if (!l->key) {
+    if (!l->key && !l->tls) {
         ready(l);
         return 0;
     }
-    int rc = channel_psk_new(&l->ch, l->role, l->key);
+    int rc = l->tls ? channel_tls_new(&l->ch, l->tls, l->server_name)
+                    : channel_psk_new(&l->ch, l->role, l->key);
     if (rc < 0) {
-        leg_fail(l, l->ch.ops->strerror(rc));
+        leg_fail(l, channel_error_text(l->ch.ops, l->ch.state, rc));
         return -1;
     }
     struct iocp_conn *c = l->c;
@@ -99,7 +104,8 @@ static int begin(struct leg *l)
     }
     size_t n;
     const void *hello = l->ch.ops->handshake_out(l->ch.state, &n);
-    iocp_conn_send(c, hello, n);
+    if (hello) /* a TLS server speaks second */
+        iocp_conn_send(c, hello, n);
     return 0;
 }
 
@@ -113,6 +119,8 @@ int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
     if (layer) {
         l->key = layer->key;
         l->role = layer->role;
+        l->tls = layer->tls;
+        l->server_name = layer->server_name;
     }
     if (!layer || !layer->accept_proxy)
         return begin(l);
@@ -170,7 +178,7 @@ void leg_data(struct leg *l, const void *data, size_t len)
     }
     int ev = ops->feed(l->ch.state, data, len, l->ev->plain, l->arg);
     if (ev < 0) {
-        leg_fail(l, ops->strerror(ev));
+        leg_fail(l, channel_error_text(ops, l->ch.state, ev));
         return;
     }
     /* The plaintext callback may have made the owner fail the leg. */
@@ -208,7 +216,7 @@ void leg_eof(struct leg *l)
      * TCP EOF without it is a cut, never an end. */
     int rc = l->ch.ops->eof(l->ch.state);
     if (rc < 0)
-        leg_fail(l, l->ch.ops->strerror(rc));
+        leg_fail(l, channel_error_text(l->ch.ops, l->ch.state, rc));
 }
 
 int leg_send(struct leg *l, const void *data, size_t len)
@@ -224,7 +232,7 @@ int leg_send(struct leg *l, const void *data, size_t len)
         size_t chunk = len < SEAL_CHUNK ? len : SEAL_CHUNK;
         int n = ops->seal(l->ch.state, in, chunk, sealed, sizeof sealed);
         if (n < 0) {
-            leg_fail(l, ops->strerror(n));
+            leg_fail(l, channel_error_text(ops, l->ch.state, n));
             return -1;
         }
         int rc = iocp_conn_send(l->c, sealed, (size_t)n);
@@ -247,7 +255,7 @@ void leg_finish(struct leg *l)
     unsigned char fin[FINISH_ROOM];
     int n = ops->finish(l->ch.state, fin, sizeof fin);
     if (n < 0)
-        leg_fail(l, ops->strerror(n));
+        leg_fail(l, channel_error_text(ops, l->ch.state, n));
     else
         iocp_conn_send(l->c, fin, (size_t)n);
 }

@@ -63,15 +63,22 @@ struct leg {
     struct proxy_addr proxied;         /* what it said (family 0: nothing) */
     const uint8_t *key;                /* the channel's, started after the header */
     enum channel_role role;
+    struct tls_ctx *tls;     /* or TLS from this context (tls.h) */
+    const char *server_name; /* TLS client: the host to verify */
     bool ready;                  /* data may go to the peer */
     bool ended_out;              /* our direction has ended (leg_finish) */
     bool failed;
 };
 
-/* What channel a leg gets: none, or the pre-shared-key channel with key. */
+struct tls_ctx;
+
+/* What channel a leg gets: none, the pre-shared-key channel with key, or
+ * TLS from tls (tls.h). */
 struct leg_layer {
-    const uint8_t *key; /* NULL: plain */
+    const uint8_t *key; /* NULL: plain (or TLS) */
     enum channel_role role;
+    struct tls_ctx *tls;     /* NULL: no TLS */
+    const char *server_name; /* TLS client: the host to verify (and SNI) */
     /* --accept-proxy: the peer is a load balancer that first sends a PROXY
      * protocol header (v1 or v2) saying who the client is. */
     bool accept_proxy;

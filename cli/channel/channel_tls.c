@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel.h's operations for TLS: one SSL object between two memory BIOs.
+ * What the connection received is written into the read BIO and OpenSSL
+ * is asked for plaintext; what OpenSSL writes (handshake, records, alerts,
+ * close_notify) lands in the write BIO, which each operation drains into
+ * the caller's hands.  OpenSSL never sees a socket, so it never blocks and
+ * it works the same over io_uring, epoll and IOCP, on the connection's
+ * worker, like the pre-shared-key channel.
+ *
+ * Ends (docs/EOF.md): ->finish is close_notify (our direction ends; we
+ * keep reading, as TLS 1.3 allows and OpenSSL supports); the peer's
+ * close_notify is CHANNEL_EV_END; a TCP EOF without it is a cut stream,
+ * an error, never an end (a truncation would otherwise pass for the whole).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "diag.h"
+#include "tls_ctx.h"
+
+enum tls_error {
+    TLS_EFAIL = -1,    /* a handshake or record failure: see the message */
+    TLS_ECUT = -2,     /* EOF without close_notify */
+    TLS_EHSCUT = -3,   /* EOF during the handshake */
+    TLS_ENOSPC = -4,   /* more output than the caller's room */
+    TLS_ENOMEM = -5,
+    TLS_ENOTOPEN = -6, /* seal or finish before the handshake is done */
+    TLS_EENDED = -7,   /* seal after finish */
+};
+
+struct tls_chan {
+    SSL *ssl;
+    BIO *rbio, *wbio; /* owned by ssl */
+    struct tls_ctx *ctx;
+    bool open, peer_ended, ended, counted;
+    int err;
+    unsigned char *hs; /* handshake bytes handed out by ->handshake_out */
+    size_t hs_cap;
+    char *host; /* the server name checked, for messages and resumption */
+    char msg[320];
+};
+
+static const char *tls_strerror(int err)
+{
+    switch (err) {
+    case TLS_EFAIL:
+        return "TLS failed";
+    case TLS_ECUT:
+        return "TLS: the peer closed the connection without close_notify (the data may be "
+               "truncated)";
+    case TLS_EHSCUT:
+        return "TLS: the peer closed the connection during the handshake";
+    case TLS_ENOSPC:
+        return "TLS: more output than room for it";
+    case TLS_ENOMEM:
+        return "TLS: out of memory";
+    case TLS_ENOTOPEN:
+        return "TLS: the handshake is not done";
+    case TLS_EENDED:
+        return "TLS: our direction has ended";
+    default:
+        return "TLS: unknown error";
+    }
+}
+
+static const char *tls_error_text(void *state, int err)
+{
+    struct tls_chan *t = state;
+    if (t && t->msg[0] && err == t->err)
+        return t->msg;
+    return tls_strerror(err);
+}
+
+static void count_failure(struct tls_chan *t, int kind)
+{
+    if (t->counted)
+        return;
+    t->counted = true;
+    atomic_fetch_add(&t->ctx->failed[kind], 1);
+}
+
+/* Fail for good with OpenSSL's reason: the certificate check's verdict
+ * when that is what failed, the peer's alert, or the library's reason. */
+static int fail(struct tls_chan *t, int ssl_err)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    long vr = SSL_get_verify_result(t->ssl);
+    int kind = TLS_FAIL_OTHER;
+    if (vr != X509_V_OK && !SSL_session_reused(t->ssl) &&
+        ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        kind = TLS_FAIL_VERIFY;
+        if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+            const char *host = SSL_get_app_data(t->ssl);
+            snprintf(t->msg, sizeof t->msg,
+                     "TLS: certificate verify failed: the certificate is not for %s (%s)",
+                     host ? host : "this host", X509_verify_cert_error_string(vr));
+        } else {
+            snprintf(t->msg, sizeof t->msg, "TLS: certificate verify failed: %s",
+                     X509_verify_cert_error_string(vr));
+        }
+    } else if (e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET) {
+        /* "tlsv13 alert certificate required", "tlsv1 alert unknown ca" */
+        kind = TLS_FAIL_ALERT;
+        snprintf(t->msg, sizeof t->msg, "TLS: the peer refused: %s", reason ? reason : "alert");
+    } else if (e && ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        kind = TLS_FAIL_VERIFY;
+        snprintf(t->msg, sizeof t->msg, "TLS: the client sent no certificate (one is required)");
+    } else if (e && vr != X509_V_OK && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        kind = TLS_FAIL_VERIFY;
+        snprintf(t->msg, sizeof t->msg, "TLS: certificate verify failed: %s",
+                 X509_verify_cert_error_string(vr));
+    } else if (reason) {
+        snprintf(t->msg, sizeof t->msg, "TLS %s: %s", t->open ? "failed" : "handshake failed",
+                 reason);
+    } else {
+        snprintf(t->msg, sizeof t->msg, "TLS %s (SSL error %d)",
+                 t->open ? "failed" : "handshake failed", ssl_err);
+    }
+    ERR_clear_error();
+    if (!t->open)
+        count_failure(t, kind);
+    t->err = TLS_EFAIL;
+    return t->err;
+}
+
+/* The write BIO's bytes, handed out whole: NULL when there are none. */
+static const void *tls_handshake_out(void *state, size_t *len)
+{
+    struct tls_chan *t = state;
+    *len = 0;
+    size_t n = BIO_ctrl_pending(t->wbio);
+    if (n == 0)
+        return NULL;
+    if (n > t->hs_cap) {
+        unsigned char *p = realloc(t->hs, n);
+        if (!p)
+            return NULL;
+        t->hs = p;
+        t->hs_cap = n;
+    }
+    int got = BIO_read(t->wbio, t->hs, (int)n);
+    if (got <= 0)
+        return NULL;
+    *len = (size_t)got;
+    return t->hs;
+}
+
+/* The handshake is done: count it, and say what was agreed at -v. */
+static void opened(struct tls_chan *t)
+{
+    t->open = true;
+    t->counted = true;
+    atomic_fetch_add(&t->ctx->handshakes, 1);
+    if (SSL_session_reused(t->ssl))
+        atomic_fetch_add(&t->ctx->resumed, 1);
+    if (diag_verbosity < 1)
+        return;
+    char subject[256] = "none";
+    X509 *peer = SSL_get1_peer_certificate(t->ssl);
+    if (peer) {
+        X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject);
+        X509_free(peer);
+    }
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(t->ssl, &alpn, &alpn_len);
+    diag_info(1, "%s: TLS: %s, %s, peer %s, ALPN %.*s%s%s", t->ctx->cmd, SSL_get_version(t->ssl),
+              SSL_get_cipher_name(t->ssl), subject, (int)alpn_len, alpn ? (const char *)alpn : "",
+              alpn ? "" : "none", SSL_session_reused(t->ssl) ? ", resumed" : "");
+}
+
+static int tls_feed(void *state, const void *in, size_t len, channel_plain_cb cb, void *arg)
+{
+    struct tls_chan *t = state;
+    if (t->err)
+        return t->err;
+    int ev = 0;
+    const unsigned char *p = in;
+    while (len > 0) {
+        int chunk = len > INT_MAX ? INT_MAX : (int)len;
+        int n = BIO_write(t->rbio, p, chunk);
+        if (n <= 0)
+            return t->err = TLS_ENOMEM;
+        p += n;
+        len -= (size_t)n;
+    }
+    if (!t->open) {
+        int r = SSL_do_handshake(t->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(t->ssl, r);
+            if (e != SSL_ERROR_WANT_READ)
+                return fail(t, e);
+        } else {
+            opened(t);
+            ev |= CHANNEL_EV_OPEN;
+        }
+    }
+    if (t->open && !t->peer_ended) {
+        unsigned char buf[16384];
+        for (;;) {
+            size_t got = 0;
+            if (SSL_read_ex(t->ssl, buf, sizeof buf, &got) == 1) {
+                cb(arg, buf, got);
+                /* The callback may have sealed (an echo) or failed us. */
+                if (t->err)
+                    return t->err;
+                continue;
+            }
+            int e = SSL_get_error(t->ssl, 0);
+            if (e == SSL_ERROR_WANT_READ)
+                break;
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                t->peer_ended = true;
+                ev |= CHANNEL_EV_END;
+                break;
+            }
+            return fail(t, e);
+        }
+    }
+    if (BIO_ctrl_pending(t->wbio) > 0)
+        ev |= CHANNEL_EV_SEND;
+    return ev;
+}
+
+static int tls_eof(void *state)
+{
+    struct tls_chan *t = state;
+    if (t->err)
+        return t->err;
+    if (t->peer_ended)
+        return 0;
+    if (!t->open)
+        count_failure(t, TLS_FAIL_OTHER);
+    t->err = t->open ? TLS_ECUT : TLS_EHSCUT;
+    return t->err;
+}
+
+/* Move what OpenSSL wrote into out. */
+static int drain(struct tls_chan *t, void *out, size_t cap)
+{
+    size_t n = BIO_ctrl_pending(t->wbio);
+    if (n > cap || n > INT_MAX)
+        return t->err = TLS_ENOSPC;
+    if (n == 0)
+        return 0;
+    return BIO_read(t->wbio, out, (int)n);
+}
+
+static int tls_seal(void *state, const void *plain, size_t len, void *out, size_t cap)
+{
+    struct tls_chan *t = state;
+    if (t->err)
+        return t->err;
+    if (!t->open)
+        return TLS_ENOTOPEN;
+    if (t->ended)
+        return TLS_EENDED;
+    if (len > 0) {
+        size_t written = 0;
+        if (SSL_write_ex(t->ssl, plain, len, &written) != 1 || written != len)
+            return fail(t, SSL_get_error(t->ssl, 0));
+    }
+    return drain(t, out, cap);
+}
+
+static int tls_finish(void *state, void *out, size_t cap)
+{
+    struct tls_chan *t = state;
+    if (t->err)
+        return t->err;
+    if (!t->open)
+        return TLS_ENOTOPEN;
+    if (t->ended)
+        return TLS_EENDED;
+    t->ended = true;
+    /* 0: close_notify written, the peer's still to come; 1: both done. */
+    if (SSL_shutdown(t->ssl) < 0)
+        return fail(t, SSL_get_error(t->ssl, -1));
+    return drain(t, out, cap);
+}
+
+static void tls_timed_out(void *state)
+{
+    struct tls_chan *t = state;
+    count_failure(t, TLS_FAIL_TIMEOUT);
+}
+
+static void tls_free(void *state)
+{
+    struct tls_chan *t = state;
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    free(t->hs);
+    free(t->host);
+    free(t);
+}
+
+static const struct channel_ops tls_ops = {
+    .name = "tls",
+    .handshake_out = tls_handshake_out,
+    .feed = tls_feed,
+    .eof = tls_eof,
+    .seal = tls_seal,
+    .finish = tls_finish,
+    .strerror = tls_strerror,
+    .error_text = tls_error_text,
+    .timed_out = tls_timed_out,
+    .free = tls_free,
+};
+
+static bool is_address(const char *host)
+{
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
+    ASN1_OCTET_STRING_free(ip);
+    return ip != NULL;
+}
+
+int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_name)
+{
+    ch->ops = &tls_ops;
+    ch->state = NULL;
+    struct tls_chan *t = calloc(1, sizeof *t);
+    if (!t)
+        return TLS_ENOMEM;
+    t->ctx = ctx;
+    t->ssl = SSL_new(ctx->ssl);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->rbio || !t->wbio) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return TLS_ENOMEM;
+    }
+    /* An empty read BIO means "wait for more", not end of input. */
+    BIO_set_mem_eof_return(t->rbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    ch->state = t;
+    if (ctx->role == CHANNEL_SERVER) {
+        SSL_set_accept_state(t->ssl);
+        return 0;
+    }
+    SSL_set_connect_state(t->ssl);
+    if (server_name) {
+        /* The name the certificate is checked against; a numeric address
+         * is checked as an address and sent without SNI (RFC 6066). */
+        t->host = strdup(server_name);
+        if (!t->host)
+            return t->err = TLS_ENOMEM;
+        SSL_set_app_data(t->ssl, t->host);
+        bool addr = is_address(server_name);
+        int ok = addr ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), server_name)
+                      : SSL_set1_host(t->ssl, server_name) &&
+                            SSL_set_tlsext_host_name(t->ssl, server_name);
+        if (ok != 1) {
+            t->err = fail(t, 0);
+            return t->err;
+        }
+        tls_ctx_resume(ctx, t->ssl, server_name);
+    }
+    /* The ClientHello, into the write BIO for ->handshake_out. */
+    int r = SSL_do_handshake(t->ssl);
+    if (r != 1 && SSL_get_error(t->ssl, r) != SSL_ERROR_WANT_READ)
+        return fail(t, SSL_get_error(t->ssl, r));
+    return 0;
+}

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * connect --tls and listen --tls through the binaries, against OpenSSL's
+ * own s_server and s_client and against each other: verification by
+ * default (an unknown CA, an expired certificate, a certificate for
+ * another host and a missing client certificate each end with their
+ * reason and exit 1; --tls-insecure connects anyway and says so), mutual
+ * TLS, ALPN, a bulk transfer each way with a half-close, and handshakes
+ * that stall: they time out without holding up a real client.
+ *
+ * The certificates are made for the run with the openssl command into a
+ * temporary directory: a CA, a server certificate for localhost and
+ * 127.0.0.1, an expired one, one for another host, a client certificate.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "nc_support.h"
+
+#if IOCP_HAVE_TLS
+
+static char dir[64];
+
+static void remove_dir(void)
+{
+    proc_cleanup_all();
+    if (!dir[0])
+        return;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        cr_log_warn("could not remove %s", dir);
+}
+
+/* dir/name, in one of a few rotating buffers. */
+static const char *at(const char *name)
+{
+    static char bufs[8][128];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+
+/* Run a shell command in dir, its output to dir/gen.log. */
+static void sh(const char *what)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && (%s) >>gen.log 2>&1", dir, what);
+    cr_assert_eq(system(cmd), 0, "failed: %s (see %s/gen.log)", cmd, dir);
+}
+
+/* A key and a certificate NAME.pem signed by the CA, with subjectAltName
+ * san and validity days (negative: expired). */
+static void issue(const char *name, const char *cn, const char *san, const char *days)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s.key "
+             "-out %s.csr -subj /CN=%s && printf 'subjectAltName=%s\\n' >%s.ext && "
+             "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days %s "
+             "-extfile %s.ext -out %s.pem && chmod 600 %s.key",
+             name, name, cn, san, name, name, days, name, name, name);
+    sh(cmd);
+}
+
+static void make_certs(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(dir, sizeof dir, "/tmp/iocp-tls-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+       "-out ca.pem -days 30 -subj /CN=iocptool-test-ca && chmod 600 ca.key");
+    issue("server", "localhost", "DNS:localhost,IP:127.0.0.1", "30");
+    issue("expired", "localhost", "DNS:localhost,IP:127.0.0.1", "-1");
+    issue("other", "other.example", "DNS:other.example", "30");
+    issue("client", "iocptool-test-client", "DNS:client.example", "30");
+}
+
+TestSuite(cli_tls, .init = make_certs, .fini = remove_dir, .timeout = 180);
+
+#define WAIT_MS 15000
+
+static char port_buf[4][8];
+
+static const char *port_str(int slot, uint16_t port)
+{
+    snprintf(port_buf[slot], sizeof port_buf[slot], "%u", port);
+    return port_buf[slot];
+}
+
+/* Wait until something listens on 127.0.0.1:port (a peer program that
+ * prints nothing when it is ready): /proc/net/tcp shows it in state 0A. */
+static bool listening(uint16_t port, unsigned timeout_ms)
+{
+    char want[32];
+    snprintf(want, sizeof want, "0100007F:%04X", port);
+    uint64_t end = tn_now_ms() + timeout_ms;
+    while (tn_now_ms() < end) {
+        FILE *f = fopen("/proc/net/tcp", "r");
+        char line[256];
+        bool found = false;
+        while (f && fgets(line, sizeof line, f))
+            if (strstr(line, want) && strstr(line, " 0A "))
+                found = true;
+        if (f)
+            fclose(f);
+        if (found)
+            return true;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* openssl s_server on a free port, for one client, with extra arguments. */
+static uint16_t s_server(struct proc *p, const char *cert, const char *const *extra)
+{
+    uint16_t port = tn_closed_port();
+    char *argv[32];
+    int n = 0;
+    static char portarg[24];
+    snprintf(portarg, sizeof portarg, "127.0.0.1:%u", port);
+    const char *base[] = {"openssl", "s_server", "-accept", portarg, "-naccept", "1", "-quiet",
+                          "-cert", at(cert), "-key", NULL};
+    for (int i = 0; base[i]; i++)
+        argv[n++] = (char *)base[i];
+    static char keyarg[128];
+    snprintf(keyarg, sizeof keyarg, "%s", at(cert));
+    strcpy(strrchr(keyarg, '.'), ".key");
+    argv[n++] = keyarg;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    cr_assert(nc_spawn(p, -1, argv), "cannot start openssl s_server");
+    cr_assert(listening(port, WAIT_MS), "s_server does not listen");
+    return port;
+}
+
+/* Write msg to fd and close it (the writer's end of input). */
+static void send_and_end(struct proc *p, const char *msg)
+{
+    cr_assert(tn_write_all(p->in, msg, strlen(msg)));
+    proc_close_in(p);
+}
+
+/* Run connect with stdin /dev/null; its status. */
+static int connect_fails(struct proc *c, const char *const *args)
+{
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert(nc_start(c, devnull, args));
+    close(devnull);
+    return proc_wait(c, WAIT_MS);
+}
+
+/* ---- against OpenSSL's own tools ---- */
+
+Test(cli_tls, connect_verifies_s_server_and_moves_data_both_ways)
+{
+    struct proc s, c;
+    uint16_t port = s_server(&s, "server.pem", NULL);
+    const char *args[] = {"connect", "--tls",   "--tls-ca",        at("ca.pem"),
+                          "-v",      "localhost", port_str(0, port), NULL};
+    cr_assert(nc_start(&c, -1, args));
+    cr_assert(tn_write_all(c.in, "to the server\n", 14));
+    cr_expect(nc_read_is(s.out, "to the server\n", WAIT_MS), "connect: %s", c.errbuf);
+    cr_assert(tn_write_all(s.in, "to the client\n", 14));
+    cr_expect(nc_read_is(c.out, "to the client\n", WAIT_MS));
+    proc_close_in(&c); /* close_notify: s_server ends its one session */
+    cr_expect_eq(proc_wait(&c, WAIT_MS), 0, "connect: %s", c.errbuf);
+    proc_wait(&s, WAIT_MS);
+    /* -v says what was agreed. */
+    cr_expect(strstr(c.errbuf, "TLS: TLSv1.3") && strstr(c.errbuf, "CN=localhost"), "%s",
+              c.errbuf);
+}
+
+Test(cli_tls, s_client_verifies_listen_and_moves_data_both_ways)
+{
+    struct proc l, s;
+    const char *largs[] = {"listen",         "--tls", "--tls-cert", at("server.pem"), "--tls-key",
+                           at("server.key"), "-v",    "127.0.0.1:0", NULL};
+    uint16_t port = nc_listen(&l, largs);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", port);
+    char *argv[] = {"openssl", "s_client", "-connect", target, "-servername", "localhost",
+                    "-CAfile", (char *)at("ca.pem"), "-verify_return_error", "-quiet", "-no_ign_eof", NULL};
+    cr_assert(nc_spawn(&s, -1, argv));
+    cr_assert(tn_write_all(s.in, "from s_client\n", 14));
+    cr_expect(nc_read_is(l.out, "from s_client\n", WAIT_MS), "listen: %s", l.errbuf);
+    cr_assert(tn_write_all(l.in, "from listen\n", 12));
+    cr_expect(nc_read_is(s.out, "from listen\n", WAIT_MS));
+    /* Both ends of input: s_client's is a close_notify (docs/EOF.md). */
+    proc_close_in(&s);
+    proc_close_in(&l);
+    cr_expect_eq(proc_wait(&l, WAIT_MS), 0, "listen: %s", l.errbuf);
+    cr_expect_eq(proc_wait(&s, WAIT_MS), 0);
+}
+
+Test(cli_tls, s_client_gets_its_alpn_and_listen_checks_its_certificate)
+{
+    struct proc l, s;
+    const char *largs[] = {"listen",       "--tls",         "--tls-cert",
+                           at("server.pem"), "--tls-key",   at("server.key"),
+                           "--tls-verify-client", at("ca.pem"), "--alpn",
+                           "h2,http/1.1",  "-v",            "127.0.0.1:0",
+                           NULL};
+    uint16_t port = nc_listen(&l, largs);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", port);
+    char *argv[] = {"openssl", "s_client", "-connect", target, "-CAfile", (char *)at("ca.pem"),
+                    "-cert", (char *)at("client.pem"), "-key", (char *)at("client.key"),
+                    "-alpn", "http/1.1", "-quiet", "-no_ign_eof", NULL};
+    cr_assert(nc_spawn(&s, -1, argv));
+    cr_assert(tn_write_all(s.in, "mutual\n", 7));
+    cr_expect(nc_read_is(l.out, "mutual\n", WAIT_MS), "listen: %s", l.errbuf);
+    proc_close_in(&s);
+    proc_close_in(&l);
+    cr_expect_eq(proc_wait(&l, WAIT_MS), 0, "listen: %s", l.errbuf);
+    proc_wait(&s, WAIT_MS);
+    cr_expect(strstr(l.errbuf, "ALPN http/1.1"), "%s", l.errbuf);
+    cr_expect(strstr(l.errbuf, "CN=iocptool-test-client"), "%s", l.errbuf);
+}
+
+/* ---- each certificate failure: its reason, exit 1 ---- */
+
+static void refused(const char *cert, const char *const *cextra, const char *host,
+                    const char *reason)
+{
+    struct proc s, c;
+    uint16_t port = s_server(&s, cert, NULL);
+    const char *args[16] = {"connect", "--tls"};
+    int n = 2;
+    for (int i = 0; cextra && cextra[i]; i++)
+        args[n++] = cextra[i];
+    args[n++] = host;
+    args[n++] = port_str(0, port);
+    args[n] = NULL;
+    cr_expect_eq(connect_fails(&c, args), 1, "connect: %s", c.errbuf);
+    cr_expect(strstr(c.errbuf, reason), "wanted \"%s\" in: %s", reason, c.errbuf);
+    proc_signal(&s, SIGTERM, WAIT_MS);
+}
+
+Test(cli_tls, an_unknown_ca_is_refused_with_exit_1)
+{
+    /* The system's store does not know the test CA. */
+    refused("server.pem", NULL, "localhost",
+            "certificate verify failed: unable to get local issuer certificate");
+}
+
+Test(cli_tls, an_expired_certificate_is_refused_with_exit_1)
+{
+    const char *extra[] = {"--tls-ca", at("ca.pem"), NULL};
+    refused("expired.pem", extra, "localhost", "certificate verify failed: certificate has expired");
+}
+
+Test(cli_tls, a_certificate_for_another_host_is_refused_with_exit_1)
+{
+    const char *extra[] = {"--tls-ca", at("ca.pem"), NULL};
+    refused("other.pem", extra, "localhost", "the certificate is not for localhost");
+    refused("other.pem", extra, "127.0.0.1", "the certificate is not for 127.0.0.1");
+}
+
+Test(cli_tls, tls_insecure_connects_anyway_and_says_so)
+{
+    struct proc s, c;
+    uint16_t port = s_server(&s, "expired.pem", NULL);
+    const char *args[] = {"connect", "--tls", "--tls-insecure", "localhost", port_str(0, port),
+                          NULL};
+    cr_assert(nc_start(&c, -1, args));
+    send_and_end(&c, "anyway\n");
+    cr_expect(nc_read_is(s.out, "anyway\n", WAIT_MS), "connect: %s", c.errbuf);
+    cr_expect_eq(proc_wait(&c, WAIT_MS), 0, "connect: %s", c.errbuf);
+    cr_expect(strstr(c.errbuf, "NOT verified"), "%s", c.errbuf);
+    proc_wait(&s, WAIT_MS);
+}
+
+Test(cli_tls, a_missing_client_certificate_is_refused_at_both_ends)
+{
+    struct proc l, c;
+    const char *largs[] = {"listen",         "--tls",     "--tls-cert",          at("server.pem"),
+                           "--tls-key",      at("server.key"), "--tls-verify-client", at("ca.pem"),
+                           "-k",             "127.0.0.1:0", NULL};
+    uint16_t port = nc_listen(&l, largs);
+    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "localhost",
+                           port_str(0, port), NULL};
+    cr_expect_eq(connect_fails(&c, cargs), 1, "connect: %s", c.errbuf);
+    cr_expect(strstr(c.errbuf, "certificate required"), "%s", c.errbuf);
+    /* With a certificate the same server takes the client (-k). */
+    struct proc ok;
+    const char *okargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "--tls-cert",
+                            at("client.pem"), "--tls-key", at("client.key"), "localhost",
+                            port_str(1, port), NULL};
+    cr_assert(nc_start(&ok, -1, okargs));
+    send_and_end(&ok, "with a certificate\n");
+    cr_expect(nc_read_is(l.out, "with a certificate\n", WAIT_MS), "listen: %s", l.errbuf);
+    proc_pump_err(&l, 200);
+    cr_expect(strstr(l.errbuf, "the client sent no certificate"), "%s", l.errbuf);
+    proc_signal(&l, SIGTERM, WAIT_MS);
+    proc_signal(&ok, SIGTERM, WAIT_MS);
+}
+
+Test(cli_tls, a_group_readable_key_file_is_refused)
+{
+    sh("cp server.key loose.key && chmod 640 loose.key");
+    struct proc l;
+    const char *largs[] = {"listen", "--tls", "--tls-cert", at("server.pem"), "--tls-key",
+                           at("loose.key"), "127.0.0.1:0", NULL};
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert(nc_start(&l, devnull, largs));
+    close(devnull);
+    cr_expect_eq(proc_wait(&l, WAIT_MS), 2, "%s", l.errbuf);
+    cr_expect(strstr(l.errbuf, "accessible by group or others"), "%s", l.errbuf);
+}
+
+Test(cli_tls, self_signed_prints_the_fingerprint_the_client_sees)
+{
+    struct proc l, s;
+    const char *largs[] = {"listen", "--tls", "--tls-self-signed", "127.0.0.1:0", NULL};
+    uint16_t port = nc_listen(&l, largs);
+    const char *fp = strstr(l.errbuf, "SHA-256 fingerprint ");
+    cr_assert(fp, "%s", l.errbuf);
+    char want[128];
+    cr_assert_eq(sscanf(fp + 20, "%127s", want), 1);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "openssl s_client -connect 127.0.0.1:%u </dev/null 2>/dev/null | "
+             "openssl x509 -noout -fingerprint -sha256",
+             port);
+    FILE *f = popen(cmd, "r");
+    char line[256] = "";
+    cr_assert(f && fgets(line, sizeof line, f));
+    pclose(f);
+    cr_expect(strstr(line, want), "listen said %s, s_client saw %s", want, line);
+    (void)s;
+    proc_signal(&l, SIGTERM, WAIT_MS);
+}
+
+/* ---- iocptool at both ends ---- */
+
+#ifdef IOCP_TEST_SANITIZED
+/* Under ASan and UBSan every byte is checked on its way through OpenSSL
+ * and the engine: a smaller stream keeps the suite within its time. */
+#define BULK_BYTES ((size_t)32 << 20)
+#else
+#define BULK_BYTES ((size_t)256 << 20)
+#endif
+
+Test(cli_tls, bulk_each_way_byte_exact_with_a_half_close)
+{
+    struct proc l, c;
+    const char *largs[] = {"listen", "--tls", "--tls-cert", at("server.pem"), "--tls-key",
+                           at("server.key"), "127.0.0.1:0", NULL};
+    uint16_t port = nc_listen(&l, largs);
+    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "localhost",
+                           port_str(0, port), NULL};
+    cr_assert(nc_start(&c, -1, cargs));
+    /* Both ways at once; each writer's end of input is a close_notify and
+     * a half-close, after which the other direction goes on to its end. */
+    struct nc_flow flows[2];
+    nc_flow_init(&flows[0], c.in, l.out, BULK_BYTES, 1);
+    nc_flow_init(&flows[1], l.in, c.out, BULK_BYTES, 2);
+    proc_forget_fd(&c, c.in);
+    proc_forget_fd(&l, l.in);
+    c.in = l.in = -1;
+    cr_expect(nc_pump(flows, 2, 120000), "listen: %s connect: %s", l.errbuf, c.errbuf);
+    cr_expect_eq(proc_wait(&l, WAIT_MS), 0, "listen: %s", l.errbuf);
+    cr_expect_eq(proc_wait(&c, WAIT_MS), 0, "connect: %s", c.errbuf);
+}
+
+#define STALLERS 1000
+
+Test(cli_tls, stalled_handshakes_time_out_without_holding_up_a_client, .timeout = 120)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < STALLERS + 200) {
+        rl.rlim_cur = rl.rlim_max < STALLERS + 200 ? rl.rlim_max : STALLERS + 200;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    cr_assert_geq(rl.rlim_cur, STALLERS + 100, "need %d descriptors", STALLERS + 100);
+    struct proc l, c;
+    const char *largs[] = {"listen",         "--tls", "--tls-cert", at("server.pem"), "--tls-key",
+                           at("server.key"), "-k",    "-m",         "2000",           "127.0.0.1:0",
+                           NULL};
+    uint16_t port = nc_listen(&l, largs);
+    /* Half a ClientHello each: a record header that promises 512 bytes,
+     * then the start of the handshake message, and silence. */
+    static const unsigned char half[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01,
+                                         0xfc, 0x03, 0x03, 0x11, 0x22, 0x33, 0x44};
+    int *fds = malloc(STALLERS * sizeof *fds);
+    for (int i = 0; i < STALLERS; i++) {
+        fds[i] = tn_connect(port);
+        cr_assert_geq(fds[i], 0, "staller %d cannot connect", i);
+        cr_assert(tn_write_all(fds[i], half, sizeof half));
+    }
+    uint64_t start = tn_now_ms();
+    /* A real client is served meanwhile. */
+    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "localhost",
+                           port_str(0, port), NULL};
+    cr_assert(nc_start(&c, -1, cargs));
+    cr_assert(tn_write_all(c.in, "not held up\n", 12));
+    cr_expect(nc_read_is(l.out, "not held up\n", WAIT_MS), "listen: %s", l.errbuf);
+    cr_assert(tn_write_all(l.in, "served\n", 7));
+    cr_expect(nc_read_is(c.out, "served\n", WAIT_MS), "connect: %s", c.errbuf);
+    /* Every staller is closed at its handshake deadline (10 s), not left
+     * to hold a descriptor. */
+    int closed = 0;
+    for (int i = 0; i < STALLERS; i++) {
+        uint64_t spent = tn_now_ms() - start;
+        unsigned left = spent < 40000 ? (unsigned)(40000 - spent) : 1;
+        if (nc_eof_state(fds[i], left) >= 1)
+            closed++;
+        close(fds[i]);
+    }
+    free(fds);
+    cr_expect_eq(closed, STALLERS, "%d of %d stalled handshakes were closed", closed, STALLERS);
+    proc_pump_err(&l, 200);
+    cr_expect(strstr(l.errbuf, "handshake timed out"), "%s", l.errbuf);
+    proc_signal(&c, SIGTERM, WAIT_MS);
+    proc_signal(&l, SIGTERM, WAIT_MS);
+}
+
+#else /* !IOCP_HAVE_TLS */
+
+TestSuite(cli_tls);
+
+Test(cli_tls, without_openssl_tls_is_refused_with_a_message)
+{
+    struct proc c;
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const char *args[] = {"connect", "--tls", "localhost", "443", NULL};
+    cr_assert(nc_start(&c, devnull, args));
+    close(devnull);
+    cr_expect_eq(proc_wait(&c, 10000), 2);
+    cr_expect(strstr(c.errbuf, "built without TLS"), "%s", c.errbuf);
+    proc_cleanup_all();
+}
+
+#endif
