@@ -166,12 +166,13 @@ int iocp__unix_listen(const char *host, unsigned mode, int backlog, iocp_socket_
     if (rc == 0 && sa.sun_path[0] != '\0') {
         snprintf(file->path, sizeof file->path, "%s", sa.sun_path);
         file->owned = true;
-        iocp__unix_file_identify(file);
         if (mode) {
             rc = iocp__unix_file_mode(file->path, mode);
             if (rc < 0)
                 iocp__set_error_detail("%s: cannot set mode %04o", host, mode);
         }
+        /* After the mode: changing it changes the file's change time. */
+        iocp__unix_file_identify(file);
     }
     if (rc == 0 && listen(sock, backlog > 0 ? backlog : SOMAXCONN) != 0) {
         rc = iocp__socket_error();

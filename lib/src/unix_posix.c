@@ -31,12 +31,18 @@ int iocp__unix_file_mode(const char *path, unsigned mode)
     return chmod(path, (mode_t)(mode & 07777)) == 0 ? 0 : iocp__err_from_errno(errno);
 }
 
+static uint64_t ctime_ns(const struct stat *st)
+{
+    return (uint64_t)st->st_ctim.tv_sec * 1000000000u + (uint64_t)st->st_ctim.tv_nsec;
+}
+
 void iocp__unix_file_identify(struct iocp_unix_file *file)
 {
     struct stat st;
     if (lstat(file->path, &st) == 0) {
         file->dev = (uint64_t)st.st_dev;
         file->ino = (uint64_t)st.st_ino;
+        file->ctime_ns = ctime_ns(&st);
     }
 }
 
@@ -44,7 +50,8 @@ bool iocp__unix_file_same(const struct iocp_unix_file *file)
 {
     struct stat st;
     return lstat(file->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-           (uint64_t)st.st_dev == file->dev && (uint64_t)st.st_ino == file->ino;
+           (uint64_t)st.st_dev == file->dev && (uint64_t)st.st_ino == file->ino &&
+           ctime_ns(&st) == file->ctime_ns;
 }
 
 int iocp_conn_peer_cred(const struct iocp_conn *c, struct iocp_peer_cred *out)

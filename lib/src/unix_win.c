@@ -35,7 +35,7 @@ int iocp__unix_file_mode(const char *path, unsigned mode)
 
 void iocp__unix_file_identify(struct iocp_unix_file *file)
 {
-    file->dev = file->ino = 0;
+    file->dev = file->ino = file->ctime_ns = 0;
 }
 
 bool iocp__unix_file_same(const struct iocp_unix_file *file)

@@ -31,7 +31,9 @@
  * that file: another server may have replaced it meanwhile). */
 struct iocp_unix_file {
     bool owned;          /* a file was made (not an abstract name) */
-    uint64_t dev, ino;   /* its identity, POSIX */
+    /* Its identity, POSIX: an inode number may be reused at once by a
+     * file made after ours was removed; its change time tells them apart. */
+    uint64_t dev, ino, ctime_ns;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 };
 

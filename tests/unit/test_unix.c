@@ -295,6 +295,8 @@ Test(unix, the_mode_asked_for_is_the_files_mode)
     struct stat st;
     cr_assert_eq(lstat(path, &st), 0);
     cr_assert_eq(st.st_mode & 07777, 0640, "mode %o", st.st_mode & 07777);
+    iocp_server_stop(server);
+    cr_assert_neq(lstat(path, &st), 0, "a file whose mode was set outlived the server");
 }
 
 Test(unix, without_a_mode_the_umask_decides)
