@@ -22,7 +22,10 @@
 #include "opts.h"
 #include "bridge_run.h"
 #include "probe.h"
+#include "proxy_opt.h"
 #include "run.h"
+
+enum { CONNECT_OPT_PROXY = BRIDGE_OPT_NEXT, CONNECT_OPT_PROXY_AUTH };
 
 const struct option connect_options[] = {
     {"wait", required_argument, NULL, 'w'},
@@ -35,6 +38,10 @@ const struct option connect_options[] = {
     {"keep-open", no_argument, NULL, 'k'},
     {"unix", no_argument, NULL, 'U'},
     {"backend", required_argument, NULL, 'B'},
+    {"proxy", required_argument, NULL, CONNECT_OPT_PROXY},
+    {"proxy-auth", required_argument, NULL, CONNECT_OPT_PROXY_AUTH},
+    {"proxy-type", required_argument, NULL, 'X'},
+    {"proxy-address", required_argument, NULL, 'x'},
     {"help", no_argument, NULL, 'h'},
     BRIDGE_LONG_OPTIONS,
     TLS_CLIENT_LONG_OPTIONS,
@@ -64,6 +71,14 @@ static void connect_usage(FILE *out)
             "  -U, --unix             the operand is a Unix-domain socket PATH (as\n"
             "                         unix:PATH; unix:@NAME is a Linux abstract name)\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+            "      --proxy URL        connect through a proxy: socks4://, socks4a://,\n"
+            "                         socks5:// (names resolved here), socks5h:// (names\n"
+            "                         resolved by the proxy) or http:// (CONNECT), as\n"
+            "                         SCHEME://[USER[:PASS]@]HOST[:PORT]\n"
+            "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its owner)\n"
+            "  -X, --proxy-type 4|5|connect  nc's spelling of the protocol (default 5)\n"
+            "  -x, --proxy-address HOST[:PORT]  nc's spelling of the proxy (port 1080 for\n"
+            "                         SOCKS, 3128 for connect)\n"
             "%s%s"
             "  -h, --help             this help\n",
             bridge_options_help, tls_client_help);
@@ -86,9 +101,11 @@ int cmd_connect(int argc, char **argv)
     int family = 0, conflicts = 0;
     bool unix_flag = false;
     int opt, r;
+    struct proxy_opt po;
+    memset(&po, 0, sizeof po);
 
     struct opt_parser op;
-    opt_init(&op, "connect", argc, argv, "w:s:p:z46nklUB:h" BRIDGE_SHORT_OPTIONS, connect_options);
+    opt_init(&op, "connect", argc, argv, "w:s:p:z46nklUB:X:x:h" BRIDGE_SHORT_OPTIONS, connect_options);
     while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             return EXIT_USAGE;
@@ -136,6 +153,18 @@ int cmd_connect(int argc, char **argv)
         case 'B':
             ecfg.backend = optarg;
             break;
+        case CONNECT_OPT_PROXY:
+            po.url = optarg;
+            break;
+        case CONNECT_OPT_PROXY_AUTH:
+            po.auth_file = optarg;
+            break;
+        case 'X':
+            po.nc_kind = optarg;
+            break;
+        case 'x':
+            po.nc_addr = optarg;
+            break;
         case 'h':
             connect_usage(stdout);
             return EXIT_OK;
@@ -168,6 +197,10 @@ int cmd_connect(int argc, char **argv)
         }
         if (source_port) {
             diag_error("connect: -p: -z probes many ports at once from one source port");
+            conflicts++;
+        }
+        if (proxy_opt_given(&po)) {
+            diag_error("connect: --proxy: -z probes ports directly, not through a proxy");
             conflicts++;
         }
     }
@@ -203,6 +236,15 @@ int cmd_connect(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *host = argv[optind];
+    if (!probe_mode && !proxy_opt_finish("connect", &po)) {
+        proxy_opt_wipe(&po);
+        return EXIT_USAGE;
+    }
+    if (unix_target && po.proxy.kind != IOCP_PROXY_NONE) {
+        diag_error("connect: %s: a Unix-domain socket is not reached through a proxy", host);
+        proxy_opt_wipe(&po);
+        return EXIT_USAGE;
+    }
     char unix_host[ADDR_HOST_MAX];
     if (unix_target) {
         if (!addr_unix_path("connect", host, unix_host, sizeof unix_host))
@@ -232,15 +274,19 @@ int cmd_connect(int argc, char **argv)
     }
 
     uint16_t port = 0;
-    if (!unix_target && !addr_port("connect", argv[optind + 1], false, &port))
+    if (!unix_target && !addr_port("connect", argv[optind + 1], false, &port)) {
+        proxy_opt_wipe(&po);
         return EXIT_USAGE;
+    }
     char target[ADDR_HOST_MAX + 8];
     addr_format(host, port, target, sizeof target);
     uint8_t key[KEYFILE_KEY_BYTES];
     if (bcfg.key_file) {
         /* It prints why a key file is refused; its status is a usage one. */
-        if (keyfile_load("connect", bcfg.key_file, key) != 0)
+        if (keyfile_load("connect", bcfg.key_file, key) != 0) {
+            proxy_opt_wipe(&po);
             return EXIT_USAGE;
+        }
         bcfg.key = key;
     }
     if (bcfg.tls.on) {
@@ -250,6 +296,7 @@ int cmd_connect(int argc, char **argv)
         bcfg.tls_host = host;
     }
 
+    bcfg.via_proxy = po.proxy.kind != IOCP_PROXY_NONE;
     struct bridge_run br = {
         .cfg = &bcfg,
         .connect = {.host = host,
@@ -257,7 +304,8 @@ int cmd_connect(int argc, char **argv)
                     .family = family,
                     .source_host = source,
                     .source_port = source_port,
-                    .timeout_ms = timeout_ms},
+                    .timeout_ms = timeout_ms,
+                    .proxy = po.proxy.kind ? &po.proxy : NULL},
         .target = target,
     };
     struct run_spec spec = {.cmd = "connect", .engine = &ecfg};
@@ -265,5 +313,6 @@ int cmd_connect(int argc, char **argv)
     int status = run_engine(&spec);
     keyfile_wipe(key, sizeof key);
     tls_ctx_free(bcfg.tls_ctx);
+    proxy_opt_wipe(&po);
     return status;
 }

@@ -557,11 +557,17 @@ static void peer_close(struct iocp_conn *c, int status, bool accepted)
             b->connecting = false;
             if (!b->ending) {
                 bool no_unix = status == IOCP_EAFNOSUPPORT && !strncmp(b->target, "unix:", 5);
+                /* Through a proxy, the library's detail says which step
+                 * failed and why ("SOCKS5: connection refused by the
+                 * proxy's target"). */
+                const char *detail = b->cfg.via_proxy ? iocp_error_detail() : "";
                 diag_error("%s: %s: %s%s", b->cfg.cmd, b->target,
                            no_unix ? "this system has no Unix-domain sockets (Windows needs "
                                      "version 10 1803 or later): "
                                    : "",
-                           status < 0 ? iocp_strerror(status) : "connection closed");
+                           *detail       ? detail
+                           : status < 0 ? iocp_strerror(status)
+                                        : "connection closed");
                 finish(b, EXIT_RUNTIME);
             }
         }

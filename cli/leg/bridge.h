@@ -52,6 +52,9 @@ struct bridge_config {
     struct tls_opts tls;
     struct tls_ctx *tls_ctx;
     const char *tls_host;
+    /* connect: through a proxy, whose failures the library explains in
+     * iocp_error_detail(), printed instead of the bare error. */
+    bool via_proxy;
 };
 
 struct bridge;

@@ -12,6 +12,7 @@
 #include "iocp/engine.h"
 #include "iocp/conn.h"
 #include "iocp/server.h"
+#include "iocp/proxy.h"
 #include "iocp/client.h"
 #include "iocp/stats.h"
 #include "iocp/pipe.h"

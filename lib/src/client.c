@@ -11,6 +11,7 @@
  */
 #include "core.h"
 #include "unixsock.h"
+#include "proxy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@ struct iocp_connect_job {
     union iocp_sockaddr target;
     socklen_t target_len;
     struct sockaddr_un unix_target; /* a "unix:" host's address */
+    /* Through a proxy that is told an address: the target's name, looked
+     * up on the lookup thread too, and what that found (proxy.c). */
+    char *proxy_target;
+    int proxy_target_family;
+    int proxy_target_error;
+    struct addrinfo *proxy_target_res;
 };
 
 static void try_next(struct iocp_connect_job *job);
@@ -43,6 +50,9 @@ static void job_unref(struct iocp_connect_job *job)
         return;
     if (job->res)
         freeaddrinfo(job->res);
+    if (job->proxy_target_res)
+        freeaddrinfo(job->proxy_target_res);
+    free(job->proxy_target);
     free(job->host);
     free(job->source_host);
     free(job);
@@ -120,7 +130,8 @@ static void on_resolved_task(struct iocp_task *task)
         if (job->lookup_error < 0) {
             iocp__set_error_detail("%s: %s", job->host, iocp_strerror(job->lookup_error));
             iocp__conn_fail(c, job->lookup_error);
-        } else {
+        } else if (!job->proxy_target ||
+                   iocp__proxy_resolved(c, job->proxy_target_error, job->proxy_target_res) == 0) {
             job->next = job->res;
             try_next(job);
         }
@@ -134,6 +145,10 @@ static void lookup_thread(void *arg)
     struct iocp_connect_job *job = arg;
     struct addrinfo *res = NULL;
     int rc = lookup(job->host, resolve_flags_family(&job->cfg), false, &res);
+    struct addrinfo *target_res = NULL;
+    int target_rc = 0;
+    if (rc == 0 && job->proxy_target)
+        target_rc = lookup(job->proxy_target, job->proxy_target_family, false, &target_res);
 
     struct iocp_engine *e = job->e;
     iocp__mutex_lock(&e->resolver_lock);
@@ -142,17 +157,23 @@ static void lookup_thread(void *arg)
     if (deliver) {
         job->lookup_error = rc < 0 ? rc : 0;
         job->res = res;
+        job->proxy_target_error = target_rc < 0 ? target_rc : 0;
+        job->proxy_target_res = target_res;
         job->task.fn = on_resolved_task;
         /* Posted under the lock, so that a stop cannot close the port
          * between our check and the post. */
         deliver = iocp__post(e, job->w->index, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&job->task) == 0;
-        if (!deliver)
+        if (!deliver) {
             job->res = NULL;
+            job->proxy_target_res = NULL;
+        }
     }
     iocp__mutex_unlock(&e->resolver_lock);
     if (!deliver) {
         if (res)
             freeaddrinfo(res);
+        if (target_res)
+            freeaddrinfo(target_res);
         job_unref(job);
     }
 }
@@ -338,6 +359,7 @@ static void on_start_task(struct iocp_task *task)
     if (!c) {
         /* Out of memory before a connection exists: there is no object to
          * report on; the failure shows in the engine's pool counters. */
+        iocp__proxy_abandon(&job->cfg);
         job_unref(job);
         return;
     }
@@ -357,6 +379,13 @@ static void on_start_task(struct iocp_task *task)
     }
     if (rc > 0)
         rc = lookup(job->host, resolve_flags_family(&job->cfg), true, &job->res);
+    if (rc == 0 && job->proxy_target) {
+        /* The proxy wants the target's address: both lookups go to the
+         * lookup thread. */
+        freeaddrinfo(job->res);
+        job->res = NULL;
+        rc = 1;
+    }
     if (rc == 0) {
         job->next = job->res;
         try_next(job);
@@ -401,16 +430,33 @@ int iocp_connect_sized(struct iocp_engine *e, const struct iocp_connect_config *
     if (atomic_load(&e->state) != IOCP_ENGINE_RUNNING)
         return IOCP_ESTATE;
 
+    /* Through a proxy: connect to the proxy, with the negotiation's
+     * handler in front of the caller's (proxy.c). */
+    const char *proxy_target = NULL;
+    int proxy_target_family = AF_UNSPEC;
+    if (cfg->proxy) {
+        int rc = iocp__proxy_wrap(&copy, &proxy_target, &proxy_target_family);
+        if (rc < 0)
+            return rc;
+    }
+
     struct iocp_connect_job *job = calloc(1, sizeof *job);
-    if (!job)
+    if (!job) {
+        iocp__proxy_abandon(cfg);
         return IOCP_ENOMEM;
+    }
     job->e = e;
     job->cfg = *cfg;
     job->host = strdup(cfg->host);
     job->source_host = cfg->source_host ? strdup(cfg->source_host) : NULL;
-    if (!job->host || (cfg->source_host && !job->source_host)) {
+    job->proxy_target = proxy_target ? strdup(proxy_target) : NULL;
+    job->proxy_target_family = proxy_target_family;
+    if (!job->host || (cfg->source_host && !job->source_host) ||
+        (proxy_target && !job->proxy_target)) {
+        iocp__proxy_abandon(cfg);
         free(job->host);
         free(job->source_host);
+        free(job->proxy_target);
         free(job);
         return IOCP_ENOMEM;
     }
@@ -422,6 +468,7 @@ int iocp_connect_sized(struct iocp_engine *e, const struct iocp_connect_config *
     job->task.fn = on_start_task;
     int rc = iocp__post(e, worker, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&job->task);
     if (rc < 0) {
+        iocp__proxy_abandon(cfg);
         job_unref(job);
         return rc;
     }

@@ -8,6 +8,7 @@
 #define IOCP_CLIENT_H
 
 #include "conn.h"
+#include "proxy.h"
 #include "types.h"
 
 #ifdef __cplusplus
@@ -33,6 +34,11 @@ struct iocp_connect_config {
     const struct iocp_conn_handler *handler;
     void *data;
     size_t send_low, send_high; /* 0: 64 KiB / 256 KiB */
+    /* Reach host:port through this proxy (proxy.h), NULL for directly.
+     * Read during the call only: it and its strings may go once
+     * iocp_connect() returns.  family, source and timeout_ms apply to the
+     * connection to the proxy; timeout_ms covers the negotiation too. */
+    const struct iocp_proxy *proxy;
 };
 
 /*
@@ -40,7 +46,9 @@ struct iocp_connect_config {
  * Start connecting.  On success handler->on_open runs on the chosen worker
  * (iocp_conn_id() is valid from then on); on failure handler->on_close runs
  * with the error (IOCP_ECONNREFUSED, IOCP_ETIMEDOUT, IOCP_ENONAME...), and
- * nothing else.  Returns 0, or an immediate error (IOCP_EINVAL with
+ * nothing else; iocp_error_detail() read in that on_close may say more
+ * (through a proxy, it always does: "SOCKS5: connection refused by the
+ * proxy's target").  Returns 0, or an immediate error (IOCP_EINVAL with
  * iocp_error_detail(), IOCP_ESTATE when the engine is not running), in which
  * case no callback runs.  Safe from any thread.
  */
