@@ -77,6 +77,7 @@
 #include "netcompat.h"
 #include "opts.h"
 #include "relay_balance.h"
+#include "proxy_opt.h"
 #include "relay_check.h"
 #include "relay_health.h"
 #include "relay_ports.h"
@@ -101,6 +102,7 @@ static struct {
     bool key_listen, key_target;
     uint8_t listen_key[KEYFILE_KEY_BYTES], target_key[KEYFILE_KEY_BYTES];
     struct relay_health clients; /* the clients' encrypted channels */
+    struct proxy_opt proxy;      /* --proxy: targets reached through it */
 } relay;
 
 /* One relayed connection: the two legs and what is known about them.  Lives
@@ -344,6 +346,7 @@ static void connect_next(struct pair *p)
             .data = p,
             .send_low = RELAY_SEND_LOW,
             .send_high = RELAY_SEND_HIGH,
+            .proxy = relay.proxy.proxy.kind ? &relay.proxy.proxy : NULL,
         };
         int rc = iocp_connect(p->e, &cfg);
         if (rc == 0) {
@@ -588,8 +591,11 @@ static void target_close(struct pair *p, struct iocp_conn *t, int status)
     } else if (p->client.c && !p->failed) {
         /* A connect attempt failed: on to the next target. */
         struct balance_target *rt = &p->rp->targets[p->current];
-        diag_info(1, "relay: %s: connect %s: %s", p->peer, rt->name, iocp_strerror(status));
-        health_failed(&rt->health, HEALTH_UNREACHABLE, iocp_strerror(status));
+        /* Through a proxy the library says which step failed, and why. */
+        const char *why = relay.proxy.proxy.kind && *iocp_error_detail() ? iocp_error_detail()
+                                                                         : iocp_strerror(status);
+        diag_info(1, "relay: %s: connect %s: %s", p->peer, rt->name, why);
+        health_failed(&rt->health, HEALTH_UNREACHABLE, why);
         balance_failed(&p->rp->pool, p->current);
         connect_next(p);
     }
@@ -672,6 +678,8 @@ enum {
     OPT_FAIL_TIMEOUT,
     OPT_CHECK,
     OPT_UNIX_MODE,
+    OPT_PROXY,
+    OPT_PROXY_AUTH,
 };
 
 const struct option relay_options[] = {
@@ -695,6 +703,8 @@ const struct option relay_options[] = {
     {"fail-window", required_argument, NULL, OPT_FAIL_WINDOW},
     {"fail-timeout", required_argument, NULL, OPT_FAIL_TIMEOUT},
     {"check", required_argument, NULL, OPT_CHECK},
+    {"proxy", required_argument, NULL, OPT_PROXY},
+    {"proxy-auth", required_argument, NULL, OPT_PROXY_AUTH},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -742,7 +752,12 @@ static void relay_usage(FILE *out)
                  "      --key-listen FILE  the clients' side is encrypted with the key in FILE\n"
                  "                         (made by iocptool keygen)\n"
                  "      --key-target FILE  the targets' side is encrypted with the key in "
-                 "FILE\n" STATS_ENDPOINT_HELP
+                 "FILE\n"
+                 "      --proxy URL        reach the targets through a proxy (socks4://,\n"
+                 "                         socks4a://, socks5://, socks5h:// or http://, as\n"
+                 "                         in iocptool connect --proxy)\n"
+                 "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its "
+                 "owner)\n" STATS_ENDPOINT_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n");
 }
@@ -844,6 +859,12 @@ int cmd_relay(int argc, char **argv)
             if (!opt_seconds("relay", "--fail-timeout", optarg, &relay.balance.fail_timeout_ms))
                 return EXIT_USAGE;
             break;
+        case OPT_PROXY:
+            relay.proxy.url = optarg;
+            break;
+        case OPT_PROXY_AUTH:
+            relay.proxy.auth_file = optarg;
+            break;
         case OPT_CHECK:
             if (!opt_seconds("relay", "--check", optarg, &relay.check_ms))
                 return EXIT_USAGE;
@@ -874,6 +895,11 @@ int cmd_relay(int argc, char **argv)
     if (!relay_ports_parse("relay", argv[optind], argv + optind + 1, (unsigned)(argc - optind - 1),
                            &relay.balance, &relay.ports))
         return EXIT_USAGE;
+    if (!proxy_opt_finish("relay", &relay.proxy)) {
+        proxy_opt_wipe(&relay.proxy);
+        relay_ports_free(&relay.ports);
+        return EXIT_USAGE;
+    }
     struct relay_port *first = &relay.ports.port[0];
     scfg.host = relay.ports.host[0] ? relay.ports.host : NULL;
     scfg.port = first->port;
@@ -926,5 +952,6 @@ int cmd_relay(int argc, char **argv)
             health_final(&relay.ports.port[k].targets[i].health);
     relay_ports_free(&relay.ports);
     relay_wipe_keys();
+    proxy_opt_wipe(&relay.proxy);
     return status;
 }
