@@ -76,9 +76,9 @@ static void connect_usage(FILE *out)
             "                         resolved by the proxy) or http:// (CONNECT), as\n"
             "                         SCHEME://[USER[:PASS]@]HOST[:PORT]\n"
             "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its owner)\n"
-            "  -X, --proxy-type 4|5|connect  nc's spelling of the protocol (default 5)\n"
-            "  -x, --proxy-address HOST[:PORT]  nc's spelling of the proxy (port 1080 for\n"
-            "                         SOCKS, 3128 for connect)\n"
+            "  -X, --proxy-type TYPE  nc's spelling: 4, 5 (the default) or connect (HTTP)\n"
+            "  -x, --proxy-address ADDR  nc's spelling of the proxy, HOST[:PORT] (port 1080\n"
+            "                         for SOCKS, 3128 for connect)\n"
             "%s%s"
             "  -h, --help             this help\n",
             bridge_options_help, tls_client_help);

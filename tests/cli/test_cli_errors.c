@@ -95,7 +95,7 @@ Test(cli_errors, an_option_mistake_is_one_line_and_a_pointer_to_help)
     } cases[] = {
         {{"listen", "--bogus", "0"}, "iocptool: listen: unrecognized option '--bogus'"},
         {{"listen", "--bogus=1", "0"}, "iocptool: listen: unrecognized option '--bogus'"},
-        {{"connect", "-x", "127.0.0.1", "80"}, "iocptool: connect: unrecognized option '-x'"},
+        {{"connect", "-j", "127.0.0.1", "80"}, "iocptool: connect: unrecognized option '-j'"},
         {{"echo", "-4x", "0"}, "iocptool: echo: unrecognized option '-x'"},
         {{"relay", "--nope", "0", "h:1"}, "iocptool: relay: unrecognized option '--nope'"},
         {{"stats", "--bogus"}, "iocptool: stats: unrecognized option '--bogus'"},
