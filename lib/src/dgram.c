@@ -666,10 +666,12 @@ static int open_socket(struct iocp_dgram *d, const struct iocp_dgram_config *cfg
     if (rc == 0 && bind(sock, &local.sa, (socklen_t)locallen) != 0)
         rc = iocp__socket_error();
     if (rc == 0 && cfg->peer_host) {
-        if (connect(sock, &d->peer.sa, (socklen_t)d->peerlen) != 0)
+        if (connect(sock, &d->peer.sa, (socklen_t)d->peerlen) != 0) {
             rc = iocp__socket_error();
-        else
+        } else {
             d->flags |= DG_CONNECTED;
+            iocp__socket_dgram_connected(sock);
+        }
     }
     if (rc < 0) {
         iocp__socket_close(sock);

@@ -112,6 +112,7 @@ struct iocp_handle {
     bool outgoing;                /* ConnectEx ran on it: reused by ConnectEx only */
     uint64_t offset;              /* overlapped files: where the next read starts */
     struct iocp_stream_io *reader, *writer; /* threads for handles without overlapped I/O */
+    struct iocp_msg_group *mgroup; /* datagram receives in flight (port_iocp.c) */
 #endif
 };
 

@@ -26,6 +26,20 @@
  * posts the request back to the port.  Reads go through the thread's own
  * buffer, so a cancelled read completes at once and loses nothing.
  *
+ * Datagram sockets (IOCP_OP_RECVMSG) keep MSG_INFLIGHT WSARecvFrom in
+ * flight, each with its own buffer, source address and OVERLAPPED (a
+ * struct msg_slot): a datagram's completion goes up as an IOCP_EV_BUFFER
+ * completion of the multishot request, and its slot receives again when
+ * the buffer comes back.  WSAEMSGSIZE is a datagram cut to the buffer,
+ * delivered flagged (the datagram is consumed: no loop); WSAECONNRESET and
+ * WSAENETRESET are reports about a datagram sent earlier (SIO_UDP_CONNRESET
+ * is off, so only a connected socket sees them) and go up as errors of a
+ * request that stays armed.  Sends (IOCP_OP_SENDMSG) go out with
+ * non-blocking WSASendTo calls, the batch in one go; a full buffer turns
+ * the first datagram into an overlapped WSASendTo.  Datagram sockets are
+ * not in skip-on-success mode: every overlapped call completes through the
+ * port.
+ *
  * Every post is checked (seed 2a): a packet that cannot be posted is an
  * error for the caller; a finished request that a helper thread cannot post
  * goes to the finished queue instead, followed by a wake-up that is retried
@@ -61,6 +75,38 @@ enum rstate {
 
 #define GQCS_BATCH 64
 
+/* Datagram receives in flight per socket, and the bit that marks a datagram
+ * buffer's id (an index in the port's slot table) in release_buffer. */
+#define MSG_INFLIGHT 4u
+#define MSG_ID_BIT   0x80000000u
+
+enum slot_state { S_IDLE = 0, S_KERNEL, S_OUT };
+
+struct iocp_msg_group;
+
+/* One WSARecvFrom of a datagram socket. */
+struct msg_slot {
+    struct iocp_req sub; /* first: what the port dequeues; op RECVMSG, flags 0 */
+    struct iocp_msg_group *g;
+    uint32_t id;         /* buf_id of its completions */
+    uint8_t state;       /* enum slot_state, under the port lock */
+    int32_t posted;      /* an immediate failure handed to the port as a packet */
+    DWORD rflags;
+    INT fromlen;
+    struct sockaddr_storage from;
+    struct iocp_msg msg;
+    uint32_t cap;        /* bytes delivered at most; the buffer has one more */
+    unsigned char data[];
+};
+
+/* The slots of one multishot datagram receive. */
+struct iocp_msg_group {
+    struct iocp_req *req;
+    bool cancel, ended;
+    int32_t end_result;
+    struct msg_slot *slots[MSG_INFLIGHT];
+};
+
 extern const struct iocp_port_ops iocp__port_iocp_ops;
 
 struct win_port {
@@ -87,6 +133,9 @@ struct win_port {
     struct iocp_sockpool sockets;
     struct iocp_list recycling; /* DisconnectEx requests in the kernel */
     uint32_t nrecycling;
+    /* Datagram slots by buffer id (MSG_ID_BIT clear); NULL entries free. */
+    struct msg_slot **mslots;
+    uint32_t mslot_cap;
 };
 
 /* A DisconnectEx for reuse: an internal request (op NONE), never handed out. */
@@ -102,6 +151,7 @@ struct recycle_req {
 #define REUSE_POOL_CAP 256
 
 static int associate(struct win_port *p, HANDLE f);
+static void msg_release(struct win_port *p, uint32_t id);
 
 static struct win_port *to_port(struct iocp_port *port)
 {
@@ -331,6 +381,10 @@ static void port_release_buffer(struct iocp_port *port, uint32_t id)
 {
     struct win_port *p = to_port(port);
     struct iocp_req *rerun = NULL, *unparked = NULL;
+    if (id & MSG_ID_BIT) {
+        msg_release(p, id & ~MSG_ID_BIT);
+        return;
+    }
     iocp__mutex_lock(&p->lock);
     if (id >= p->buf_count || !p->buf_req[id]) {
         iocp__mutex_unlock(&p->lock);
@@ -363,6 +417,320 @@ static void port_release_buffer(struct iocp_port *port, uint32_t id)
         mrecv_run(p, unparked);
     if (rerun)
         mrecv_run(p, rerun);
+}
+
+/* ---- datagrams ---- */
+
+/* Errors a datagram socket hears about datagrams, not about itself. */
+static bool msg_report(int32_t result)
+{
+    return result == IOCP_ECONNRESET || result == IOCP_ECONNREFUSED ||
+           result == IOCP_EHOSTUNREACH || result == IOCP_ENETUNREACH ||
+           result == IOCP_ENETDOWN || result == IOCP_ETIMEDOUT || result == IOCP_ENOBUFS;
+}
+
+/* End the group once no slot is in the kernel or lent out: its last
+ * completion, and the room it reserved in the finished queue goes back.
+ * Under the lock. */
+static void msg_group_maybe_end(struct win_port *p, struct iocp_msg_group *g)
+{
+    if (!g->cancel && !g->ended)
+        return;
+    for (unsigned i = 0; i < MSG_INFLIGHT; i++)
+        if (g->slots[i] && g->slots[i]->state != S_IDLE)
+            return;
+    struct iocp_req *req = g->req;
+    struct iocp_handle *h = req->handle;
+    for (unsigned i = 0; i < MSG_INFLIGHT; i++) {
+        if (!g->slots[i])
+            continue;
+        p->mslots[g->slots[i]->id & ~MSG_ID_BIT] = NULL;
+        free(g->slots[i]);
+    }
+    h->mgroup = NULL;
+    h->wait_in = NULL;
+    atomic_fetch_sub(&p->inflight, MSG_INFLIGHT);
+    push_done(p, req, g->cancel ? IOCP_ECANCELED : g->end_result, 0, NULL, 0);
+    free(g);
+}
+
+/* Fill a slot's message from a finished receive of `got` bytes.  The
+ * receive asked for one byte more than the most it delivers: a datagram
+ * that filled it is longer, whether or not the system said so (Windows
+ * says WSAEMSGSIZE, Wine may only fill the buffer). */
+static void msg_fill(struct msg_slot *s, DWORD got, bool truncated)
+{
+    if (got > s->cap) {
+        got = s->cap;
+        truncated = true;
+    }
+    s->msg.payload = s->data;
+    s->msg.from = (const struct sockaddr *)&s->from;
+    s->msg.fromlen = s->fromlen > 0 ? (uint32_t)s->fromlen : 0;
+    s->msg.len = truncated ? s->cap : (uint32_t)got;
+    s->msg.flags = truncated ? IOCP_MSG_TRUNC : 0;
+}
+
+/*
+ * Start a slot's WSARecvFrom (its state is S_KERNEL).  The socket is not in
+ * skip-on-success mode, so a receive that finishes at once still queues a
+ * packet, and so does a datagram cut to the buffer (WSAEMSGSIZE: a
+ * warning).  One that fails at once with a report goes to the port as a
+ * packet of its own, so that it comes out of wait() like any
+ * completion, one per slot: a socket that kept failing could then cost a
+ * report per round, never a loop here (and dgram.c gives up on a socket
+ * whose receives only ever fail).  Anything else ends the group.
+ */
+static void msg_issue(struct win_port *p, struct msg_slot *s)
+{
+    struct iocp_handle *h = s->sub.handle;
+    memset(&s->sub.ov, 0, sizeof s->sub.ov);
+    s->rflags = 0;
+    s->fromlen = sizeof s->from;
+    WSABUF wb = {.len = s->cap + 1, .buf = (char *)s->data};
+    int rc = WSARecvFrom((SOCKET)h->sock, &wb, 1, NULL, &s->rflags, (struct sockaddr *)&s->from,
+                         &s->fromlen, &s->sub.ov, NULL);
+    int e = rc == 0 ? 0 : WSAGetLastError();
+    struct iocp_msg_group *g = s->g;
+    if (rc == 0 || e == WSA_IO_PENDING) {
+        /* A cancel that came while this was being issued found nothing to
+         * cancel: cancel it now. */
+        iocp__mutex_lock(&p->lock);
+        if (g->cancel || g->ended)
+            CancelIoEx((HANDLE)h->sock, &s->sub.ov);
+        iocp__mutex_unlock(&p->lock);
+        return;
+    }
+    /* A datagram cut to the buffer is a warning, not a failure, to the
+     * system: its completion is queued as for a success. */
+    if (e == WSAEMSGSIZE)
+        return;
+    int32_t result = win_error((DWORD)e);
+    if (msg_report(result)) {
+        s->posted = result;
+        if (PostQueuedCompletionStatus(p->iocp, 0, KEY_IO, &s->sub.ov))
+            return;
+        s->posted = 0;
+    }
+    iocp__mutex_lock(&p->lock);
+    s->state = S_IDLE;
+    if (!g->cancel && !g->ended) {
+        g->ended = true;
+        g->end_result = result;
+    }
+    for (unsigned i = 0; i < MSG_INFLIGHT; i++)
+        if (g->slots[i] && g->slots[i]->state == S_KERNEL)
+            CancelIoEx((HANDLE)h->sock, &g->slots[i]->sub.ov);
+    msg_group_maybe_end(p, g);
+    iocp__mutex_unlock(&p->lock);
+}
+
+/* A slot's receive came out of the port: an event for the caller, or
+ * nothing (false) when the group is ending or the slot went again. */
+static bool msg_done(struct win_port *p, struct msg_slot *s, int32_t result,
+                     struct iocp_event *ev)
+{
+    struct iocp_msg_group *g = s->g;
+    DWORD got = result > 0 ? (DWORD)result : 0;
+    iocp__mutex_lock(&p->lock);
+    if (result >= 0 || result == IOCP_EMSGSIZE) {
+        /* A datagram is delivered even when the receive is ending: it was
+         * taken from the socket, and nothing received is dropped unsaid. */
+        msg_fill(s, got, result < 0);
+        s->state = S_OUT;
+        iocp__mutex_unlock(&p->lock);
+        *ev = (struct iocp_event){.req = g->req,
+                                  .result = (int32_t)s->msg.len,
+                                  .flags = IOCP_EV_BUFFER | IOCP_EV_MORE,
+                                  .data = &s->msg,
+                                  .buf_id = s->id};
+        return true;
+    }
+    if (msg_report(result) && !g->cancel && !g->ended) {
+        /* A report about an earlier send (an ICMP error): the receive
+         * stays armed and the slot goes again. */
+        iocp__mutex_unlock(&p->lock);
+        *ev = (struct iocp_event){.req = g->req, .result = result, .flags = IOCP_EV_MORE};
+        msg_issue(p, s);
+        return true;
+    }
+    /* Closed under it, cancelled, or a real error: the receive ends. */
+    s->state = S_IDLE;
+    if (!g->cancel && !g->ended) {
+        g->ended = true;
+        g->end_result = result;
+        for (unsigned i = 0; i < MSG_INFLIGHT; i++)
+            if (g->slots[i] && g->slots[i]->state == S_KERNEL)
+                CancelIoEx((HANDLE)s->sub.handle->sock, &g->slots[i]->sub.ov);
+    }
+    msg_group_maybe_end(p, g);
+    iocp__mutex_unlock(&p->lock);
+    return false;
+}
+
+/* A datagram buffer's completion was dispatched: its slot receives again. */
+static void msg_release(struct win_port *p, uint32_t id)
+{
+    iocp__mutex_lock(&p->lock);
+    struct msg_slot *s = id < p->mslot_cap ? p->mslots[id] : NULL;
+    if (!s || s->state != S_OUT) {
+        iocp__mutex_unlock(&p->lock);
+        return;
+    }
+    struct iocp_msg_group *g = s->g;
+    if (g->cancel || g->ended) {
+        s->state = S_IDLE;
+        msg_group_maybe_end(p, g);
+        iocp__mutex_unlock(&p->lock);
+        return;
+    }
+    s->state = S_KERNEL;
+    iocp__mutex_unlock(&p->lock);
+    msg_issue(p, s);
+}
+
+/* A free id in the slot table; under the lock. */
+static int msg_take_id(struct win_port *p, uint32_t *out)
+{
+    for (uint32_t i = 0; i < p->mslot_cap; i++)
+        if (!p->mslots[i]) {
+            *out = i;
+            return 0;
+        }
+    uint32_t cap = p->mslot_cap ? p->mslot_cap * 2 : 64;
+    struct msg_slot **v = realloc(p->mslots, cap * sizeof *v);
+    if (!v)
+        return IOCP_ENOMEM;
+    for (uint32_t i = p->mslot_cap; i < cap; i++)
+        v[i] = NULL;
+    *out = p->mslot_cap;
+    p->mslots = v;
+    p->mslot_cap = cap;
+    return 0;
+}
+
+/* Start a multishot datagram receive: its slots, then their receives. */
+static int start_recvmsg(struct win_port *p, struct iocp_req *req)
+{
+    struct iocp_handle *h = req->handle;
+    uint32_t cap = req->len && req->len < IOCP_MSG_MAX ? req->len : IOCP_MSG_MAX;
+    /* Room in the finished queue for what the slots may queue at once. */
+    uint32_t need = atomic_fetch_add(&p->inflight, MSG_INFLIGHT) + MSG_INFLIGHT;
+    iocp__mutex_lock(&p->lock);
+    int rc = grow(p, need);
+    iocp__mutex_unlock(&p->lock);
+    struct iocp_msg_group *g = rc == 0 ? calloc(1, sizeof *g) : NULL;
+    if (!g) {
+        atomic_fetch_sub(&p->inflight, MSG_INFLIGHT);
+        return IOCP_ENOMEM;
+    }
+    g->req = req;
+    for (unsigned i = 0; i < MSG_INFLIGHT; i++) {
+        struct msg_slot *s = calloc(1, sizeof *s + cap + 1);
+        if (!s)
+            break;
+        s->g = g;
+        s->cap = cap;
+        s->sub.op = IOCP_OP_RECVMSG;
+        s->sub.handle = h;
+        s->sub.owner = req->owner;
+        g->slots[i] = s;
+    }
+    iocp__mutex_lock(&p->lock);
+    rc = g->slots[0] ? 0 : IOCP_ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < MSG_INFLIGHT && g->slots[i]; i++) {
+        uint32_t id = 0;
+        rc = msg_take_id(p, &id);
+        if (rc == 0) {
+            p->mslots[id] = g->slots[i];
+            g->slots[i]->id = id | MSG_ID_BIT;
+            g->slots[i]->state = S_KERNEL;
+        }
+    }
+    if (rc < 0) {
+        for (unsigned i = 0; i < MSG_INFLIGHT; i++)
+            if (g->slots[i]) {
+                if (g->slots[i]->state == S_KERNEL)
+                    p->mslots[g->slots[i]->id & ~MSG_ID_BIT] = NULL;
+                free(g->slots[i]);
+            }
+        iocp__mutex_unlock(&p->lock);
+        free(g);
+        atomic_fetch_sub(&p->inflight, MSG_INFLIGHT);
+        return rc;
+    }
+    h->mgroup = g;
+    h->wait_in = req;
+    iocp__mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < MSG_INFLIGHT && g->slots[i]; i++) {
+        /* An early slot may end the group (a closed socket) before the
+         * later ones start: they are then left idle. */
+        iocp__mutex_lock(&p->lock);
+        bool go = !g->ended && !g->cancel;
+        if (!go) {
+            for (unsigned j = i; j < MSG_INFLIGHT && g->slots[j]; j++)
+                g->slots[j]->state = S_IDLE;
+            msg_group_maybe_end(p, g);
+            iocp__mutex_unlock(&p->lock);
+            break;
+        }
+        iocp__mutex_unlock(&p->lock);
+        msg_issue(p, g->slots[i]);
+    }
+    return 0;
+}
+
+static void cancel_recvmsg(struct win_port *p, struct iocp_req *req)
+{
+    struct iocp_handle *h = req->handle;
+    iocp__mutex_lock(&p->lock);
+    struct iocp_msg_group *g = h->mgroup;
+    if (g && g->req == req && !g->cancel) {
+        g->cancel = true;
+        for (unsigned i = 0; i < MSG_INFLIGHT; i++)
+            if (g->slots[i] && g->slots[i]->state == S_KERNEL)
+                CancelIoEx((HANDLE)h->sock, &g->slots[i]->sub.ov);
+        msg_group_maybe_end(p, g);
+    }
+    iocp__mutex_unlock(&p->lock);
+}
+
+/*
+ * A batch of datagrams: non-blocking WSASendTo calls, in order, until one
+ * fails.  What went is the completion; a full buffer before the first
+ * sends that one overlapped, and its completion comes from the port.
+ */
+static int start_sendmsg(struct win_port *p, struct iocp_req *req)
+{
+    const struct iocp_msg_out *out = req->buf;
+    SOCKET sock = (SOCKET)req->handle->sock;
+    uint32_t sent = 0;
+    int e = 0;
+    for (; sent < req->len; sent++) {
+        WSABUF wb = {.len = out[sent].len, .buf = (char *)out[sent].data};
+        DWORD n = 0;
+        if (WSASendTo(sock, &wb, 1, &n, 0, out[sent].to, out[sent].to ? (int)out[sent].tolen : 0,
+                      NULL, NULL) != 0) {
+            e = WSAGetLastError();
+            break;
+        }
+    }
+    if (sent > 0) {
+        push_done_locked(p, req, (int32_t)sent);
+        return 0;
+    }
+    if (e == WSAEWOULDBLOCK) {
+        WSABUF wb = {.len = out[0].len, .buf = (char *)out[0].data};
+        DWORD n = 0;
+        if (WSASendTo(sock, &wb, 1, &n, 0, out[0].to, out[0].to ? (int)out[0].tolen : 0, &req->ov,
+                      NULL) == 0)
+            return 0; /* the packet comes anyway: no skip mode here */
+        e = WSAGetLastError();
+        if (e == WSA_IO_PENDING)
+            return 0;
+    }
+    push_done_locked(p, req, win_error((DWORD)e));
+    return 0;
 }
 
 /* ---- helper threads for handles without overlapped I/O ---- */
@@ -810,6 +1178,14 @@ static int check_req(struct iocp_port *port, const struct iocp_req *req)
         if (multi || provided || (!req->buf && req->len))
             return IOCP_EINVAL;
         return 0;
+    case IOCP_OP_RECVMSG:
+        if (!sock || !multi || !provided)
+            return IOCP_EINVAL;
+        return 0;
+    case IOCP_OP_SENDMSG:
+        if (!sock || multi || provided || !req->buf || !req->len || req->len > IOCP_MSG_BATCH)
+            return IOCP_EINVAL;
+        return 0;
     default:
         return IOCP_EINVAL;
     }
@@ -839,6 +1215,12 @@ static int port_submit(struct iocp_port *port, struct iocp_req *req)
             break;
         case IOCP_OP_CONNECT:
             rc = start_connect(p, req);
+            break;
+        case IOCP_OP_RECVMSG:
+            rc = start_recvmsg(p, req);
+            break;
+        case IOCP_OP_SENDMSG:
+            rc = start_sendmsg(p, req);
             break;
         case IOCP_OP_RECV:
         case IOCP_OP_READ:
@@ -876,6 +1258,10 @@ static int port_cancel(struct iocp_port *port, struct iocp_req *req)
         return 0;
     if (h->io == IO_THREAD) {
         stream_cancel(p, req);
+        return 0;
+    }
+    if (req->op == IOCP_OP_RECVMSG) {
+        cancel_recvmsg(p, req);
         return 0;
     }
     if (req->flags & IOCP_REQ_PROVIDED) {
@@ -1094,6 +1480,19 @@ static bool translate(struct win_port *p, const OVERLAPPED_ENTRY *oe, struct ioc
         case IOCP_OP_CONNECT:
             result = finish_connect(req, result);
             break;
+        case IOCP_OP_RECVMSG: {
+            /* Only the slots' receives are in the kernel. */
+            struct msg_slot *s = (struct msg_slot *)req;
+            if (s->posted) {
+                result = s->posted;
+                s->posted = 0;
+            }
+            return msg_done(p, s, result, ev);
+        }
+        case IOCP_OP_SENDMSG:
+            if (result >= 0)
+                result = 1; /* the one datagram of an overlapped send */
+            break;
         case IOCP_OP_RECV:
         case IOCP_OP_READ:
             if (req->flags & IOCP_REQ_PROVIDED) {
@@ -1219,6 +1618,7 @@ static int port_bind(struct iocp_port *port, struct iocp_handle *h)
     h->rcancel = false;
     h->listed = 0;
     h->reader = h->writer = NULL;
+    h->mgroup = NULL;
     iocp_list_init(&h->ready_link);
     if (h->kind == IOCP_HANDLE_SOCKET) {
         SOCKET s = (SOCKET)h->sock;
@@ -1241,7 +1641,8 @@ static int port_bind(struct iocp_port *port, struct iocp_handle *h)
             return rc;
         /* A layered (non-IFS) provider may complete without the port
          * knowing; skip-on-success is only safe with IFS handles. */
-        if (rc == 0)
+        /* Datagram sockets stay out of it (see the top of this file). */
+        if (rc == 0 && info.iSocketType != SOCK_DGRAM)
             skip = (info.dwServiceFlags1 & XP1_IFS_HANDLES) && set_skip_mode((HANDLE)s);
         h->skip = skip;
         h->io = IO_OVERLAPPED;
@@ -1315,6 +1716,7 @@ static void port_close(struct iocp_port *port)
     free(p->buf_mem);
     free(p->buf_free);
     free(p->buf_req);
+    free(p->mslots);
     iocp__mutex_fini(&p->lock);
     free(p);
 }

@@ -25,6 +25,10 @@ int iocp__socket_stream(int family, iocp_socket_t *out);
  * SIO_UDP_NETRESET off, so that an ICMP report does not fail the next
  * receive of a socket that serves many peers. */
 int iocp__socket_dgram(int family, iocp_socket_t *out);
+/* A datagram socket was connected to one peer: ICMP reports about that
+ * peer are then wanted (Windows: SIO_UDP_CONNRESET back on; elsewhere the
+ * system reports them to connected sockets anyway). */
+void iocp__socket_dgram_connected(iocp_socket_t sock);
 void iocp__socket_close(iocp_socket_t sock);
 void iocp__socket_abort(iocp_socket_t sock);
 int iocp__socket_shutdown_send(iocp_socket_t sock);

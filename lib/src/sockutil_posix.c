@@ -40,6 +40,11 @@ int iocp__socket_dgram(int family, iocp_socket_t *out)
     return 0;
 }
 
+void iocp__socket_dgram_connected(iocp_socket_t sock)
+{
+    (void)sock;
+}
+
 int iocp__socket_error(void)
 {
     return iocp__err_from_errno(errno);

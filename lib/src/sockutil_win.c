@@ -169,6 +169,15 @@ int iocp__socket_dgram(int family, iocp_socket_t *out)
     return 0;
 }
 
+void iocp__socket_dgram_connected(iocp_socket_t sock)
+{
+    /* Reports about the one peer are what a connected socket is for
+     * (connect -z -u, a relay's upstream): WSAECONNRESET, an on_error. */
+    BOOL on = TRUE;
+    DWORD got = 0;
+    WSAIoctl((SOCKET)sock, SIO_UDP_CONNRESET, &on, sizeof on, NULL, 0, &got, NULL, NULL);
+}
+
 int iocp__socket_error(void)
 {
     return iocp__err_from_win32((unsigned long)WSAGetLastError());
