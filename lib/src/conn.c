@@ -480,7 +480,7 @@ static void maybe_finish(struct iocp_conn *c)
     if ((c->flags & IOCP_CONN_OPEN) && !(c->flags & IOCP_CONN_STREAM)) {
         IOCP_COUNT(w, closed, 1);
         if (c->server)
-            iocp__server_account_close(c->server);
+            iocp__server_account_close(c->server, w->index);
     }
     if (iocp__splice_source(c) || iocp__splice_target(c))
         iocp__splice_detach(c);

@@ -278,7 +278,7 @@ void iocp__conn_reap_zombies(struct iocp_worker *w);
 
 /* server.c: stop accepting on this worker (engine stop). */
 void iocp__acceptors_stop_worker(struct iocp_worker *w);
-void iocp__server_account_close(struct iocp_server *s);
+void iocp__server_account_close(struct iocp_server *s, unsigned worker);
 uint64_t iocp__servers_pending_accepts(struct iocp_engine *e, unsigned *low, unsigned *high);
 
 /* dgram.c: engine stop closes a worker's datagram sockets; the registry's

@@ -6,8 +6,22 @@
  * address and the system cannot serve both through one dual-stack socket)
  * is shared by every worker: each worker has an acceptor that binds the
  * socket to its own port and keeps a pool of pending accepts between the
- * watermarks of seed 4.  Whichever worker the kernel hands a connection to
- * owns it, which spreads connections over the workers with no hand-off.
+ * watermarks of seed 4.
+ *
+ * Which worker owns a connection: on a shared port (IOCP) the one whose
+ * AcceptEx completed, and the port already spreads those.  On per-worker
+ * ports the kernel does not spread them: io_uring gives every connection to
+ * the one multishot accept it woke first, and epoll wakes workers unevenly.
+ * So the worker that accepted a connection hands it to the worker that holds
+ * the fewest of this server's connections (itself on a tie, so that a
+ * lightly loaded server hands nothing off), counting the hand-offs still on
+ * their way, and ties rotate.  64 connections to 4 workers end up 16 each,
+ * however the kernel delivered them.  SO_REUSEPORT listeners per worker
+ * were the other way; the kernel hashes the address pair there, so
+ * connections spread only statistically (one in twenty runs of 64 over 4
+ * leaves a worker below half its share), a listener closed on one worker
+ * resets the connections queued on it, and one busy worker stalls its
+ * share of the backlog while others idle.
  *
  * The listener must never die of one error (libuv, cpython and nginx all
  * shipped that bug): every failed accept completion is recycled, and the
@@ -70,6 +84,11 @@ struct iocp_server {
     /* The owner's reference plus one per connection it accepted: a server
      * freed while its connections live on goes when the last one closes. */
     iocp_atomic_u32 refs;
+    /* Per-worker ports with more than one worker: this server's connections
+     * on each worker, those handed to it and not yet adopted included; and
+     * where the search for the least loaded starts, so that ties rotate. */
+    iocp_atomic_u32 *load;
+    iocp_atomic_u32 rotor;
     iocp_atomic_int state;
     struct iocp_list elink;          /* in e->servers */
     bool is_unix;                    /* host is "unix:..." (unixsock.h) */
@@ -153,16 +172,32 @@ static void refuse(struct iocp_worker *w, iocp_socket_t sock)
     iocp__socket_close(sock);
 }
 
-/* Turn an accepted socket into a connection of the server. */
+/* This server's connections on worker i: one more, one less. */
+static void load_add(struct iocp_server *s, unsigned i)
+{
+    if (s->load)
+        atomic_fetch_add_explicit(&s->load[i], 1, memory_order_relaxed);
+}
+
+static void load_sub(struct iocp_server *s, unsigned i)
+{
+    if (s->load)
+        atomic_fetch_sub_explicit(&s->load[i], 1, memory_order_relaxed);
+}
+
+/* Turn an accepted socket into a connection of the server; the worker's
+ * load was counted for it before, and is taken back if it is refused. */
 static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sockaddr_storage *peer)
 {
     struct iocp_server *s = a->s;
     struct iocp_worker *w = a->w;
     if (a->stopping || w->stopping) {
+        load_sub(s, w->index);
         refuse(w, sock);
         return;
     }
     if (s->cfg.filter && !s->cfg.filter((const struct sockaddr *)peer, s->cfg.data)) {
+        load_sub(s, w->index);
         refuse(w, sock);
         return;
     }
@@ -170,6 +205,7 @@ static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sock
     uint32_t before = atomic_fetch_add(&s->conns, 1);
     if (s->cfg.max_conns && before >= s->cfg.max_conns) {
         atomic_fetch_sub(&s->conns, 1);
+        load_sub(s, w->index);
         refuse(w, sock);
         return;
     }
@@ -181,6 +217,7 @@ static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sock
     if (!c) {
         atomic_fetch_sub(&s->conns, 1);
         atomic_fetch_sub(&s->refs, 1);
+        load_sub(s, w->index);
         refuse(w, sock);
         return;
     }
@@ -196,11 +233,89 @@ static void adopt(struct iocp_acceptor *a, iocp_socket_t sock, const struct sock
     if (rc < 0) {
         atomic_fetch_sub(&s->conns, 1);
         atomic_fetch_sub(&s->refs, 1);
+        load_sub(s, w->index);
         IOCP_COUNT(w, refused, 1);
         iocp__conn_discard(c);
         return;
     }
     IOCP_COUNT(w, accepted, 1);
+}
+
+static void server_unref(struct iocp_server *s);
+
+/* ---- spreading connections over the workers ---- */
+
+/* A connection on its way from the worker that accepted it to its owner. */
+struct handoff {
+    struct iocp_task task;
+    struct iocp_acceptor *to; /* the owner's acceptor for the same listener */
+    iocp_socket_t sock;
+    struct sockaddr_storage peer;
+};
+
+/* The worker with the fewest of this server's connections: self on a tie
+ * with the least, otherwise the first least found from a rotating start. */
+static unsigned least_loaded(struct iocp_server *s, unsigned self)
+{
+    unsigned n = s->e->nworkers;
+    unsigned start = atomic_fetch_add_explicit(&s->rotor, 1, memory_order_relaxed) % n;
+    unsigned best = self;
+    uint32_t least = atomic_load_explicit(&s->load[self], memory_order_relaxed);
+    for (unsigned k = 0; k < n && least > 0; k++) {
+        unsigned i = (start + k) % n;
+        uint32_t l = atomic_load_explicit(&s->load[i], memory_order_relaxed);
+        if (l < least) {
+            least = l;
+            best = i;
+        }
+    }
+    return best;
+}
+
+static void handoff_task(struct iocp_task *task)
+{
+    struct handoff *h = iocp_container_of(task, struct handoff, task);
+    struct iocp_server *s = h->to->s;
+    adopt(h->to, h->sock, &h->peer);
+    free(h);
+    server_unref(s); /* the hand-off's own reference */
+}
+
+/* A connection accepted by a's worker: adopt it here, or send it on to the
+ * least loaded worker. */
+static void place(struct iocp_acceptor *a, iocp_socket_t sock, const struct sockaddr_storage *peer)
+{
+    struct iocp_server *s = a->s;
+    struct iocp_worker *w = a->w;
+    if (!s->load || a->stopping || w->stopping) {
+        load_add(s, w->index);
+        adopt(a, sock, peer);
+        return;
+    }
+    unsigned to = least_loaded(s, w->index);
+    load_add(s, to);
+    if (to == w->index) {
+        adopt(a, sock, peer);
+        return;
+    }
+    struct handoff *h = malloc(sizeof *h);
+    if (h) {
+        h->task.fn = handoff_task;
+        /* Acceptors are laid out listener by listener, a worker's each. */
+        h->to = &s->acceptors[(unsigned)(a - s->acceptors) / s->e->nworkers * s->e->nworkers + to];
+        h->sock = sock;
+        memcpy(&h->peer, peer, sizeof h->peer);
+        atomic_fetch_add(&s->refs, 1);
+        /* Posted while the engine runs, the task runs even if a stop
+         * overtakes it (its worker drains its tasks before it leaves); the
+         * owner refuses the connection then. */
+        if (iocp__post_running(s->e, to, IOCP_PKT_TASK, (uint64_t)(uintptr_t)&h->task) == 0)
+            return;
+        atomic_fetch_sub(&s->refs, 1); /* not the last: the owner holds one */
+        free(h);
+    }
+    load_sub(s, to);
+    refuse(w, sock);
 }
 
 static void acceptor_maybe_done(struct iocp_acceptor *a);
@@ -215,7 +330,7 @@ static void on_accept_done(struct iocp_req *req, int32_t result, uint32_t flags,
     if (result == 0 && req->accepted != IOCP_INVALID_SOCKET) {
         iocp_socket_t sock = req->accepted;
         req->accepted = IOCP_INVALID_SOCKET;
-        adopt(a, sock, &ar->addr);
+        place(a, sock, &ar->addr);
     } else if (result < 0 && result != IOCP_ECANCELED) {
         IOCP_COUNT(w, accept_errors, 1);
         if (is_resource_error(result) && !a->backing_off && !a->stopping) {
@@ -348,13 +463,15 @@ static void server_unref(struct iocp_server *s)
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     free(s->acceptors);
+    free(s->load);
     free(s->host);
     free(s);
 }
 
-void iocp__server_account_close(struct iocp_server *s)
+void iocp__server_account_close(struct iocp_server *s, unsigned worker)
 {
     atomic_fetch_sub(&s->conns, 1);
+    load_sub(s, worker);
     server_unref(s);
 }
 
@@ -547,6 +664,13 @@ int iocp_server_start(struct iocp_server *s)
     /* Per-worker ports (uring, epoll) take one armed multishot accept; a
      * shared port (IOCP) keeps a pool of single accepts (AcceptEx). */
     bool multishot = !e->ops->shared;
+    if (multishot && e->nworkers > 1 && !s->load) {
+        s->load = calloc(e->nworkers, sizeof *s->load);
+        if (!s->load) {
+            rc = IOCP_ENOMEM;
+            goto fail;
+        }
+    }
     for (unsigned i = 0; i < s->nacceptors; i++) {
         struct iocp_acceptor *a = &s->acceptors[i];
         a->s = s;
