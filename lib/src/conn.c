@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "sendq.h"
 
 /* Streams (pipes, terminals, files) read into a buffer of their own: the
@@ -344,6 +345,31 @@ static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *
     maybe_finish(c);
 }
 
+/*
+ * Nothing queued and nothing in flight: send from the caller's buffer at
+ * once where the port can (no copy into a chunk, no completion), and leave
+ * in *data and *len what the socket did not take.  Not for streams or a
+ * splice target (the pipe may hold bytes that must go first), nor while
+ * faults are injected (they arrive through completions).
+ */
+static void send_direct(struct iocp_conn *c, const void **data, size_t *len)
+{
+    struct iocp_port *port = c->w->port;
+    if (!port->ops->send_now || (c->flags & IOCP_CONN_STREAM) || iocp__splice_target(c) ||
+        iocp__fault_armed())
+        return;
+    uint32_t want = *len > UINT32_MAX ? UINT32_MAX : (uint32_t)*len;
+    uint32_t sent = port->ops->send_now(port, &c->h, *data, want);
+    if (!sent)
+        return;
+    struct iocp_worker *w = c->w;
+    iocp__count_add(&c->bytes_out, sent);
+    atomic_store_explicit(&c->last_io_ms, w->now_ms, memory_order_relaxed);
+    IOCP_COUNT(w, bytes_out, sent);
+    *data = (const unsigned char *)*data + sent;
+    *len -= sent;
+}
+
 int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
 {
     if (!(c->flags & IOCP_CONN_OPEN) ||
@@ -351,6 +377,10 @@ int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
         return IOCP_ENOTCONN;
     if (c->flags & IOCP_CONN_SHUT_WANTED)
         return IOCP_ESHUTDOWN;
+    if (len == 0)
+        return 0;
+    if (!c->sq_head && !c->sreq.in_flight)
+        send_direct(c, &data, &len);
     if (len == 0)
         return 0;
 

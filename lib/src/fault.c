@@ -146,6 +146,11 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+bool iocp__fault_armed(void)
+{
+    return atomic_load_explicit(&fault_active, memory_order_relaxed);
+}
+
 int iocp__fault_check(enum iocp_fault_point point)
 {
     if (!atomic_load_explicit(&fault_active, memory_order_relaxed))

@@ -26,6 +26,7 @@
 #ifndef IOCP_FAULT_H
 #define IOCP_FAULT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum iocp_fault_point {
@@ -58,6 +59,9 @@ void iocp__fault_from_env(void);
  * 0 when the call may go on, or the negative code it should fail with.
  */
 int iocp__fault_check(enum iocp_fault_point point);
+
+/* Whether any failure may be injected (a rule is configured). */
+bool iocp__fault_armed(void);
 
 /* How many failures each point has injected since configuration. */
 uint64_t iocp__fault_injected(enum iocp_fault_point point);

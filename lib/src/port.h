@@ -286,6 +286,14 @@ struct iocp_port_ops {
     /* Close the port.  Every handle must have been unbound and every
      * request completed. */
     void (*close)(struct iocp_port *port);
+    /* Optional (NULL: never).  Send from buf on h at once, outside any
+     * request, for a caller whose send queue is empty and who has no send
+     * in flight on h: no copy, no completion.  Returns the bytes the socket
+     * took (0..len) and never an error: what it did not take (it would
+     * block, or failed) the caller queues as a normal send, which then
+     * reports the error the usual way. */
+    uint32_t (*send_now)(struct iocp_port *port, struct iocp_handle *h, const void *buf,
+                         uint32_t len);
 };
 
 /* Every port starts with the ops it was opened with. */

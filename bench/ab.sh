@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# ab.sh: two or more echo servers in turns on one load, to tell whether a
+# change made the server cheaper.  Each repetition runs every server once
+# (the order rotates), fresh, pinned to SERVER_CPU with loadgen on LOAD_CPU,
+# and prints the server's CPU time per request (utime+stime over the run,
+# every thread) with req/s and the load average.  On a shared machine the
+# spread between repetitions of one server is the noise to beat.
+#
+#   bash bench/ab.sh "build/iocptool echo --backend epoll -W 1" \
+#                    "/tmp/old/iocptool echo --backend epoll -W 1" -- -c 1000 -s 64
+#
+# Arguments: server commands (each gets 127.0.0.1:0 appended unless it
+# names PORT, which is replaced by 0), then --, then loadgen's options (its
+# -p and -d are added).  Environment: REPS (5), DURATION (3), SERVER_CPU
+# (1), LOAD_CPU (0), BENCH_BUILD (build/bench).
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+REPS=${REPS:-5}
+DURATION=${DURATION:-3}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+BENCH_BUILD=${BENCH_BUILD:-build/bench}
+
+servers=()
+while (($#)) && [[ $1 != -- ]]; do
+    servers+=("$1")
+    shift
+done
+[[ ${1:-} == -- ]] && shift
+load=("$@")
+((${#servers[@]})) || { echo "usage: ab.sh SERVER... -- LOADGEN-OPTIONS" >&2; exit 2; }
+[[ -x $BENCH_BUILD/loadgen ]] || { cmake -S bench -B "$BENCH_BUILD" >/dev/null && cmake --build "$BENCH_BUILD" >/dev/null; }
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+    [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"
+
+ticks() { # utime+stime of a process, in clock ticks
+    local s
+    s=$(cat "/proc/$1/stat")
+    s=${s##*) }
+    set -- $s
+    echo $((${12} + ${13}))
+}
+
+hz=$(getconf CLK_TCK)
+printf '| rep | server | req/s | CPU µs/req | load avg |\n|---:|---|---:|---:|---:|\n'
+for ((r = 0; r < REPS; r++)); do
+    n=${#servers[@]}
+    for ((k = 0; k < n; k++)); do
+        i=$(((k + r) % n))
+        cmd=${servers[$i]}
+        [[ $cmd == *PORT* ]] && cmd=${cmd//PORT/0} || cmd="$cmd 127.0.0.1:0"
+        # shellcheck disable=SC2086
+        taskset -c "$SERVER_CPU" $cmd 2>"$work/err" &
+        pid=$!
+        port=
+        for _ in $(seq 100); do
+            port=$(grep -o 'listening on [^ ]* [0-9]*' "$work/err" 2>/dev/null | awk '{print $4}' | head -1 || true)
+            [[ -n $port ]] && break
+            sleep 0.05
+        done
+        [[ -n $port ]] || { echo "server $i did not start: $(cat "$work/err")" >&2; exit 1; }
+        t0=$(ticks "$pid")
+        out=$(taskset -c "$LOAD_CPU" "$BENCH_BUILD/loadgen" -p "$port" -d "$DURATION" "${load[@]}")
+        t1=$(ticks "$pid")
+        kill -TERM "$pid"
+        wait "$pid" 2>/dev/null || true
+        pid=
+        reqs=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
+        rps=$(sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
+        us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
+        printf '| %d | %s | %s | %s | %s |\n' "$r" "${servers[$i]}" "$rps" "$us" "$(cut -d' ' -f1 /proc/loadavg)"
+    done
+done
