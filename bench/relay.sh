@@ -19,7 +19,11 @@
 #   REPS=1 DURATION=2 bash bench/relay.sh
 #
 # Environment: REPS (3), DURATION seconds per run (5), IOCPTOOL
-# (build/iocptool), BENCH_BUILD (build/bench), PROXY_CPU (1), LOAD_CPU (0).
+# (build/iocptool), BENCH_BUILD (build/bench), PROXY_CPU (1), LOAD_CPU (0),
+# PROXIES (a space-separated subset of the proxy names to run, e.g.
+# "iocptool-default haproxy-splice"; all by default).  iocptool-default is
+# the relay as a user starts it (no --backend, no --workers) under taskset:
+# its worker count comes from the CPUs it may use.
 # Needs iperf3, socat and haproxy (apt-get install iperf3 socat haproxy);
 # a missing one drops its rows with a note.
 
@@ -127,7 +131,7 @@ ECHO=$BENCH_BUILD/echo_epoll
 
 proxies=(direct)
 if "$IOCPTOOL" relay --help >/dev/null 2>&1; then
-    proxies+=(iocptool-uring iocptool-epoll)
+    proxies+=(iocptool-default iocptool-uring iocptool-epoll)
 else
     notes+=("iocptool rows skipped: '$IOCPTOOL relay --help' fails")
     say "note: ${notes[-1]}"
@@ -141,6 +145,14 @@ if command -v haproxy >/dev/null; then
     proxies+=(haproxy haproxy-splice)
 else
     notes+=("haproxy rows skipped: haproxy is not installed")
+fi
+
+if [[ -n ${PROXIES:-} ]]; then
+    keep=()
+    for p in "${proxies[@]}"; do
+        [[ " $PROXIES " == *" $p "* ]] && keep+=("$p")
+    done
+    proxies=("${keep[@]}")
 fi
 
 haproxy_config() {
@@ -175,6 +187,9 @@ start_proxy() {
     direct)
         proxy_port=$target
         return 0
+        ;;
+    iocptool-default)
+        argv=("$IOCPTOOL" relay --no-stats 127.0.0.1:0 "127.0.0.1:$target")
         ;;
     iocptool-uring | iocptool-epoll)
         argv=("$IOCPTOOL" relay --backend "${name#iocptool-}" --workers 1 --no-stats
@@ -323,7 +338,7 @@ label() {
     esac
 }
 
-declare -A r_value r_cpu r_p50 r_p99 r_errors
+declare -A r_value r_cpu r_p50 r_p99 r_errors r_load
 
 for test in "${tests[@]}"; do
     read -r mode a b <<<"$test"
@@ -342,6 +357,7 @@ for test in "${tests[@]}"; do
                 r_p50[$key]+=" $p50"
                 r_p99[$key]+=" $p99"
                 r_errors[$key]+=" $errors"
+                r_load[$key]+=" $(cut -d' ' -f1 /proc/loadavg)"
                 say "$(label "$mode" "$a" "$b") rep $((rep + 1)) $proxy: $value (proxy CPU $cpu%, errors $errors)"
             else
                 r_errors[$key]+=" fail"
@@ -392,8 +408,8 @@ for note in "${notes[@]}"; do
     echo "- $note"
 done
 echo
-echo "| test | proxy | median | ×direct | ×socat | proxy CPU % | p50 µs | p99 µs | errors |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+echo "| test | proxy | median | ×direct | ×socat | proxy CPU % | p50 µs | p99 µs | errors | runs, in order | load avg |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"
 for test in "${tests[@]}"; do
     read -r mode a b <<<"$test"
     # shellcheck disable=SC2086 # the stored lists split on purpose
@@ -410,8 +426,10 @@ for test in "${tests[@]}"; do
             p50=$(median ${r_p50[$key]:--})
             p99=$(median ${r_p99[$key]:--})
             errors=$(total_errors ${r_errors[$key]:-})
+            runs=$(echo ${r_value[$key]:--})
+            loads=$(echo ${r_load[$key]:--})
         }
         echo "| $(label "$mode" "$a" "$b") | $proxy | $value | $(ratio "$value" "$direct")" \
-            "| $(ratio "$value" "$socat_v") | $cpu | $p50 | $p99 | $errors |"
+            "| $(ratio "$value" "$socat_v") | $cpu | $p50 | $p99 | $errors | $runs | $loads |"
     done
 done

@@ -33,6 +33,12 @@ static void on_idle_timer(struct iocp_heap_timer *t);
 static void begin_teardown(struct iocp_conn *c, int status);
 static void maybe_finish(struct iocp_conn *c);
 
+/* Changes with every completion the worker dispatches (send_direct). */
+static uint32_t completion_count(struct iocp_worker *w)
+{
+    return (uint32_t)atomic_load_explicit(&w->cnt.completions, memory_order_relaxed);
+}
+
 struct iocp_conn *iocp__conn_new(struct iocp_worker *w, const struct iocp_conn_handler *handler,
                                  void *data, size_t send_low, size_t send_high)
 {
@@ -50,6 +56,7 @@ struct iocp_conn *iocp__conn_new(struct iocp_worker *w, const struct iocp_conn_h
     iocp__reg_entry_init(&c->reg);
     iocp__timer_init(&c->timer, on_idle_timer);
     c->created_ms = w->now_ms;
+    c->direct_mark = completion_count(w) - 1;
     atomic_init(&c->last_io_ms, w->now_ms);
     iocp_list_insert_tail(&w->conns, &c->wlink);
     IOCP_COUNT(w, conns, 1);
@@ -348,16 +355,21 @@ static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *
 /*
  * Nothing queued and nothing in flight: send from the caller's buffer at
  * once where the port can (no copy into a chunk, no completion), and leave
- * in *data and *len what the socket did not take.  Not for streams or a
- * splice target (the pipe may hold bytes that must go first), nor while
- * faults are injected (they arrive through completions).
+ * in *data and *len what the socket did not take.  Once per completion the
+ * worker dispatches: a reply to what was received goes straight out, while
+ * a burst of sends from one callback is queued after its first and counts
+ * against the watermarks, as it does where every send is a request.  Not
+ * for streams or a splice target (the pipe may hold bytes that must go
+ * first), nor while faults are injected (they arrive through completions).
  */
 static void send_direct(struct iocp_conn *c, const void **data, size_t *len)
 {
     struct iocp_port *port = c->w->port;
-    if (!port->ops->send_now || (c->flags & IOCP_CONN_STREAM) || iocp__splice_target(c) ||
-        iocp__fault_armed())
+    uint32_t now = completion_count(c->w);
+    if (!port->ops->send_now || c->direct_mark == now || (c->flags & IOCP_CONN_STREAM) ||
+        iocp__splice_target(c) || iocp__fault_armed())
         return;
+    c->direct_mark = now;
     uint32_t want = *len > UINT32_MAX ? UINT32_MAX : (uint32_t)*len;
     uint32_t sent = port->ops->send_now(port, &c->h, *data, want);
     if (!sent)

@@ -217,6 +217,7 @@ struct iocp_conn {
     size_t queued;
     uint32_t send_low, send_high;
     uint32_t idle_ms;
+    uint32_t direct_mark;            /* the worker's completion count at the last direct send */
     struct iocp_heap_timer timer;    /* idle or connect time-out */
     iocp_atomic_u64 bytes_in, bytes_out, last_io_ms;
     uint64_t created_ms;
