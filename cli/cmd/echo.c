@@ -4,6 +4,10 @@
  * it; a client that shuts down its side gets the rest of its echo, then an
  * orderly close.  It runs until SIGINT, SIGTERM or SIGHUP, then stops
  * safely and exits 0: that is its normal end.
+ *
+ * With --accept-proxy each connection is a leg (leg.h) that first takes
+ * the PROXY protocol header of a load balancer in front; what follows is
+ * echoed as usual, and messages name the client the header gave.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "cmds.h"
 #include "cmdtable.h"
 #include "diag.h"
+#include "leg.h"
 #include "opts.h"
 #include "run.h"
 #include "stats_endpoint.h"
@@ -43,6 +48,92 @@ static const struct iocp_conn_handler echo_handler = {
     .on_close = echo_close,
 };
 
+/* ---- --accept-proxy: the same echo behind a PROXY header ---- */
+
+static void proxied_plain(void *arg, const void *data, size_t len)
+{
+    struct leg *l = arg;
+    echo_data(l->c, data, len);
+}
+
+static void proxied_ready(void *arg)
+{
+    struct leg *l = arg;
+    char client[64], via[64];
+    if (diag_verbosity >= 2 && leg_proxied(l))
+        diag_info(2, "echo: %s: through %s (PROXY header)", leg_client(l, client, sizeof client),
+                  iocp_conn_peer(l->c, via, sizeof via));
+}
+
+/* The client's end: the rest of its echo, then an orderly close. */
+static void proxied_ended(void *arg)
+{
+    struct leg *l = arg;
+    iocp_conn_close(l->c, IOCP_CLOSE_GRACEFUL);
+}
+
+/* A malformed, too long, cut or late header: this connection goes. */
+static void proxied_failed(void *arg, const char *why)
+{
+    struct leg *l = arg;
+    char peer[64];
+    diag_info(1, "echo: %s: %s", iocp_conn_peer(l->c, peer, sizeof peer), why);
+    iocp_conn_close(l->c, IOCP_CLOSE_ABORT);
+}
+
+static const struct leg_events proxied_events = {
+    .plain = proxied_plain,
+    .ready = proxied_ready,
+    .ended = proxied_ended,
+    .failed = proxied_failed,
+};
+
+static void proxied_open(struct iocp_conn *c)
+{
+    struct leg *l = malloc(sizeof *l);
+    if (!l) {
+        iocp_conn_close(c, IOCP_CLOSE_ABORT);
+        return;
+    }
+    iocp_conn_set_data(c, l);
+    struct leg_layer layer = {.accept_proxy = true};
+    leg_start(l, c, &layer, &proxied_events, l);
+}
+
+static void proxied_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct leg *l = iocp_conn_data(c);
+    if (l)
+        leg_data(l, data, len);
+}
+
+static void proxied_eof(struct iocp_conn *c)
+{
+    struct leg *l = iocp_conn_data(c);
+    if (l)
+        leg_eof(l);
+}
+
+static void proxied_close(struct iocp_conn *c, int status)
+{
+    struct leg *l = iocp_conn_data(c);
+    if (!l)
+        return;
+    char client[64];
+    if (diag_verbosity >= 2)
+        diag_info(2, "echo: %s closed: %s", leg_client(l, client, sizeof client),
+                  status ? iocp_strerror(status) : "done");
+    leg_closed(l);
+    free(l);
+}
+
+static const struct iocp_conn_handler proxied_handler = {
+    .on_open = proxied_open,
+    .on_data = proxied_data,
+    .on_eof = proxied_eof,
+    .on_close = proxied_close,
+};
+
 /* A person at a terminal gets told how to try the server; scripts, whose
  * stderr is rarely a terminal, get only the listening line. */
 static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
@@ -67,7 +158,7 @@ static int echo_ready(struct iocp_engine *e, struct iocp_server *s)
     return 0;
 }
 
-enum { OPT_STATS = 256, OPT_NO_STATS, OPT_UNIX_MODE };
+enum { OPT_STATS = 256, OPT_NO_STATS, OPT_UNIX_MODE, OPT_ACCEPT_PROXY };
 
 const struct option echo_options[] = {
     {"workers", required_argument, NULL, 'W'},
@@ -79,6 +170,7 @@ const struct option echo_options[] = {
     {"unix-mode", required_argument, NULL, OPT_UNIX_MODE},
     {"stats", required_argument, NULL, OPT_STATS},
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
+    {"accept-proxy", no_argument, NULL, OPT_ACCEPT_PROXY},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -98,7 +190,9 @@ static void echo_usage(FILE *out)
             "  -4, --ipv4             IPv4 only\n"
             "  -6, --ipv6             IPv6 only\n"
             "      --unix-mode MODE   unix:PATH: the socket file's permission bits\n"
-            "                         (octal, such as 0660; default: the umask's)\n" STATS_ENDPOINT_HELP
+            "                         (octal, such as 0660; default: the umask's)\n"
+            "      --accept-proxy     clients come through a load balancer that sends a\n"
+            "                         PROXY protocol header (v1 or v2) first\n" STATS_ENDPOINT_HELP
             "  -v, --verbose          say more (-vv: more still)\n"
             "  -h, --help             this help\n");
 }
@@ -149,6 +243,9 @@ int cmd_echo(int argc, char **argv)
         case OPT_UNIX_MODE:
             if (!addr_unix_mode("echo", optarg, &scfg.unix_mode))
                 return EXIT_USAGE;
+            break;
+        case OPT_ACCEPT_PROXY:
+            scfg.handler = &proxied_handler;
             break;
         case 'v':
             diag_verbosity++;

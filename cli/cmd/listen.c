@@ -40,6 +40,7 @@ enum {
     OPT_STATS,
     OPT_NO_STATS,
     OPT_UNIX_MODE,
+    OPT_ACCEPT_PROXY,
 };
 
 /* The filter runs on the accepting worker; the list is read-only by then. */
@@ -68,6 +69,7 @@ const struct option listen_options[] = {
     {"max-conns", required_argument, NULL, 'm'},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"deny", required_argument, NULL, OPT_DENY},
+    {"accept-proxy", no_argument, NULL, OPT_ACCEPT_PROXY},
     {"ipv4", no_argument, NULL, '4'},
     {"ipv6", no_argument, NULL, '6'},
     {"source", required_argument, NULL, 's'},
@@ -104,6 +106,9 @@ static void listen_usage(FILE *out)
             "      --allow LIST       admit only these clients: addresses or CIDR ranges,\n"
             "                         comma-separated, IPv4 or IPv6; may be repeated\n"
             "      --deny LIST        turn these clients away (deny wins over allow)\n"
+            "      --accept-proxy     clients come through a load balancer that sends a\n"
+            "                         PROXY protocol header (v1 or v2) first: its address\n"
+            "                         is the client's, for --allow/--deny and messages\n"
             "  -4, --ipv4             IPv4 only\n"
             "  -6, --ipv6             IPv6 only (default: both)\n"
             "  -s, --source ADDR      the address to listen on\n"
@@ -152,6 +157,9 @@ int cmd_listen(int argc, char **argv)
         switch (opt) {
         case 'k':
             keep_open = true;
+            break;
+        case OPT_ACCEPT_PROXY:
+            bcfg.accept_proxy = true;
             break;
         case OPT_BROKER:
             broker = true;
@@ -308,13 +316,16 @@ int cmd_listen(int argc, char **argv)
         .port = port,
         .family = family,
         .handler = &bridge_server_handler,
-        .filter = acl_empty(&listen_acl) ? NULL : listen_filter,
+        /* Behind a load balancer the access list waits for the header. */
+        .filter = acl_empty(&listen_acl) || bcfg.accept_proxy ? NULL : listen_filter,
         /* Without -k a second client is closed at once while the first is
          * served; the listener stops as soon as the first one arrives. */
         .max_conns = bcfg.mode == BRIDGE_SINGLE ? 1u : (uint32_t)max_conns,
         .unix_mode = unix_mode,
     };
 
+    if (bcfg.accept_proxy && !acl_empty(&listen_acl))
+        bcfg.acl = &listen_acl;
     struct bridge_run br = {.cfg = &bcfg};
     struct run_spec spec = {
         .cmd = "listen",

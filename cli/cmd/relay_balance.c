@@ -220,7 +220,9 @@ void balance_connected(struct balance *b, unsigned i)
 {
     struct balance_target *t = &b->t[i];
     atomic_fetch_add_explicit(&t->connects, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&t->state, memory_order_relaxed) == TARGET_UP && t->window_fails == 0)
+    /* Failures count within their window whatever worked in between (a
+     * target that fails every other connect is still failing). */
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == TARGET_UP)
         return; /* the common case: nothing to change */
     lock(b);
     atomic_store(&t->state, TARGET_UP);

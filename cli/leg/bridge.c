@@ -42,8 +42,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "acl.h"
 #include "diag.h"
 #include "leg.h"
+#include "netcompat.h"
 #include "opts.h"
 #include "stdfd.h"
 #include "stop.h"
@@ -358,10 +360,34 @@ static struct peer *peer_of(struct iocp_conn *c)
  * while nobody could take it, end its direction at once if stdin has ended
  * already, and let stdin flow.
  */
+/* With --accept-proxy: the client is who its header says, and the access
+ * list judges that address.  false when p is turned away. */
+static bool peer_admitted(struct bridge *b, struct peer *p)
+{
+    if (leg_proxied(&p->leg)) {
+        char via[sizeof p->name];
+        snprintf(via, sizeof via, "%s", p->name);
+        leg_client(&p->leg, p->name, sizeof p->name);
+        diag_info(1, "%s: %s: through %s (PROXY header)", b->cfg.cmd, p->name, via);
+    }
+    if (!b->cfg.acl)
+        return true;
+    struct sockaddr_storage ss;
+    if (leg_client_sockaddr(&p->leg, &ss, sizeof ss) &&
+        acl_admits(b->cfg.acl, (const struct sockaddr *)&ss))
+        return true;
+    diag_info(1, "%s: %s: denied by --allow/--deny", b->cfg.cmd, p->name);
+    leg_refuse(&p->leg);
+    iocp_conn_close(p->leg.c, IOCP_CLOSE_ABORT);
+    return false;
+}
+
 static void peer_ready(void *arg)
 {
     struct peer *p = arg;
     struct bridge *b = p->b;
+    if (b->cfg.accept_proxy && !peer_admitted(b, p))
+        return;
     if (p->leg.ch.ops)
         diag_info(2, "%s: %s: encrypted channel open", b->cfg.cmd, p->name);
     p->ready = true;
@@ -499,7 +525,8 @@ static void peer_open(struct iocp_conn *c, bool accepted)
     struct leg_layer layer = {.key = b->cfg.key,
                               .role = accepted ? CHANNEL_SERVER : CHANNEL_CLIENT,
                               .tls = b->cfg.tls_ctx,
-                              .server_name = b->cfg.tls_host};
+                              .server_name = b->cfg.tls_host,
+                              .accept_proxy = accepted && b->cfg.accept_proxy};
     if (leg_start(&p->leg, c, &layer, &peer_events, p) < 0)
         return;
     update_peer(b, p);

@@ -32,6 +32,8 @@ enum bridge_mode {
     BRIDGE_BROKER,    /* --broker: each client's data to every other client */
 };
 
+struct acl;
+
 struct bridge_config {
     const char *cmd; /* "listen" or "connect": the <what> of messages */
     enum bridge_mode mode;
@@ -55,6 +57,12 @@ struct bridge_config {
     /* connect: through a proxy, whose failures the library explains in
      * iocp_error_detail(), printed instead of the bare error. */
     bool via_proxy;
+    /* --accept-proxy (listen): each accepted connection starts with a PROXY
+     * protocol header that names the client (leg.h); the client is that
+     * address from then on, and acl, when set, admits or turns it away
+     * then (the server's filter would only see the load balancer). */
+    bool accept_proxy;
+    const struct acl *acl;
 };
 
 struct bridge;

@@ -267,6 +267,13 @@ void leg_shutdown(struct leg *l)
         iocp_conn_shutdown(l->c);
 }
 
+void leg_refuse(struct leg *l)
+{
+    l->failed = true;
+    if (l->deadline)
+        iocp_timer_stop(l->deadline);
+}
+
 void leg_closed(struct leg *l)
 {
     free(l->proxy_wait);

@@ -124,6 +124,11 @@ void leg_shutdown(struct leg *l);
  */
 void leg_fail(struct leg *l, const char *why);
 
+/* The owner turns the peer away (an access list, say) and closes the
+ * connection: nothing it sent after that point is passed on, and no event
+ * follows. */
+void leg_refuse(struct leg *l);
+
 /* The connection's on_close: free the channel and the timer.  Nothing of
  * the leg may be used after this but leg_encrypted(). */
 void leg_closed(struct leg *l);

@@ -369,3 +369,60 @@ Test(cli_proxy_protocol, without_accept_proxy_a_header_is_just_data)
     expect_clean_exit(&relay);
     expect_clean_exit(&echo);
 }
+
+/* ---- listen and echo ---- */
+
+Test(cli_proxy_protocol, listen_judges_allow_and_deny_by_the_header_address)
+{
+    struct proc ls;
+    uint16_t port = start_tool(&ls, (const char *[]){"listen", "-k", "-v", "--no-stats",
+                                                     "--accept-proxy", "--allow", "198.51.100.0/24",
+                                                     "--deny", "198.51.100.66", "127.0.0.1:0",
+                                                     NULL});
+    /* Denied by the address its header carries (the connection itself
+     * comes from 127.0.0.1, which no rule admits). */
+    int denied = tn_connect(port);
+    const char h1[] = "PROXY TCP4 198.51.100.66 192.0.2.1 1111 80\r\nnot this\n";
+    cr_assert(tn_write_all(denied, h1, sizeof h1 - 1));
+    cr_expect(closed_by_relay(denied, 5000), "a denied client is closed");
+    close(denied);
+    /* LOCAL: the balancer's own address, 127.0.0.1, which is not allowed. */
+    int local = tn_connect(port);
+    cr_assert(tn_write_all(local, "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00nor this\n", 25));
+    cr_expect(closed_by_relay(local, 5000), "a LOCAL header leaves 127.0.0.1, not allowed");
+    close(local);
+    /* Admitted: what it sends after its header reaches stdout, and only
+     * that. */
+    int ok = tn_connect(port);
+    const char h2[] = "PROXY TCP4 198.51.100.7 192.0.2.1 2222 80\r\nfrom behind\n";
+    cr_assert(tn_write_all(ok, h2, sizeof h2 - 1));
+    char buf[16];
+    cr_expect_eq(tn_read_full(ls.out, buf, 12, 5000), 12);
+    cr_expect_eq(memcmp(buf, "from behind\n", 12), 0, "%.12s", buf);
+    cr_expect(stderr_has(&ls, "listen: 198.51.100.7:2222: through 127.0.0.1:", 5000), "%s",
+              ls.errbuf);
+    cr_expect(stderr_has(&ls, "listen: 198.51.100.66:1111: denied by --allow/--deny", 5000),
+              "%s", ls.errbuf);
+    close(ok);
+    cr_expect_eq(proc_signal(&ls, SIGTERM, 10000), 128 + SIGTERM, "%s", ls.errbuf);
+}
+
+Test(cli_proxy_protocol, echo_answers_after_the_header_and_closes_a_bad_one)
+{
+    struct proc echo;
+    uint16_t port = start_tool(&echo, (const char *[]){"echo", "-W", "2", "-vv", "--no-stats",
+                                                       "--accept-proxy", "127.0.0.1:0", NULL});
+    int c = tn_connect(port);
+    const char hdr[] = "PROXY TCP6 2001:db8::7 2001:db8::1 3333 7\r\n";
+    cr_assert(tn_write_all(c, hdr, sizeof hdr - 1));
+    echo_once(c, "echoed without the header");
+    close(c);
+    cr_expect(stderr_has(&echo, "echo: [2001:db8::7]:3333: through 127.0.0.1:", 5000), "%s",
+              echo.errbuf);
+    int bad = tn_connect(port);
+    cr_assert(tn_write_all(bad, "PROXY TCP6 2001:db8::7 1.2.3.4 1 2\r\n", 36));
+    cr_expect(closed_by_relay(bad, 5000));
+    close(bad);
+    cr_expect(stderr_has(&echo, ": malformed PROXY header", 5000), "%s", echo.errbuf);
+    expect_clean_exit(&echo);
+}
