@@ -62,6 +62,7 @@ static const struct cmd_value cmd_values[] = {
     {"tls-cert", "FILE", CMD_COMPLETE_FILE, NULL},
     {"tls-key", "FILE", CMD_COMPLETE_FILE, NULL},
     {"tls-min", "V", CMD_COMPLETE_WORDS, "1.2 1.3"},
+    {"tls-target-ca", "FILE", CMD_COMPLETE_FILE, NULL},
     {"tls-verify-client", "CA", CMD_COMPLETE_FILE, NULL},
     {"watch", "S", CMD_COMPLETE_NONE, NULL},
     {"workers", "N", CMD_COMPLETE_NONE, NULL},

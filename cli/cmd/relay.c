@@ -81,6 +81,7 @@
 #include "relay_check.h"
 #include "relay_health.h"
 #include "relay_ports.h"
+#include "relay_tls.h"
 #include "run.h"
 #include "stats_endpoint.h"
 
@@ -103,6 +104,7 @@ static struct {
     uint8_t listen_key[KEYFILE_KEY_BYTES], target_key[KEYFILE_KEY_BYTES];
     struct relay_health clients; /* the clients' encrypted channels */
     struct proxy_opt proxy;      /* --proxy: targets reached through it */
+    struct relay_tls tls;        /* --tls-listen, --tls-target */
 } relay;
 
 /* One relayed connection: the two legs and what is known about them.  Lives
@@ -221,7 +223,8 @@ static void pipeline_maybe_splice(struct pair *p, struct iocp_conn *from, struct
                                   size_t len, uint8_t *bulk, bool *spliced)
 {
     /* An encrypted direction's bytes are transformed: never spliced. */
-    if (*spliced || relay.no_splice || relay.key_listen || relay.key_target)
+    if (*spliced || relay.no_splice || relay.key_listen || relay.key_target ||
+        relay.tls.listen_ctx || relay.tls.target_ctx)
         return;
     *bulk = len >= BULK_READ ? (uint8_t)(*bulk + 1) : 0;
     if (*bulk < BULK_READS_TO_SPLICE)
@@ -460,7 +463,7 @@ static void client_ready(void *arg)
         leg_client(&p->client, p->peer, sizeof p->peer);
         diag_info(2, "relay: %s: PROXY header from %s", p->peer, was);
     }
-    if (relay.key_listen) {
+    if (relay.key_listen || relay.tls.listen_ctx) {
         health_ok(&relay.clients);
         diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
     }
@@ -500,7 +503,8 @@ static void client_open(struct iocp_conn *c, struct relay_port *rp)
     iocp_conn_set_data(c, p);
     struct leg_layer layer = {.key = relay.key_listen ? relay.listen_key : NULL,
                               .role = CHANNEL_SERVER,
-                              .accept_proxy = relay.accept_proxy};
+                              .accept_proxy = relay.accept_proxy,
+                              .tls = relay.tls.listen_ctx};
     leg_start(&p->client, c, &layer, &pair_events[CLIENT_LEG], p);
 }
 
@@ -571,7 +575,9 @@ static void target_open(struct iocp_conn *t)
     /* Ready at once when plain (pipeline_connected runs now); with
      * --key-target once its channel opens. */
     struct leg_layer layer = {.key = relay.key_target ? relay.target_key : NULL,
-                              .role = CHANNEL_CLIENT};
+                              .role = CHANNEL_CLIENT,
+                              .tls = relay.tls.target_ctx,
+                              .server_name = p->rp->targets[p->current].host};
     if (leg_start(&p->target, t, &layer, &pair_events[TARGET_LEG], p) == 0)
         pipeline_flow(p);
 }
@@ -705,6 +711,7 @@ const struct option relay_options[] = {
     {"check", required_argument, NULL, OPT_CHECK},
     {"proxy", required_argument, NULL, OPT_PROXY},
     {"proxy-auth", required_argument, NULL, OPT_PROXY_AUTH},
+    RELAY_TLS_LONG_OPTIONS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -757,9 +764,11 @@ static void relay_usage(FILE *out)
                  "                         socks4a://, socks5://, socks5h:// or http://, as\n"
                  "                         in iocptool connect --proxy)\n"
                  "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its "
-                 "owner)\n" STATS_ENDPOINT_HELP
+                 "owner)\n"
+                 "%s" STATS_ENDPOINT_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
-                 "  -h, --help             this help\n");
+                 "  -h, --help             this help\n",
+            relay_tls_help);
 }
 
 static void relay_wipe_keys(void)
@@ -880,6 +889,8 @@ int cmd_relay(int argc, char **argv)
             relay_usage(stdout);
             return EXIT_OK;
         default:
+            if (relay_tls_option(&relay.tls, opt, optarg) > 0)
+                break;
             return EXIT_USAGE;
         }
     }
@@ -926,6 +937,13 @@ int cmd_relay(int argc, char **argv)
         }
         relay.key_target = true;
     }
+    int tls_status = relay_tls_start(&relay.tls, relay.key_listen, relay.key_target);
+    if (tls_status) {
+        relay_ports_free(&relay.ports);
+        relay_wipe_keys();
+        return tls_status;
+    }
+    relay_tls_stats(&relay.tls);
 
     /* Each client holds two connections of the engine's: make room. */
     if (scfg.max_conns)
@@ -953,5 +971,6 @@ int cmd_relay(int argc, char **argv)
     relay_ports_free(&relay.ports);
     relay_wipe_keys();
     proxy_opt_wipe(&relay.proxy);
+    relay_tls_free(&relay.tls);
     return status;
 }

@@ -423,6 +423,102 @@ Test(cli_tls, stalled_handshakes_time_out_without_holding_up_a_client, .timeout 
     proc_signal(&l, SIGTERM, WAIT_MS);
 }
 
+/* ---- relay: terminate, originate, both ---- */
+
+/* A plaintext HTTP server (python3 -m http.server) serving dir. */
+static uint16_t http_server(struct proc *p)
+{
+    uint16_t port = tn_closed_port();
+    static char portarg[8];
+    snprintf(portarg, sizeof portarg, "%u", port);
+    char *argv[] = {"python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                    dir, portarg, NULL};
+    cr_assert(nc_spawn(p, -1, argv), "cannot start python3 -m http.server");
+    cr_assert(listening(port, WAIT_MS), "the HTTP server does not listen");
+    return port;
+}
+
+/* curl's body for url (extra: one more curl option or NULL), or "". */
+static void curl_get(const char *url, const char *cacert, char *out, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "curl -sS --max-time 10 %s%s%s '%s'", cacert ? "--cacert '" : "",
+             cacert ? cacert : "", cacert ? "'" : "", url);
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        pclose(f);
+}
+
+static uint16_t relay_start(struct proc *r, const char *const *args)
+{
+    cr_assert(nc_start(r, -1, args), "cannot start relay");
+    uint16_t port = proc_listening(r, WAIT_MS);
+    cr_assert_neq(port, 0, "relay: %s", r->errbuf);
+    return port;
+}
+
+Test(cli_tls, curl_over_https_through_a_terminating_relay_in_front_of_plain_http)
+{
+    sh("printf 'plain HTTP behind TLS\\n' >page.txt");
+    struct proc h, r;
+    uint16_t hport = http_server(&h);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", hport);
+    const char *rargs[] = {"relay",    "--tls-listen",   "--tls-cert", at("server.pem"),
+                           "--tls-key", at("server.key"), "127.0.0.1:0", target, NULL};
+    uint16_t rport = relay_start(&r, rargs);
+    char url[64], body[256];
+    snprintf(url, sizeof url, "https://localhost:%u/page.txt", rport);
+    curl_get(url, at("ca.pem"), body, sizeof body);
+    cr_expect_str_eq(body, "plain HTTP behind TLS\n", "relay: %s", r.errbuf);
+    proc_signal(&r, SIGTERM, WAIT_MS);
+    proc_signal(&h, SIGTERM, WAIT_MS);
+}
+
+Test(cli_tls, a_relay_originating_tls_verifies_its_target_and_resumes_sessions)
+{
+    /* plain client -> relay --tls-target -> relay --tls-listen -> HTTP */
+    sh("printf 'through two relays\\n' >two.txt");
+    struct proc h, front, back;
+    uint16_t hport = http_server(&h);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", hport);
+    const char *bargs[] = {"relay",    "--tls-listen",   "--tls-cert", at("server.pem"),
+                           "--tls-key", at("server.key"), "127.0.0.1:0", target, NULL};
+    uint16_t bport = relay_start(&back, bargs);
+    char tls_target[32];
+    snprintf(tls_target, sizeof tls_target, "localhost:%u", bport);
+    const char *fargs[] = {"relay", "--tls-target", "--tls-target-ca", at("ca.pem"), "-v",
+                           "127.0.0.1:0", tls_target, NULL};
+    uint16_t fport = relay_start(&front, fargs);
+    char url[64], body[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/two.txt", fport);
+    for (int i = 0; i < 3; i++) {
+        curl_get(url, NULL, body, sizeof body);
+        cr_expect_str_eq(body, "through two relays\n", "front: %s back: %s", front.errbuf,
+                         back.errbuf);
+    }
+    proc_pump_err(&front, 200);
+    cr_expect(strstr(front.errbuf, "peer /CN=localhost"), "%s", front.errbuf);
+    cr_expect(strstr(front.errbuf, ", resumed"), "no session resumed: %s", front.errbuf);
+    /* A target whose certificate the relay cannot verify gets no client. */
+    const char *uargs[] = {"relay", "--tls-target", "127.0.0.1:0", tls_target, NULL};
+    struct proc unverified;
+    uint16_t uport = relay_start(&unverified, uargs);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/two.txt", uport);
+    curl_get(url, NULL, body, sizeof body);
+    cr_expect_str_eq(body, "");
+    proc_pump_err(&unverified, 500);
+    cr_expect(strstr(unverified.errbuf, "unable to get local issuer certificate"), "%s",
+              unverified.errbuf);
+    proc_signal(&unverified, SIGTERM, WAIT_MS);
+    proc_signal(&front, SIGTERM, WAIT_MS);
+    proc_signal(&back, SIGTERM, WAIT_MS);
+    proc_signal(&h, SIGTERM, WAIT_MS);
+}
+
 #else /* !IOCP_HAVE_TLS */
 
 TestSuite(cli_tls);
