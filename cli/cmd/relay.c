@@ -79,6 +79,7 @@
 #include "relay_balance.h"
 #include "proxy_opt.h"
 #include "relay_check.h"
+#include "socks_server.h"
 #include "relay_health.h"
 #include "relay_ports.h"
 #include "relay_tls.h"
@@ -105,6 +106,7 @@ static struct {
     struct relay_health clients; /* the clients' encrypted channels */
     struct proxy_opt proxy;      /* --proxy: targets reached through it */
     struct relay_tls tls;        /* --tls-listen, --tls-target */
+    struct socks_config socks;   /* --socks5 and the access lists */
 } relay;
 
 /* One relayed connection: the two legs and what is known about them.  Lives
@@ -133,6 +135,7 @@ struct pair {
     unsigned char *early;
     size_t early_len, early_cap;
     char peer[64];
+    struct socks_session *socks; /* --socks5: the client's negotiation */
 };
 
 static const struct iocp_conn_handler pair_handler;
@@ -141,6 +144,7 @@ static void pair_release(struct pair *p)
 {
     if (--p->legs)
         return;
+    socks_session_free(p->socks);
     free(p->early);
     free(p);
 }
@@ -242,6 +246,20 @@ static void pipeline_from_client(void *arg, const void *data, size_t len)
     struct pair *p = arg;
     if (p->failed || !p->client.c)
         return;
+    if (p->socks && socks_session_negotiating(p->socks)) {
+        /* --socks5: the request first; what follows it is the tunnel's. */
+        size_t used = socks_session_feed(p->socks, data, len);
+        if (p->failed || !p->client.c || socks_session_negotiating(p->socks))
+            return;
+        size_t held;
+        const void *left = socks_session_leftover(p->socks, &held);
+        if (held)
+            pipeline_from_client(p, left, held);
+        data = (const unsigned char *)data + used;
+        len -= used;
+        if (!len)
+            return;
+    }
     if (p->target_ready) {
         pipeline_send(p, &p->target, data, len);
         if (p->client.c && p->target.c)
@@ -331,10 +349,67 @@ static void target_ended(void *arg)
 
 /* ---- connecting to a target ---- */
 
+static void connect_next(struct pair *p);
+
+/* --socks5: the destination the client asked for, the only one tried. */
+static void relay_socks_connect(struct pair *p)
+{
+    struct iocp_connect_config cfg = {
+        .host = socks_session_host(p->socks),
+        .port = socks_session_port(p->socks),
+        .timeout_ms = relay.timeout_ms,
+        .worker = (int)p->worker,
+        .handler = &pair_handler,
+        .data = p,
+        .send_low = RELAY_SEND_LOW,
+        .send_high = RELAY_SEND_HIGH,
+        .proxy = relay.proxy.proxy.kind ? &relay.proxy.proxy : NULL,
+    };
+    int rc = iocp_connect(p->e, &cfg);
+    if (rc == 0) {
+        p->current = 0;
+        p->legs++;
+        return;
+    }
+    socks_session_unreachable(p->socks, rc);
+}
+
+/* --socks5: the session's verdicts.  A refusal the client is told about
+ * closes it gracefully, so that it reads the answer; anything else resets
+ * it. */
+static void socks_request(void *arg)
+{
+    connect_next(arg);
+}
+
+static void socks_failed(void *arg, const char *why, bool reply_queued)
+{
+    struct pair *p = arg;
+    if (!reply_queued || p->failed) {
+        pair_fail(p, why);
+        return;
+    }
+    p->failed = true;
+    diag_info(1, "relay: %s: %s", p->peer, why);
+    if (p->client.c)
+        iocp_conn_close(p->client.c, IOCP_CLOSE_GRACEFUL);
+    if (p->target.c)
+        iocp_conn_close(p->target.c, IOCP_CLOSE_ABORT);
+}
+
+static const struct socks_events socks_events = {
+    .request = socks_request,
+    .failed = socks_failed,
+};
+
 /* Try the next target the balancer gives for this client (none it tried
  * already, none that is out); when none is left, reset the client. */
 static void connect_next(struct pair *p)
 {
+    if (p->socks) {
+        relay_socks_connect(p);
+        return;
+    }
     struct balance *pool = &p->rp->pool;
     int i;
     while ((i = balance_pick(pool, p->peer, p->tried)) >= 0) {
@@ -467,6 +542,13 @@ static void client_ready(void *arg)
         health_ok(&relay.clients);
         diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
     }
+    if (relay.socks.listen) {
+        /* --socks5: the client names its destination first. */
+        p->socks = socks_session_new(&relay.socks, &p->client, &socks_events, p);
+        if (!p->socks)
+            pair_fail(p, iocp_strerror(IOCP_ENOMEM));
+        return;
+    }
     connect_next(p);
 }
 
@@ -566,6 +648,11 @@ static void target_open(struct iocp_conn *t)
         iocp_conn_close(t, IOCP_CLOSE_ABORT);
         return;
     }
+    if (p->socks && !socks_session_connected(p->socks, t)) {
+        /* A name that led to a refused destination: not one byte. */
+        iocp_conn_close(t, IOCP_CLOSE_ABORT);
+        return;
+    }
     char cred[64] = "";
     if (diag_verbosity >= 2 && p->client.c) /* a Unix-domain client: its pid and uid */
         leg_peer_cred(p->client.c, cred, sizeof cred);
@@ -594,6 +681,9 @@ static void target_close(struct pair *p, struct iocp_conn *t, int status)
     } else if (p->client.c && status == IOCP_ECANCELED) {
         /* The engine stops: no point trying further. */
         iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
+    } else if (p->socks && p->client.c && !p->failed) {
+        /* --socks5: the client hears why its destination failed. */
+        socks_session_unreachable(p->socks, status);
     } else if (p->client.c && !p->failed) {
         /* A connect attempt failed: on to the next target. */
         struct balance_target *rt = &p->rp->targets[p->current];
@@ -688,6 +778,13 @@ enum {
     OPT_PROXY_AUTH,
 };
 
+/* --allow/--deny, for every relay. */
+static bool relay_filter(const struct sockaddr *peer, void *data)
+{
+    (void)data;
+    return socks_client_admits(&relay.socks, peer);
+}
+
 const struct option relay_options[] = {
     {"wait", required_argument, NULL, 'w'},
     {"workers", required_argument, NULL, 'W'},
@@ -712,6 +809,7 @@ const struct option relay_options[] = {
     {"proxy", required_argument, NULL, OPT_PROXY},
     {"proxy-auth", required_argument, NULL, OPT_PROXY_AUTH},
     RELAY_TLS_LONG_OPTIONS,
+    SOCKS_LONG_OPTIONS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -721,6 +819,7 @@ static void relay_usage(FILE *out)
 {
     fprintf(out, "usage: iocptool relay [options] [ADDR:]PORT TARGET...\n"
                  "       iocptool relay [options] [ADDR:]FROM-TO HOST:FROM-TO...\n"
+                 "       iocptool relay [options] --socks5 [ADDR:]PORT\n"
                  "\n"
                  "Forward every accepted connection to a target, both ways, half-closes\n"
                  "included.  A TARGET is HOST:PORT, optionally with \",weight=N\".  One that\n"
@@ -765,10 +864,10 @@ static void relay_usage(FILE *out)
                  "                         in iocptool connect --proxy)\n"
                  "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its "
                  "owner)\n"
-                 "%s" STATS_ENDPOINT_HELP
+                 "%s%s" STATS_ENDPOINT_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n",
-            relay_tls_help);
+            relay_tls_help, socks_options_help);
 }
 
 static void relay_wipe_keys(void)
@@ -888,24 +987,57 @@ int cmd_relay(int argc, char **argv)
         case 'h':
             relay_usage(stdout);
             return EXIT_OK;
-        default:
+        default: {
             if (relay_tls_option(&relay.tls, opt, optarg) > 0)
                 break;
+            int r = socks_option(&relay.socks, opt, optarg);
+            if (r > 0)
+                break;
+            socks_config_fini(&relay.socks);
             return EXIT_USAGE;
+        }
         }
     }
     if (relay.stats_spec && relay.no_stats) {
         diag_error("relay: --stats and --no-stats exclude each other");
         return EXIT_USAGE;
     }
-    if (argc - optind < 2) {
-        diag_error("relay: expected [ADDR:]PORT and at least one HOST:PORT target");
+    /* --socks5: no targets, each client names its own; one stand-in
+     * target carries the books of every destination. */
+    static char socks_stand_in[] = "socks5-destination:1";
+    char *socks_targets[] = {socks_stand_in};
+    if (relay.socks.listen && argc - optind != 0) {
+        diag_error("relay: --socks5 takes no [ADDR:]PORT or targets: each client names its "
+                   "destination");
         diag_try_help("relay");
+        socks_config_fini(&relay.socks);
         return EXIT_USAGE;
     }
-    if (!relay_ports_parse("relay", argv[optind], argv + optind + 1, (unsigned)(argc - optind - 1),
-                           &relay.balance, &relay.ports))
+    if (!relay.socks.listen && (argc - optind < 2 || relay.socks.auth_file ||
+                                !acl_empty(&relay.socks.to))) {
+        diag_error(argc - optind < 2
+                       ? "relay: expected [ADDR:]PORT and at least one HOST:PORT target"
+                       : "relay: --socks5-auth, --to-allow and --to-deny are for --socks5");
+        diag_try_help("relay");
+        socks_config_fini(&relay.socks);
         return EXIT_USAGE;
+    }
+    relay.socks.timeout_ms = relay.timeout_ms;
+    if (!(relay.socks.listen
+              ? relay_ports_parse("relay", relay.socks.listen, socks_targets, 1, &relay.balance,
+                                  &relay.ports)
+              : relay_ports_parse("relay", argv[optind], argv + optind + 1,
+                                  (unsigned)(argc - optind - 1), &relay.balance, &relay.ports)) ||
+        !socks_config_load("relay", &relay.socks)) {
+        socks_config_fini(&relay.socks);
+        return EXIT_USAGE;
+    }
+    if (relay.socks.listen)
+        for (unsigned k = 0; k < relay.ports.n; k++)
+            snprintf(relay.ports.port[k].targets[0].name,
+                     sizeof relay.ports.port[k].targets[0].name, "SOCKS5 destination");
+    if (!acl_empty(&relay.socks.from))
+        scfg.filter = relay_filter;
     if (!proxy_opt_finish("relay", &relay.proxy)) {
         proxy_opt_wipe(&relay.proxy);
         relay_ports_free(&relay.ports);
@@ -972,5 +1104,6 @@ int cmd_relay(int argc, char **argv)
     relay_wipe_keys();
     proxy_opt_wipe(&relay.proxy);
     relay_tls_free(&relay.tls);
+    socks_config_fini(&relay.socks);
     return status;
 }
