@@ -41,8 +41,8 @@ struct socks_session {
 /* ---- configuration ---- */
 
 const char socks_options_help[] =
-    "      --socks5 [ADDR:]PORT  be a SOCKS5 server there instead (no targets: each\n"
-    "                         client names its destination; IPv4, IPv6, names)\n"
+    "      --socks5 ADDR      be a SOCKS5 server on [ADDR:]PORT instead (no targets:\n"
+    "                         each client names its destination: IPv4, IPv6, names)\n"
     "      --socks5-auth FILE ask SOCKS5 clients for a USER:PASS line of FILE\n"
     "                         (private to its owner)\n"
     "      --allow LIST       relay only clients in LIST (addresses, CIDR ranges)\n"

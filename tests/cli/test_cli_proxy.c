@@ -90,7 +90,7 @@ static bool pump_exact(struct nc_flow *f, int n, unsigned timeout_ms)
  */
 static void through_ex(const char *const *args, size_t bytes, bool half_close)
 {
-    uint16_t tport;
+    uint16_t tport = 0;
     int lfd = tn_listen(&tport);
     cr_assert(lfd >= 0);
     char pstr[8];
@@ -394,7 +394,7 @@ Test(cli_proxy, relay_reaches_its_target_through_a_proxy)
     struct proc d, r;
     char u[128], target[64];
     uint16_t dport = proxy_start_dante(&d, "none");
-    uint16_t tport;
+    uint16_t tport = 0;
     int lfd = tn_listen(&tport);
     cr_assert(lfd >= 0);
     snprintf(target, sizeof target, "127.0.0.1:%u", tport);
