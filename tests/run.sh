@@ -135,6 +135,9 @@ bash tests/wine/secure.sh build/ci-win build/ci-release/iocptool
 step "unix: in the Windows build (wine: data where it has AF_UNIX, the clear error where not)"
 bash tests/wine/unix.sh build/ci-win build/ci-release/iocptool
 
+step "the proxy client of the Windows build through a Linux Dante (wine)"
+bash tests/wine/proxy.sh build/ci-win build/ci-release/iocptool
+
 step "fuzz the encrypted channel and the PROXY protocol parser (libFuzzer)"
 bash tests/fuzz/run.sh
 

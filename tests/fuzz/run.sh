@@ -18,7 +18,7 @@ if ! command -v clang >/dev/null; then
 fi
 cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DIOCP_FUZZ=ON \
   -DIOCP_WERROR=ON >/dev/null
-cmake --build "$dir" -j "$jobs" --target fuzz_secure fuzz_proxy_protocol
+cmake --build "$dir" -j "$jobs" --target fuzz_secure fuzz_proxy_protocol fuzz_proxy
 
 # The seeds: mode 0 a Hello of each role, mode 1 a clean session and a few
 # damaged ones, mode 2 a key line.  The corpus directory keeps what the
@@ -57,3 +57,23 @@ psecs=$(( (secs + 1) / 2 ))
 echo "fuzz: fuzz_proxy_protocol for ${psecs}s"
 "$dir/tests/fuzz/fuzz_proxy_protocol" -max_total_time="$psecs" -timeout=10 -rss_limit_mb=2048 \
   -max_len=2048 -print_final_stats=1 -artifact_prefix="$dir/" "$corpus"
+
+# The proxy protocols' parsers (fuzz_proxy.c: the first byte picks one):
+# a message of each, complete, to start from.
+corpus=$dir/corpus/fuzz_proxy
+mkdir -p "$corpus"
+printf '\x00\x05\x00' >"$corpus/seed-choice"
+printf '\x01\x01\x00' >"$corpus/seed-auth"
+printf '\x02\x05\x00\x00\x01\x7f\x00\x00\x01\x04\x38' >"$corpus/seed-reply-v4"
+printf '\x02\x05\x00\x00\x03\x03abc\x00\x50' >"$corpus/seed-reply-name"
+printf '\x03\x00\x5a\x00\x50\x7f\x00\x00\x01' >"$corpus/seed-socks4"
+printf '\x04HTTP/1.1 200 Connection established\r\nVia: x\r\n\r\n' >"$corpus/seed-http"
+printf '\x04HTTP/1.1 407 Proxy Authentication Required\r\n\r\n' >"$corpus/seed-http-407"
+printf '\x05\x05\x02\x00\x02' >"$corpus/seed-hello"
+printf '\x06\x01\x03bob\x02pw' >"$corpus/seed-userpass"
+printf '\x07\x05\x01\x00\x03\x0bexample.org\x00\x50' >"$corpus/seed-request"
+printf '\x07\x05\x01\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x16' \
+  >"$corpus/seed-request-v6"
+echo "fuzz: fuzz_proxy for ${psecs}s"
+"$dir/tests/fuzz/fuzz_proxy" -max_total_time="$psecs" -timeout=10 -rss_limit_mb=2048 \
+  -max_len=20000 -print_final_stats=1 -artifact_prefix="$dir/" "$corpus"
