@@ -27,7 +27,7 @@
  * buffer, so a cancelled read completes at once and loses nothing.
  *
  * Datagram sockets (IOCP_OP_RECVMSG) keep MSG_INFLIGHT WSARecvFrom in
- * flight, each with its own buffer, source address and OVERLAPPED (a
+ * flight (MSG_INFLIGHT_CONNECTED for a connected one), each with its own buffer, source address and OVERLAPPED (a
  * struct msg_slot): a datagram's completion goes up as an IOCP_EV_BUFFER
  * completion of the multishot request, and its slot receives again when
  * the buffer comes back.  WSAEMSGSIZE is a datagram cut to the buffer,
@@ -75,9 +75,12 @@ enum rstate {
 
 #define GQCS_BATCH 64
 
-/* Datagram receives in flight per socket, and the bit that marks a datagram
- * buffer's id (an index in the port's slot table) in release_buffer. */
+/* Datagram receives in flight per socket (a connected one, which hears from
+ * one peer, keeps half as many: a relay holds one per session), and the bit
+ * that marks a datagram buffer's id (an index in the port's slot table) in
+ * release_buffer. */
 #define MSG_INFLIGHT 4u
+#define MSG_INFLIGHT_CONNECTED 2u
 #define MSG_ID_BIT   0x80000000u
 
 enum slot_state { S_IDLE = 0, S_KERNEL, S_OUT };
@@ -625,7 +628,12 @@ static int start_recvmsg(struct win_port *p, struct iocp_req *req)
         return IOCP_ENOMEM;
     }
     g->req = req;
-    for (unsigned i = 0; i < MSG_INFLIGHT; i++) {
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    unsigned nslots = getpeername((SOCKET)h->sock, (struct sockaddr *)&peer, &plen) == 0
+                          ? MSG_INFLIGHT_CONNECTED
+                          : MSG_INFLIGHT;
+    for (unsigned i = 0; i < nslots; i++) {
         struct msg_slot *s = calloc(1, sizeof *s + cap + 1);
         if (!s)
             break;

@@ -28,8 +28,10 @@
  * struct iocp_dgram * must be called on its worker (from a callback or a
  * task posted with iocp_dgram_post()).  The pointer is valid until on_close
  * returns; anything kept longer keeps the iocp_conn_id_t, which shares the
- * connections' ID space and registry (so the engine's max_conns counts
- * datagram sockets too).  Engine stop closes every datagram socket with
+ * connections' ID space and registry (so the engine's max_conns, and the
+ * registry figures of struct iocp_stats: online, walked, hashed, count
+ * datagram sockets too; iocp_engine_foreach_conn() lists connections only,
+ * iocp_engine_foreach_dgram() these).  Engine stop closes every datagram socket with
  * IOCP_ECANCELED, and iocp_engine_audit() checks that none is left.
  */
 #ifndef IOCP_DGRAM_H
