@@ -21,7 +21,8 @@
 # Environment: REPS (3), DURATION seconds per run (5), IOCPTOOL
 # (build/iocptool), BENCH_BUILD (build/bench), PROXY_CPU (1), LOAD_CPU (0),
 # PROXIES (a space-separated subset of the proxy names to run, e.g.
-# "iocptool-default haproxy-splice"; all by default).  iocptool-default is
+# "iocptool-default haproxy-splice"; all by default), TESTS (a comma-separated
+# subset of the tests by prefix: "iperf 1", "iperf", "echo"; all by default).  iocptool-default is
 # the relay as a user starts it (no --backend, no --workers) under taskset:
 # its worker count comes from the CPUs it may use.
 # Needs iperf3, socat and haproxy (apt-get install iperf3 socat haproxy);
@@ -330,6 +331,18 @@ tests=(
     "iperf 4"
     "echo 100 64"
 )
+
+# TESTS: a subset by kind ("iperf", "echo", or "iperf 1" for one of them).
+if [[ -n ${TESTS:-} ]]; then
+    keep=()
+    for t in "${tests[@]}"; do
+        IFS=',' read -ra wanted <<<"$TESTS"
+        for w in "${wanted[@]}"; do
+            [[ $t == "$w"* ]] && keep+=("$t") && break
+        done
+    done
+    tests=("${keep[@]}")
+fi
 
 label() {
     case $1 in
