@@ -46,6 +46,7 @@ static const struct cmd_value cmd_values[] = {
     {"key-target", "FILE", CMD_COMPLETE_FILE, NULL},
     {"max-conns", "N", CMD_COMPLETE_NONE, NULL},
     {"max-fails", "N", CMD_COMPLETE_NONE, NULL},
+    {"max-datagram", "N", CMD_COMPLETE_NONE, NULL},
     {"port", "PORT", CMD_COMPLETE_NONE, NULL},
     {"proxy", "URL", CMD_COMPLETE_NONE, NULL},
     {"proxy-address", "ADDR", CMD_COMPLETE_HOST, NULL},
@@ -58,6 +59,7 @@ static const struct cmd_value cmd_values[] = {
     {"source-port", "PORT", CMD_COMPLETE_NONE, NULL},
     /* a socket PATH, or tcp:[HOST:]PORT */
     {"stats", "ADDR", CMD_COMPLETE_FILE, NULL},
+    {"udp-ttl", "S", CMD_COMPLETE_NONE, NULL},
     {"unix-mode", "MODE", CMD_COMPLETE_NONE, NULL},
     {"to-allow", "LIST", CMD_COMPLETE_NONE, NULL},
     {"to-deny", "LIST", CMD_COMPLETE_NONE, NULL},

@@ -24,6 +24,7 @@
 #include "probe.h"
 #include "proxy_opt.h"
 #include "run.h"
+#include "udp.h"
 
 enum { CONNECT_OPT_PROXY = BRIDGE_OPT_NEXT, CONNECT_OPT_PROXY_AUTH };
 
@@ -43,6 +44,7 @@ const struct option connect_options[] = {
     {"proxy-type", required_argument, NULL, 'X'},
     {"proxy-address", required_argument, NULL, 'x'},
     {"help", no_argument, NULL, 'h'},
+    UDP_LONG_OPTIONS,
     BRIDGE_LONG_OPTIONS,
     TLS_CLIENT_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
@@ -79,7 +81,7 @@ static void connect_usage(FILE *out)
             "  -X, --proxy-type TYPE  nc's spelling: 4, 5 (the default) or connect (HTTP)\n"
             "  -x, --proxy-address ADDR  nc's spelling of the proxy, HOST[:PORT] (port 1080\n"
             "                         for SOCKS, 3128 for connect)\n"
-            "%s%s"
+            UDP_HELP "%s%s"
             "  -h, --help             this help\n",
             bridge_options_help, tls_client_help);
 }
@@ -104,6 +106,10 @@ int cmd_connect(int argc, char **argv)
     struct proxy_opt po;
     memset(&po, 0, sizeof po);
 
+    int udp = udp_dispatch("connect", argc, argv, "w:s:p:z46nklB:h" BRIDGE_SHORT_OPTIONS,
+                           cmd_udp_connect);
+    if (udp >= 0)
+        return udp;
     struct opt_parser op;
     opt_init(&op, "connect", argc, argv, "w:s:p:z46nklUB:X:x:h" BRIDGE_SHORT_OPTIONS, connect_options);
     while ((opt = opt_next(&op)) != -1) {

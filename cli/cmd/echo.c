@@ -25,6 +25,7 @@
 #include "opts.h"
 #include "run.h"
 #include "stats_endpoint.h"
+#include "udp.h"
 
 static void echo_data(struct iocp_conn *c, const void *data, size_t len)
 {
@@ -173,6 +174,7 @@ const struct option echo_options[] = {
     {"accept-proxy", no_argument, NULL, OPT_ACCEPT_PROXY},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
+    UDP_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -192,7 +194,7 @@ static void echo_usage(FILE *out)
             "      --unix-mode MODE   unix:PATH: the socket file's permission bits\n"
             "                         (octal, such as 0660; default: the umask's)\n"
             "      --accept-proxy     clients come through a load balancer that sends a\n"
-            "                         PROXY protocol header (v1 or v2) first\n" STATS_ENDPOINT_HELP
+            "                         PROXY protocol header (v1 or v2) first\n" STATS_ENDPOINT_HELP UDP_HELP
             "  -v, --verbose          say more (-vv: more still)\n"
             "  -h, --help             this help\n");
 }
@@ -205,6 +207,9 @@ int cmd_echo(int argc, char **argv)
     bool no_stats = false;
     long long n;
     int opt;
+    int udp = udp_dispatch("echo", argc, argv, "W:B:m:i:46vh", cmd_udp_echo);
+    if (udp >= 0)
+        return udp;
     struct opt_parser op;
     opt_init(&op, "echo", argc, argv, "W:B:m:i:46vh", echo_options);
     while ((opt = opt_next(&op)) != -1) {

@@ -30,6 +30,7 @@
 #include "bridge_run.h"
 #include "run.h"
 #include "stats_endpoint.h"
+#include "udp.h"
 
 #define LISTEN_MAX_CONNS_DEFAULT 100
 
@@ -81,6 +82,8 @@ const struct option listen_options[] = {
     {"stats", required_argument, NULL, OPT_STATS},
     {"no-stats", no_argument, NULL, OPT_NO_STATS},
     {"help", no_argument, NULL, 'h'},
+    UDP_LONG_OPTIONS,
+    UDP_TTL_OPTION,
     BRIDGE_LONG_OPTIONS,
     TLS_SERVER_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
@@ -120,7 +123,7 @@ static void listen_usage(FILE *out)
             "                         (0660: owner and group; default: the umask's)\n"
             "  -l                     accepted for netcat compatibility\n"
             "  -B, --backend NAME     uring, epoll or iocp (default: the best that "
-            "works)\n" STATS_ENDPOINT_HELP "%s%s"
+            "works)\n" STATS_ENDPOINT_HELP UDP_HELP UDP_TTL_HELP "%s%s"
             "  -h, --help             this help\n",
             LISTEN_MAX_CONNS_DEFAULT, bridge_options_help, tls_server_help);
 }
@@ -147,6 +150,10 @@ int cmd_listen(int argc, char **argv)
     char why[256];
     int opt, r;
 
+    int udp = udp_dispatch("listen", argc, argv, "km:46s:p:nlB:hzw:" BRIDGE_SHORT_OPTIONS,
+                           cmd_udp_listen);
+    if (udp >= 0)
+        return udp;
     struct opt_parser op;
     opt_init(&op, "listen", argc, argv, "km:46s:p:nlUB:hzw:" BRIDGE_SHORT_OPTIONS, listen_options);
     while ((opt = opt_next(&op)) != -1) {

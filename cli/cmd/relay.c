@@ -85,6 +85,7 @@
 #include "relay_tls.h"
 #include "run.h"
 #include "stats_endpoint.h"
+#include "udp.h"
 
 #define RELAY_SEND_LOW  (64u * 1024u)
 #define RELAY_SEND_HIGH (256u * 1024u)
@@ -812,6 +813,8 @@ const struct option relay_options[] = {
     SOCKS_LONG_OPTIONS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
+    UDP_LONG_OPTIONS,
+    UDP_TTL_OPTION,
     {NULL, 0, NULL, 0},
 };
 
@@ -864,7 +867,7 @@ static void relay_usage(FILE *out)
                  "                         in iocptool connect --proxy)\n"
                  "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its "
                  "owner)\n"
-                 "%s%s" STATS_ENDPOINT_HELP
+                 "%s%s" STATS_ENDPOINT_HELP UDP_HELP UDP_TTL_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n",
             relay_tls_help, socks_options_help);
@@ -889,6 +892,9 @@ int cmd_relay(int argc, char **argv)
     relay.balance.fail_timeout_ms = 10000;
     long long n;
     int opt;
+    int udp = udp_dispatch("relay", argc, argv, "w:W:B:m:46vh", cmd_udp_relay);
+    if (udp >= 0)
+        return udp;
     struct opt_parser op;
     opt_init(&op, "relay", argc, argv, "w:W:B:m:46vh", relay_options);
     while ((opt = opt_next(&op)) != -1) {
