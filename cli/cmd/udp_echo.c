@@ -20,6 +20,7 @@
 #include "diag.h"
 #include "opts.h"
 #include "run.h"
+#include "stats_dgram.h"
 #include "stats_endpoint.h"
 #include "stop.h"
 #include "udp.h"
@@ -115,8 +116,11 @@ static int begin(void *arg, struct iocp_engine *e, struct iocp_server *s)
     (void)arg;
     (void)s;
     ue.e = e;
-    if (ue.stats && stats_endpoint_start(e, NULL, ue.stats_spec) < 0)
-        return -1;
+    if (ue.stats) {
+        stats_dgram_add(e);
+        if (stats_endpoint_start(e, NULL, ue.stats_spec) < 0)
+            return -1;
+    }
     ue.start.fn = start;
     int rc = iocp_engine_post(e, 0, &ue.start);
     if (rc < 0) {

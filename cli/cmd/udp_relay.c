@@ -37,6 +37,7 @@
 #include "diag.h"
 #include "opts.h"
 #include "run.h"
+#include "stats_dgram.h"
 #include "stats_endpoint.h"
 #include "stop.h"
 #include "udp.h"
@@ -328,8 +329,11 @@ static int begin(void *arg, struct iocp_engine *e, struct iocp_server *s)
             return -1;
         }
     }
-    if (ur.stats && stats_endpoint_start(e, NULL, ur.stats_spec) < 0)
-        return -1;
+    if (ur.stats) {
+        stats_dgram_add(e);
+        if (stats_endpoint_start(e, NULL, ur.stats_spec) < 0)
+            return -1;
+    }
     ur.start.fn = start;
     int rc = iocp_engine_post(e, 0, &ur.start);
     if (rc < 0) {

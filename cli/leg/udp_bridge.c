@@ -17,6 +17,7 @@
 
 #include "diag.h"
 #include "run.h"
+#include "stats_dgram.h"
 #include "stats_endpoint.h"
 #include "stdfd.h"
 #include "stop.h"
@@ -643,8 +644,11 @@ static int hook_begin(void *arg, struct iocp_engine *e, struct iocp_server *s)
         return -1;
     }
     /* The endpoint is up before the listening line, as for TCP. */
-    if (b->cfg.stats && stats_endpoint_start(e, NULL, b->cfg.stats_spec) < 0)
-        return -1;
+    if (b->cfg.stats) {
+        stats_dgram_add(e);
+        if (stats_endpoint_start(e, NULL, b->cfg.stats_spec) < 0)
+            return -1;
+    }
     rc = iocp_engine_post(e, 0, &b->start_task);
     if (rc < 0) {
         diag_error("%s: %s", b->cfg.cmd, iocp_strerror(rc));

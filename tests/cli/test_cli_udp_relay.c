@@ -214,3 +214,49 @@ Test(cli_udp_relay, a_port_unreachable_from_the_target_ends_neither_the_session_
     close(c);
     close(target);
 }
+
+/* What `iocptool stats ARGS PID` prints (status 0 asserted). */
+static void stats_of(pid_t pid, const char *what, char *out, size_t cap)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", (int)pid);
+    struct proc s;
+    const char *args[] = {"stats", what, p, NULL};
+    const char *plain[] = {"stats", p, NULL};
+    cr_assert(nc_start(&s, -1, what ? args : plain));
+    size_t n = tn_read_full(s.out, out, cap - 1, 10000);
+    out[n] = '\0';
+    cr_assert_eq(proc_wait(&s, 10000), 0, "stats: %s", s.errbuf);
+}
+
+Test(cli_udp_relay, stats_show_the_sessions_and_their_counters_as_text_json_and_prometheus)
+{
+    struct proc e, r;
+    const char *eargs[] = {"echo", "-u", "127.0.0.1:0", NULL};
+    char t[32];
+    target_arg(t, sizeof t, us_start(&e, eargs));
+    const char *rargs[] = {"relay", "-u", "-W", "1", "127.0.0.1:0", t, NULL};
+    uint16_t port = start_relay(&r, rargs);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = us_connected(port);
+        cr_assert_eq(send(c[i], "12345", 5, 0), 5);
+        cr_assert(us_recv_is(c[i], "12345", 10000));
+    }
+    static char out[65536];
+    stats_of(r.pid, NULL, out, sizeof out);
+    cr_expect(strstr(out, "datagrams     4 sockets open, 3 relay sessions"), "%s", out);
+    /* The listener took 3 in and sent 3 back; each session 1 each way. */
+    cr_expect(strstr(out, "in 6 (30 B), out 6 (30 B), 0 truncated, 0 dropped"), "%s", out);
+    cr_expect(strstr(out, t), "a session's peer is the target: %s", out);
+    stats_of(r.pid, "--json", out, sizeof out);
+    cr_expect(strstr(out, "\"relay_sessions\":3"), "%s", out);
+    cr_expect(strstr(out, "\"datagrams_in\":6,\"bytes_in\":30"), "%s", out);
+    cr_expect(strstr(out, "\"sockets\":[{\"id\":"), "%s", out);
+    stats_of(r.pid, "--prometheus", out, sizeof out);
+    cr_expect(strstr(out, "iocptool_relay_sessions 3\n"), "%s", out);
+    cr_expect(strstr(out, "iocptool_datagrams_received_total 6\n"), "%s", out);
+    cr_expect(strstr(out, "iocptool_datagram_sockets_open 4\n"), "%s", out);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+}
