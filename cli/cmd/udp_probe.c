@@ -249,7 +249,8 @@ static int probe_end(void *arg)
     if (up.tick)
         iocp_timer_free(up.tick);
     up.tick = NULL;
-    diag_info(1, "connect: %u of %zu ports open or open|filtered", up.answered, up.n);
+    diag_info(1, "connect: %u of %lu ports open or open|filtered", up.answered,
+              (unsigned long)up.n);
     return up.answered ? EXIT_OK : EXIT_RUNTIME;
 }
 

@@ -356,11 +356,11 @@ static void on_datagram(struct iocp_dgram *d, const void *data, size_t len,
     if (flags & IOCP_DGRAM_TRUNCATED) {
         /* Said at once, the first time: data was lost. */
         if (b->truncated++ == 0)
-            diag_error("%s: a datagram from %s was longer than %zu bytes and was cut "
+            diag_error("%s: a datagram from %s was longer than %lu bytes and was cut "
                        "(--max-datagram)",
                        b->cfg.cmd, udp_addr_name(from, name, sizeof name),
-                       b->cfg.socket.max_datagram ? b->cfg.socket.max_datagram
-                                                  : (size_t)IOCP_DGRAM_MAX);
+                       (unsigned long)(b->cfg.socket.max_datagram ? b->cfg.socket.max_datagram
+                                                                  : IOCP_DGRAM_MAX));
     }
     switch (b->cfg.mode) {
     case UDP_BRIDGE_CONNECTED:

@@ -63,8 +63,8 @@ static void dgram_text(void *arg, struct json_buf *b)
     struct walk w = {.b = b};
     iocp_engine_foreach_dgram(e, count_one, &w);
     if (is_relay())
-        json_printf(b, "datagrams     %llu sockets open, %zu relay sessions, %llu opened\n",
-                    (unsigned long long)t.open, w.connected, (unsigned long long)t.opened);
+        json_printf(b, "datagrams     %llu sockets open, %llu relay sessions, %llu opened\n",
+                    (unsigned long long)t.open, (unsigned long long)w.connected, (unsigned long long)t.opened);
     else
         json_printf(b, "datagrams     %llu sockets open, %llu opened\n",
                     (unsigned long long)t.open, (unsigned long long)t.opened);
@@ -78,8 +78,8 @@ static void dgram_text(void *arg, struct json_buf *b)
     w.limit = STATS_DGRAM_TABLE_MAX;
     iocp_engine_foreach_dgram(e, text_one, &w);
     if (w.n > w.shown)
-        json_printf(b, "  ... and %zu more (stats -v or --json lists them all)\n",
-                    w.n - w.shown);
+        json_printf(b, "  ... and %llu more (stats -v or --json lists them all)\n",
+                    (unsigned long long)(w.n - w.shown));
 }
 
 static bool json_one(const struct iocp_dgram_info *info, void *arg)
@@ -95,12 +95,12 @@ static bool json_one(const struct iocp_dgram_info *info, void *arg)
     json_printf(w->b,
                 ",\"age_ms\":%llu,\"idle_ms\":%llu,\"datagrams_in\":%llu,\"bytes_in\":%llu,"
                 "\"datagrams_out\":%llu,\"bytes_out\":%llu,\"truncated\":%llu,\"dropped\":%llu,"
-                "\"errors\":%llu,\"queued\":%zu}",
+                "\"errors\":%llu,\"queued\":%llu}",
                 (unsigned long long)info->age_ms, (unsigned long long)info->idle_ms,
                 (unsigned long long)s->dgrams_in, (unsigned long long)s->bytes_in,
                 (unsigned long long)s->dgrams_out, (unsigned long long)s->bytes_out,
                 (unsigned long long)s->truncated, (unsigned long long)s->dropped,
-                (unsigned long long)s->errors, info->queued);
+                (unsigned long long)s->errors, (unsigned long long)info->queued);
     w->n++;
     if (info->peer[0])
         w->connected++;
@@ -128,7 +128,7 @@ static void dgram_json(void *arg, struct json_buf *b)
     iocp_engine_foreach_dgram(e, json_one, &w);
     json_printf(b, "]");
     if (is_relay())
-        json_printf(b, ",\"relay_sessions\":%zu", w.connected);
+        json_printf(b, ",\"relay_sessions\":%llu", (unsigned long long)w.connected);
     json_printf(b, "}");
 }
 
