@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BATCH 64
+#define BATCH     64
 #define DGRAM_MAX 65536
 
 static volatile sig_atomic_t stopping;

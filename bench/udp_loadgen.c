@@ -26,9 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BATCH 64
+#define BATCH       64
 #define MAX_SOCKETS 4096
-#define STALL_MS 100
+#define STALL_MS    100
 
 struct sock {
     int fd;
@@ -73,13 +73,26 @@ int main(int argc, char **argv)
     double seconds = 5;
     while ((opt = getopt(argc, argv, "h:p:s:c:w:d:")) != -1) {
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 's': size = (size_t)atol(optarg); break;
-        case 'c': nsock = (unsigned)atoi(optarg); break;
-        case 'w': window = (unsigned)atoi(optarg); break;
-        case 'd': seconds = atof(optarg); break;
-        default: return 2;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 's':
+            size = (size_t)atol(optarg);
+            break;
+        case 'c':
+            nsock = (unsigned)atoi(optarg);
+            break;
+        case 'w':
+            window = (unsigned)atoi(optarg);
+            break;
+        case 'd':
+            seconds = atof(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (port <= 0 || port > 65535 || size > sizeof payload || nsock == 0 || nsock > MAX_SOCKETS ||

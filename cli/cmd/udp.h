@@ -33,7 +33,8 @@ enum {
 /* The table entries: -u and --max-datagram (listen, connect, echo, relay),
  * --udp-ttl (listen, relay). */
 #define UDP_LONG_OPTIONS                                                                           \
-    {"udp", no_argument, NULL, 'u'}, {                                                             \
+    {"udp", no_argument, NULL, 'u'},                                                               \
+    {                                                                                              \
         "max-datagram", required_argument, NULL, UDP_OPT_MAX_DATAGRAM                              \
     }
 #define UDP_TTL_OPTION                                                                             \

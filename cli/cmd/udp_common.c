@@ -54,8 +54,7 @@ int udp_dispatch(const char *cmd, int argc, char **argv, const char *shortopts,
     if (udp)
         return run(argc, argv);
     if (udp_only) {
-        diag_error("%s: %.*s: only for datagrams (-u)", cmd, (int)strcspn(udp_only, "="),
-                   udp_only);
+        diag_error("%s: %.*s: only for datagrams (-u)", cmd, (int)strcspn(udp_only, "="), udp_only);
         diag_try_help(cmd);
         return EXIT_USAGE;
     }
@@ -169,8 +168,8 @@ bool udp_resolve(const char *cmd, const char *host, int family, bool numeric, ch
         diag_error("%s: %s: %s", cmd, host, iocp_strerror(err));
         return false;
     }
-    int rc = getnameinfo(res->ai_addr, (socklen_t)res->ai_addrlen, out, (socklen_t)outlen, NULL,
-                         0, NI_NUMERICHOST);
+    int rc = getnameinfo(res->ai_addr, (socklen_t)res->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
+                         NI_NUMERICHOST);
     freeaddrinfo(res);
     if (rc != 0) {
         diag_error("%s: %s: %s", cmd, host, gai_strerror(rc));

@@ -135,8 +135,7 @@ int cmd_udp_connect(int argc, char **argv)
         conflicts++;
     }
     if (bcfg.key_file) {
-        diag_error("%s: --key: the encrypted channel needs a TCP stream, not datagrams (-u)",
-                   cmd);
+        diag_error("%s: --key: the encrypted channel needs a TCP stream, not datagrams (-u)", cmd);
         conflicts++;
     }
     if (wait_ms && !probe_mode) {
@@ -144,8 +143,7 @@ int cmd_udp_connect(int argc, char **argv)
         conflicts++;
     }
     if (probe_mode) {
-        static const char *const what[] = {"--send-only", "--recv-only", "-q", "-i",
-                                           "--progress"};
+        static const char *const what[] = {"--send-only", "--recv-only", "-q", "-i", "--progress"};
         bool set[] = {bcfg.send_only, bcfg.recv_only, bcfg.quit_ms >= 0, bcfg.idle_ms > 0,
                       bcfg.progress};
         for (unsigned i = 0; i < sizeof set / sizeof set[0]; i++) {

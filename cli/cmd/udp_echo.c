@@ -206,8 +206,8 @@ int cmd_udp_echo(int argc, char **argv)
             ue.dcfg.family = opt - '0';
             break;
         case 'm':
-            conflicts += udp_refuse(cmd, echo_options, opt,
-                                    "UDP echo keeps no connections to count (-u)");
+            conflicts +=
+                udp_refuse(cmd, echo_options, opt, "UDP echo keeps no connections to count (-u)");
             break;
         case 'i':
             conflicts += udp_refuse(cmd, echo_options, opt,

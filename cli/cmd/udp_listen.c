@@ -174,8 +174,7 @@ int cmd_udp_listen(int argc, char **argv)
         conflicts++;
     }
     if (bcfg.key_file) {
-        diag_error("%s: --key: the encrypted channel needs a TCP stream, not datagrams (-u)",
-                   cmd);
+        diag_error("%s: --key: the encrypted channel needs a TCP stream, not datagrams (-u)", cmd);
         conflicts++;
     }
     if (stats_spec && no_stats) {

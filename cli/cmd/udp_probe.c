@@ -30,7 +30,7 @@
 #include "udp_peers.h"
 
 #define UDP_PROBE_WINDOW 64
-#define TICK_MS 20u
+#define TICK_MS          20u
 
 enum { SLOT_WAITING = 0, SLOT_RUNNING, SLOT_OPEN, SLOT_SILENT, SLOT_CLOSED, SLOT_FAILED };
 
@@ -67,11 +67,9 @@ static void report(void)
                    s->state == SLOT_OPEN ? "open" : "open|filtered");
             printed = true;
         } else if (s->state == SLOT_CLOSED) {
-            diag_info(1, "connect: %s port %u: closed (port unreachable)", up.cfg->host,
-                      s->port);
+            diag_info(1, "connect: %s port %u: closed (port unreachable)", up.cfg->host, s->port);
         } else {
-            diag_info(1, "connect: %s port %u: %s", up.cfg->host, s->port,
-                      iocp_strerror(s->error));
+            diag_info(1, "connect: %s port %u: %s", up.cfg->host, s->port, iocp_strerror(s->error));
         }
     }
     if (printed)

@@ -146,8 +146,8 @@ static const struct iocp_dgram_handler up_handler = {
 
 /* A client's first datagram: a session, or NULL (beyond --max-conns, or
  * no socket could be had; said and counted). */
-static struct session *session_new(struct relay_worker *w, const struct sockaddr *from,
-                                   int fromlen, uint64_t now)
+static struct session *session_new(struct relay_worker *w, const struct sockaddr *from, int fromlen,
+                                   uint64_t now)
 {
     char name[80];
     unsigned n = atomic_fetch_add(&ur.sessions, 1);
@@ -207,8 +207,7 @@ static void listen_datagram(struct iocp_dgram *d, const void *data, size_t len,
     iocp_dgram_send(s->up, data, len); /* a full queue drops and counts */
 }
 
-static void listen_error(struct iocp_dgram *d, int status, const struct sockaddr *peer,
-                         int peerlen)
+static void listen_error(struct iocp_dgram *d, int status, const struct sockaddr *peer, int peerlen)
 {
     (void)d;
     (void)peerlen;
@@ -289,8 +288,8 @@ static void start(struct iocp_task *task)
             dcfg.port = iocp_dgram_local_port(d);
         }
     }
-    diag_info(1, "relay: %u listening socket%s, sessions end after %u ms of silence",
-              ur.listeners, ur.listeners == 1 ? "" : "s", ur.ttl_ms);
+    diag_info(1, "relay: %u listening socket%s, sessions end after %u ms of silence", ur.listeners,
+              ur.listeners == 1 ? "" : "s", ur.ttl_ms);
     udp_print_listening(first);
 }
 
@@ -388,23 +387,22 @@ static void release(void *arg)
 
 static void udp_relay_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: iocptool relay -u [options] [ADDR:]PORT HOST:PORT...\n"
-            "\n"
-            "Forward datagrams to the targets, a session per client address: each\n"
-            "session has a socket of its own towards its target (round robin over the\n"
-            "targets, per new session), so replies find their client.  A session lives\n"
-            "while either side sends; a port unreachable from a target does not end it.\n"
-            "\n" UDP_TTL_HELP
-            "  -m, --max-conns N      at most N sessions at once; datagrams of further\n"
-            "                         clients are dropped until one ends\n"
-            "      --max-datagram N   datagrams longer than N bytes are cut (and counted)\n"
-            "  -W, --workers N        worker threads (default: one per processor)\n"
-            "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
-            "  -4, --ipv4             listen on IPv4 only\n"
-            "  -6, --ipv6             listen on IPv6 only\n" STATS_ENDPOINT_HELP
-            "  -v, --verbose          say more (-vv: every session)\n"
-            "  -h, --help             this help\n");
+    fprintf(out, "usage: iocptool relay -u [options] [ADDR:]PORT HOST:PORT...\n"
+                 "\n"
+                 "Forward datagrams to the targets, a session per client address: each\n"
+                 "session has a socket of its own towards its target (round robin over the\n"
+                 "targets, per new session), so replies find their client.  A session lives\n"
+                 "while either side sends; a port unreachable from a target does not end it.\n"
+                 "\n" UDP_TTL_HELP
+                 "  -m, --max-conns N      at most N sessions at once; datagrams of further\n"
+                 "                         clients are dropped until one ends\n"
+                 "      --max-datagram N   datagrams longer than N bytes are cut (and counted)\n"
+                 "  -W, --workers N        worker threads (default: one per processor)\n"
+                 "  -B, --backend NAME     uring, epoll or iocp (default: the best that works)\n"
+                 "  -4, --ipv4             listen on IPv4 only\n"
+                 "  -6, --ipv6             listen on IPv6 only\n" STATS_ENDPOINT_HELP
+                 "  -v, --verbose          say more (-vv: every session)\n"
+                 "  -h, --help             this help\n");
 }
 
 int cmd_udp_relay(int argc, char **argv)

@@ -24,10 +24,10 @@
 #include "udp.h"
 #include "udp_peers.h"
 
-#define TICK_MS 100u
+#define TICK_MS     100u
 #define PROGRESS_MS 1000u
 /* At the end, how long datagrams still queued may take to leave. */
-#define DRAIN_MS 2000u
+#define DRAIN_MS    2000u
 
 struct ub_peer {
     struct udp_peer link; /* first: the table hands back this address */
@@ -56,7 +56,7 @@ struct udp_bridge {
     /* What -v reports at the end. */
     uint64_t dgrams_in, bytes_in, dgrams_out, bytes_out;
     uint64_t out_dropped, out_dropped_bytes; /* stdout too slow */
-    uint64_t send_refused;                  /* the socket's queue was at its cap */
+    uint64_t send_refused;                   /* the socket's queue was at its cap */
     uint64_t truncated, strangers, denied, beyond_max, unreachable, expired;
     struct iocp_dgram_stats final_stats;
 };
@@ -471,8 +471,9 @@ static const struct iocp_dgram_handler dgram_handler = {
 
 static void show_progress(struct udp_bridge *b)
 {
-    fprintf(stderr, "\r%s: in %" PRIu64 " datagrams, %" PRIu64 " bytes; out %" PRIu64
-                    " datagrams, %" PRIu64 " bytes ",
+    fprintf(stderr,
+            "\r%s: in %" PRIu64 " datagrams, %" PRIu64 " bytes; out %" PRIu64 " datagrams, %" PRIu64
+            " bytes ",
             b->cfg.cmd, b->dgrams_in, b->bytes_in, b->dgrams_out, b->bytes_out);
     fflush(stderr);
     b->progress_shown = true;
@@ -502,8 +503,7 @@ static void tick(struct iocp_timer *t, void *arg)
         return;
     }
     /* connect -u after EOF, by default: the replies have stopped coming. */
-    if (b->in_eof && b->cfg.mode == UDP_BRIDGE_CONNECTED && b->cfg.quit_ms < 0 &&
-        !b->cfg.idle_ms) {
+    if (b->in_eof && b->cfg.mode == UDP_BRIDGE_CONNECTED && b->cfg.quit_ms < 0 && !b->cfg.idle_ms) {
         uint64_t since = b->last_in_ms > b->eof_ms ? b->last_in_ms : b->eof_ms;
         if (now - since >= UDP_EOF_QUIET_MS) {
             diag_info(2, "%s: no reply for %u ms after the end of input", b->cfg.cmd,
@@ -685,13 +685,11 @@ static int hook_end(void *arg)
                   " datagrams (%" PRIu64 " bytes) sent in %.2f seconds",
                   cmd, b->dgrams_in, b->bytes_in, b->dgrams_out, b->bytes_out, secs);
         if (b->out_dropped)
-            diag_info(1,
-                      "%s: %" PRIu64 " datagrams (%" PRIu64
-                      " bytes) dropped: stdout did not keep up",
-                      cmd, b->out_dropped, b->out_dropped_bytes);
-        uint64_t send_dropped = b->final_stats.dropped > b->send_refused
-                                    ? b->final_stats.dropped
-                                    : b->send_refused;
+            diag_info(
+                1, "%s: %" PRIu64 " datagrams (%" PRIu64 " bytes) dropped: stdout did not keep up",
+                cmd, b->out_dropped, b->out_dropped_bytes);
+        uint64_t send_dropped =
+            b->final_stats.dropped > b->send_refused ? b->final_stats.dropped : b->send_refused;
         if (send_dropped)
             diag_info(1, "%s: %" PRIu64 " datagrams dropped: the network did not keep up", cmd,
                       send_dropped);

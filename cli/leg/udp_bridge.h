@@ -54,14 +54,14 @@ enum udp_bridge_mode {
 struct udp_bridge_config {
     const char *cmd; /* "listen" or "connect" */
     enum udp_bridge_mode mode;
-    bool send_only;   /* never write stdout */
-    bool recv_only;   /* never read stdin */
-    int quit_ms;      /* -q: end this long after stdin EOF; -1: not given */
-    unsigned idle_ms; /* -i: end after this much silence both ways; 0: never */
-    bool progress;    /* --progress: a live line on stderr if it is a terminal */
-    unsigned ttl_ms;  /* keep open, broker: forget a peer silent this long */
-    unsigned max_peers;     /* keep open, broker: peers at once */
-    const struct acl *acl;  /* listen: admitted sources, or NULL */
+    bool send_only;        /* never write stdout */
+    bool recv_only;        /* never read stdin */
+    int quit_ms;           /* -q: end this long after stdin EOF; -1: not given */
+    unsigned idle_ms;      /* -i: end after this much silence both ways; 0: never */
+    bool progress;         /* --progress: a live line on stderr if it is a terminal */
+    unsigned ttl_ms;       /* keep open, broker: forget a peer silent this long */
+    unsigned max_peers;    /* keep open, broker: peers at once */
+    const struct acl *acl; /* listen: admitted sources, or NULL */
     /* The socket: address, family, peer (connected), max_datagram.  The
      * handler, data and worker are the bridge's. */
     struct iocp_dgram_config socket;

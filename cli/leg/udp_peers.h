@@ -24,7 +24,7 @@ struct udp_peer {
     int addrlen;
     uint64_t last_ms; /* when it was last heard from (or sent to, for a session) */
     uint32_t hash;
-    struct udp_peer *chain;      /* next in its hash bucket */
+    struct udp_peer *chain;         /* next in its hash bucket */
     struct udp_peer *older, *newer; /* the list by last_ms */
 };
 

@@ -64,10 +64,11 @@ static void dgram_text(void *arg, struct json_buf *b)
     iocp_engine_foreach_dgram(e, count_one, &w);
     if (is_relay())
         json_printf(b, "datagrams     %llu sockets open, %llu relay sessions, %llu opened\n",
-                    (unsigned long long)t.open, (unsigned long long)w.connected, (unsigned long long)t.opened);
+                    (unsigned long long)t.open, (unsigned long long)w.connected,
+                    (unsigned long long)t.opened);
     else
-        json_printf(b, "datagrams     %llu sockets open, %llu opened\n",
-                    (unsigned long long)t.open, (unsigned long long)t.opened);
+        json_printf(b, "datagrams     %llu sockets open, %llu opened\n", (unsigned long long)t.open,
+                    (unsigned long long)t.opened);
     json_printf(b,
                 "              in %llu (%llu B), out %llu (%llu B), %llu truncated, %llu "
                 "dropped, %llu errors\n",
@@ -86,8 +87,8 @@ static bool json_one(const struct iocp_dgram_info *info, void *arg)
 {
     struct walk *w = arg;
     const struct iocp_dgram_stats *s = &info->stats;
-    json_printf(w->b, "%s{\"id\":%llu,\"worker\":%u", w->n ? "," : "",
-                (unsigned long long)info->id, info->worker);
+    json_printf(w->b, "%s{\"id\":%llu,\"worker\":%u", w->n ? "," : "", (unsigned long long)info->id,
+                info->worker);
     json_key(w->b, "local", false);
     json_str(w->b, info->local);
     json_key(w->b, "peer", false);
@@ -149,8 +150,7 @@ static void dgram_prometheus(void *arg, struct json_buf *b)
     prom(b, "datagram_sockets_open", "gauge", "Datagram sockets open.", t.open);
     prom(b, "datagram_sockets_opened_total", "counter", "Datagram sockets opened.", t.opened);
     prom(b, "datagrams_received_total", "counter", "Datagrams received.", t.dgrams_in);
-    prom(b, "datagram_received_bytes_total", "counter", "Bytes received in datagrams.",
-         t.bytes_in);
+    prom(b, "datagram_received_bytes_total", "counter", "Bytes received in datagrams.", t.bytes_in);
     prom(b, "datagrams_sent_total", "counter", "Datagrams sent.", t.dgrams_out);
     prom(b, "datagram_sent_bytes_total", "counter", "Bytes sent in datagrams.", t.bytes_out);
     prom(b, "datagrams_truncated_total", "counter", "Datagrams received cut to the largest size.",

@@ -136,8 +136,7 @@ Test(cli_udp, listen_takes_the_first_peer_and_drops_the_others)
     cr_assert_eq(send(b, "intruder\n", 9, 0), 9);
     cr_assert_eq(send(a, "again\n", 6, 0), 6);
     cr_expect(nc_read_is(l.out, "again\n", 10000), "only the first peer reaches stdout");
-    cr_expect(us_err_has(&l, "is not the peer", 5000), "-v says another was dropped: %s",
-              l.errbuf);
+    cr_expect(us_err_has(&l, "is not the peer", 5000), "-v says another was dropped: %s", l.errbuf);
     char buf[64];
     cr_expect_eq(us_recv(b, buf, sizeof buf, 200, NULL), -1, "stdin never went to the other");
     /* The end of stdin does not end a listener. */
@@ -257,8 +256,7 @@ Test(cli_udp, a_datagram_longer_than_max_datagram_is_cut_and_said)
     cr_expect_eq(memcmp(got + 100, "next", 4), 0);
     cr_expect(us_err_has(&l, "longer than 100 bytes and was cut", 5000), "%s", l.errbuf);
     cr_expect_eq(proc_signal(&l, SIGINT, 10000), 128 + SIGINT);
-    cr_expect(strstr(l.errbuf, "1 datagrams cut to --max-datagram"), "-v counts it: %s",
-              l.errbuf);
+    cr_expect(strstr(l.errbuf, "1 datagrams cut to --max-datagram"), "-v counts it: %s", l.errbuf);
     close(a);
 }
 

@@ -119,8 +119,7 @@ Test(cli_udp_relay, a_session_silent_for_the_ttl_ends_and_the_next_datagram_open
     /* A reply keeps the session alive and reaches the client. */
     cr_assert_eq(sendto(target, "r1", 2, 0, (struct sockaddr *)&first, sizeof first), 2);
     cr_expect(us_recv_is(c, "r1", 10000));
-    cr_assert(us_err_has(&r, "silent for 300 ms: closed", 10000), "the TTL ends it: %s",
-              r.errbuf);
+    cr_assert(us_err_has(&r, "silent for 300 ms: closed", 10000), "the TTL ends it: %s", r.errbuf);
     cr_assert_eq(send(c, "two", 3, 0), 3);
     cr_assert_eq(us_recv(target, buf, sizeof buf, 10000, &second), 3);
     uint64_t end = tn_now_ms() + 10000;
@@ -150,8 +149,7 @@ Test(cli_udp_relay, each_new_session_takes_the_next_target)
     for (int i = 0; i < 3; i++) {
         c[i] = us_connected(port);
         cr_assert_eq(send(c[i], msg[i], 2, 0), 2);
-        cr_expect(us_recv_is(expect_on[i], msg[i], 10000), "client %d to target %d", i,
-                  i % 2 + 1);
+        cr_expect(us_recv_is(expect_on[i], msg[i], 10000), "client %d to target %d", i, i % 2 + 1);
     }
     /* A session keeps its target. */
     cr_assert_eq(send(c[1], "c1", 2, 0), 2);

@@ -65,8 +65,8 @@ static inline ssize_t us_recv(int fd, void *buf, size_t cap, unsigned timeout_ms
         if (r == 0)
             return -1;
         socklen_t len = sizeof *from;
-        ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from,
-                             from ? &len : NULL);
+        ssize_t n =
+            recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, from ? &len : NULL);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         return n < 0 ? -2 : n;
