@@ -12,7 +12,8 @@
 #      cross-built from Debian's source first (tests/wine/build_sodium.sh,
 #      kept in build/ci-win-sodium)
 #   6. the portable unit tests of that build, under Wine (tests/wine.sh)
-#   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh), and
+#   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh and,
+#      for UDP, tests/wine/udp.sh), and
 #      the batch examples of docs/SCRIPTING.md in Wine's cmd.exe
 #      (tests/wine/scripting.sh), and the encrypted channel between
 #      iocptool.exe and the Linux build (tests/wine/secure.sh), and unix:
@@ -125,6 +126,9 @@ iocp_wine_ctest build/ci-win --timeout 900 -j "$jobs"
 
 step "windows CLI scenarios (wine, Linux peers)"
 bash tests/wine/cli.sh build/ci-win build/ci-release/iocptool
+
+step "windows UDP scenarios (wine, Linux peers)"
+bash tests/wine/udp.sh build/ci-win build/ci-release/iocptool
 
 step "the batch examples of docs/SCRIPTING.md (wine cmd.exe, Linux peers)"
 bash tests/wine/scripting.sh build/ci-win build/ci-release/iocptool
