@@ -150,7 +150,7 @@ int cmd_listen(int argc, char **argv)
     char why[256];
     int opt, r;
 
-    int udp = udp_dispatch("listen", argc, argv, "km:46s:p:nlB:hzw:" BRIDGE_SHORT_OPTIONS,
+    int udp = udp_dispatch("listen", argc, argv, "km:46s:p:nlUB:hzw:" BRIDGE_SHORT_OPTIONS,
                            cmd_udp_listen);
     if (udp >= 0)
         return udp;

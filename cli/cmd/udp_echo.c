@@ -238,6 +238,12 @@ int cmd_udp_echo(int argc, char **argv)
         diag_try_help(cmd);
         return EXIT_USAGE;
     }
+    if (addr_is_unix(argv[optind])) {
+        diag_error("%s: %s: -u takes an IP address (datagrams over Unix-domain sockets are not "
+                   "supported)",
+                   cmd, argv[optind]);
+        return EXIT_USAGE;
+    }
     char host[ADDR_HOST_MAX];
     if (!addr_listen(cmd, argv[optind], host, sizeof host, &ue.dcfg.port))
         return EXIT_USAGE;

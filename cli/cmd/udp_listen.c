@@ -79,7 +79,7 @@ int cmd_udp_listen(int argc, char **argv)
     const int opt_no_stats = udp_opt_code(listen_options, "no-stats");
 
     struct opt_parser op;
-    opt_init(&op, cmd, argc, argv, "km:46s:p:nlB:hzw:u" BRIDGE_SHORT_OPTIONS, listen_options);
+    opt_init(&op, cmd, argc, argv, "km:46s:p:nlUB:hzw:u" BRIDGE_SHORT_OPTIONS, listen_options);
     while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             goto usage_error;
@@ -210,6 +210,12 @@ int cmd_udp_listen(int argc, char **argv)
         goto usage_error;
     }
 
+    if (!port_opt && addr_is_unix(argv[optind])) {
+        diag_error("%s: %s: -u takes an IP address (datagrams over Unix-domain sockets are not "
+                   "supported)",
+                   cmd, argv[optind]);
+        goto usage_error;
+    }
     char host[ADDR_HOST_MAX] = "";
     uint16_t port;
     if (port_opt) {

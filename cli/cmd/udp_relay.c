@@ -501,6 +501,14 @@ int cmd_udp_relay(int argc, char **argv)
         diag_try_help(cmd);
         return EXIT_USAGE;
     }
+    for (int i = optind; i < argc; i++) {
+        if (addr_is_unix(argv[i])) {
+            diag_error("%s: %s: -u takes IP addresses (datagrams over Unix-domain sockets are "
+                       "not supported)",
+                       cmd, argv[i]);
+            return EXIT_USAGE;
+        }
+    }
     char host[ADDR_HOST_MAX];
     if (!addr_listen(cmd, argv[optind], host, sizeof host, &ur.listen_cfg.port))
         return EXIT_USAGE;
