@@ -106,7 +106,7 @@ int cmd_connect(int argc, char **argv)
     struct proxy_opt po;
     memset(&po, 0, sizeof po);
 
-    int udp = udp_dispatch("connect", argc, argv, "w:s:p:z46nklUB:h" BRIDGE_SHORT_OPTIONS,
+    int udp = udp_dispatch("connect", argc, argv, "w:s:p:z46nklUB:X:x:h" BRIDGE_SHORT_OPTIONS,
                            cmd_udp_connect);
     if (udp >= 0)
         return udp;

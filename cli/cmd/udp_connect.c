@@ -64,7 +64,7 @@ int cmd_udp_connect(int argc, char **argv)
     int family = 0, conflicts = 0, opt, r;
 
     struct opt_parser op;
-    opt_init(&op, cmd, argc, argv, "w:s:p:z46nklUB:hu" BRIDGE_SHORT_OPTIONS, connect_options);
+    opt_init(&op, cmd, argc, argv, "w:s:p:z46nklUB:X:x:hu" BRIDGE_SHORT_OPTIONS, connect_options);
     while ((opt = opt_next(&op)) != -1) {
         if ((r = bridge_option(&bcfg, opt, optarg)) < 0)
             return EXIT_USAGE;
