@@ -261,12 +261,3 @@ bool proxy_opt_finish(const char *cmd, struct proxy_opt *po)
     }
     return true;
 }
-
-const char *proxy_opt_describe(const struct proxy_opt *po, char *buf, size_t len)
-{
-    static const char *const names[] = {"", "SOCKS4", "SOCKS4a", "SOCKS5", "HTTP"};
-    char hp[ADDR_HOST_MAX + 8];
-    int k = po->proxy.kind >= 0 && po->proxy.kind <= IOCP_PROXY_HTTP ? po->proxy.kind : 0;
-    snprintf(buf, len, "%s proxy %s", names[k], addr_format(po->host, po->proxy.port, hp, sizeof hp));
-    return buf;
-}

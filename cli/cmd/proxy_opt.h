@@ -55,7 +55,4 @@ bool proxy_opt_parse_url(const char *cmd, const char *url, struct proxy_opt *po)
 /* Erase the credentials. */
 void proxy_opt_wipe(struct proxy_opt *po);
 
-/* "socks5 proxy 127.0.0.1:1080" for messages; buf. */
-const char *proxy_opt_describe(const struct proxy_opt *po, char *buf, size_t len);
-
 #endif /* IOCPTOOL_PROXY_OPT_H */
