@@ -28,10 +28,14 @@ set(ENV{PKG_CONFIG_PATH} "")
 # pkg-config files first.  The try_compile projects read this file too and
 # share the process's environment: they must get the prefix as well, or
 # they would set PKG_CONFIG_LIBDIR back without it.
-set(IOCP_MINGW_EXTRA_PREFIX "" CACHE PATH "Extra prefix of mingw-w64 libraries (pkg-config, headers)")
+set(IOCP_MINGW_EXTRA_PREFIX "" CACHE STRING "Extra prefixes of mingw-w64 libraries (pkg-config, headers), ;-separated")
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES IOCP_MINGW_EXTRA_PREFIX)
+# It may be a list (libsodium's prefix;OpenSSL's prefix).
 if(IOCP_MINGW_EXTRA_PREFIX)
   list(APPEND CMAKE_FIND_ROOT_PATH ${IOCP_MINGW_EXTRA_PREFIX})
-  set(ENV{PKG_CONFIG_LIBDIR}
-    "${IOCP_MINGW_EXTRA_PREFIX}/lib/pkgconfig:/usr/${IOCP_MINGW_PREFIX}/lib/pkgconfig")
+  set(iocp_pc_dirs "")
+  foreach(iocp_prefix IN LISTS IOCP_MINGW_EXTRA_PREFIX)
+    string(APPEND iocp_pc_dirs "${iocp_prefix}/lib/pkgconfig:")
+  endforeach()
+  set(ENV{PKG_CONFIG_LIBDIR} "${iocp_pc_dirs}/usr/${IOCP_MINGW_PREFIX}/lib/pkgconfig")
 endif()

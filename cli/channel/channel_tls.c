@@ -355,9 +355,11 @@ int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_
     if (server_name) {
         /* The name the certificate is checked against; a numeric address
          * is checked as an address and sent without SNI (RFC 6066). */
-        t->host = strdup(server_name);
+        size_t len = strlen(server_name) + 1;
+        t->host = malloc(len);
         if (!t->host)
             return t->err = TLS_ENOMEM;
+        memcpy(t->host, server_name, len);
         SSL_set_app_data(t->ssl, t->host);
         bool addr = is_address(server_name);
         int ok = addr ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), server_name)

@@ -77,3 +77,19 @@ printf '\x07\x05\x01\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00
 echo "fuzz: fuzz_proxy for ${psecs}s"
 "$dir/tests/fuzz/fuzz_proxy" -max_total_time="$psecs" -timeout=10 -rss_limit_mb=2048 \
   -max_len=20000 -print_final_stats=1 -artifact_prefix="$dir/" "$corpus"
+
+# The TLS channel's input side (fuzz_tls.c: mode 0 a server, 1 a client
+# after its ClientHello, 2 a server after a real handshake), when TLS is
+# built.
+if grep -q '^IOCP_WITH_TLS:BOOL=ON' "$dir/CMakeCache.txt"; then
+  cmake --build "$dir" -j "$jobs" --target fuzz_tls
+  corpus=$dir/corpus/fuzz_tls
+  mkdir -p "$corpus"
+  printf '\x00\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' >"$corpus/seed-client-hello"
+  printf '\x01\x16\x03\x03\x00\x04\x02\x00\x00\x00' >"$corpus/seed-server-hello"
+  printf '\x02\x17\x03\x03\x00\x20' >"$corpus/seed-record"
+  echo "fuzz: fuzz_tls for ${psecs}s"
+  "$dir/tests/fuzz/fuzz_tls" -max_total_time="$psecs" -timeout=10 -rss_limit_mb=2048 \
+    -max_len=4096 -print_final_stats=1 -artifact_prefix="$dir/" "$corpus"
+fi
+
