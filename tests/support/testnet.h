@@ -13,8 +13,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -75,9 +77,37 @@ static inline int tn_connect(uint16_t port)
     return fd;
 }
 
-/* A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+/*
+ * A port on 127.0.0.1 that nothing listens on.  It is taken from below the
+ * system's ephemeral range, so that no server of the test that binds port
+ * 0 and no outgoing connection can be handed the same port by the kernel
+ * (a relay given a "dead" target equal to its own port would connect to
+ * itself).  A port whose bind succeeds is free now; the start is spread by
+ * process ID so parallel suites rarely try the same ports.
+ */
 static inline uint16_t tn_closed_port(void)
 {
+    static atomic_uint next;
+    unsigned low = 32768, high = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    unsigned span = low > 10000 + 1024 ? 8192 : 0;
+    for (unsigned i = 0; i < span && i < 512; i++) {
+        uint16_t port = (uint16_t)(low - 1 - ((unsigned)getpid() * 131u + atomic_fetch_add(&next, 1u) * 37u) % span);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            break;
+        struct sockaddr_in sa = tn_loopback(port);
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    /* No room below the range: a port the kernel hands out, then closed. */
     uint16_t port = 0;
     int fd = tn_listen(&port);
     if (fd >= 0)
