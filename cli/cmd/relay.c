@@ -83,6 +83,7 @@
 #include "relay_health.h"
 #include "relay_ports.h"
 #include "relay_tls.h"
+#include "relay_ops.h"
 #include "run.h"
 #include "stats_endpoint.h"
 #include "udp.h"
@@ -137,6 +138,7 @@ struct pair {
     size_t early_len, early_cap;
     char peer[64];
     struct socks_session *socks; /* --socks5: the client's negotiation */
+    struct relay_rec rec; /* for the access log and the drain (relay_ops.h) */
 };
 
 static const struct iocp_conn_handler pair_handler;
@@ -146,6 +148,7 @@ static void pair_release(struct pair *p)
     if (--p->legs)
         return;
     socks_session_free(p->socks);
+    relay_rec_close(&p->rec);
     free(p->early);
     free(p);
 }
@@ -161,6 +164,7 @@ static void pair_fail(struct pair *p, const char *why)
     if (p->failed)
         return;
     p->failed = true;
+    relay_rec_end(&p->rec, CONN_END_RESET);
     diag_info(1, "relay: %s: %s", p->peer, why);
     if (p->client.c)
         iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
@@ -444,6 +448,7 @@ static void connect_next(struct pair *p)
         if (p->tried >> k & 1u)
             health_client_reset(&p->rp->targets[k].health);
     atomic_fetch_add_explicit(&p->rp->refused, 1, memory_order_relaxed);
+    relay_rec_end(&p->rec, CONN_END_REFUSED);
     iocp_conn_close(p->client.c, IOCP_CLOSE_ABORT);
 }
 
@@ -519,6 +524,7 @@ static void pair_leg_gone(struct pair *p, struct leg *gone, struct leg *other, i
 {
     leg_closed(gone);
     gone->c = NULL;
+    relay_rec_leg_closed(&p->rec, status);
     if (status && status != IOCP_ECANCELED && !p->failed)
         pair_fail(p, iocp_strerror(status));
     else if (other->c)
@@ -537,6 +543,7 @@ static void client_ready(void *arg)
         char was[sizeof p->peer];
         snprintf(was, sizeof was, "%s", p->peer);
         leg_client(&p->client, p->peer, sizeof p->peer);
+        relay_rec_client(&p->rec, p->peer);
         diag_info(2, "relay: %s: PROXY header from %s", p->peer, was);
     }
     if (relay.key_listen || relay.tls.listen_ctx) {
@@ -583,6 +590,7 @@ static void client_open(struct iocp_conn *c, struct relay_port *rp)
     p->worker = iocp_conn_worker(c);
     p->legs = 1;
     iocp_conn_peer(c, p->peer, sizeof p->peer);
+    relay_rec_open(&p->rec, c);
     iocp_conn_set_data(c, p);
     struct leg_layer layer = {.key = relay.key_listen ? relay.listen_key : NULL,
                               .role = CHANNEL_SERVER,
@@ -599,6 +607,7 @@ static void client_close(struct pair *p, struct iocp_conn *c, int status)
     diag_info(2, "relay: %s closed (%llu bytes in, %llu out): %s", p->peer,
               (unsigned long long)iocp_conn_bytes_in(c), (unsigned long long)iocp_conn_bytes_out(c),
               status ? iocp_strerror(status) : "done");
+    relay_rec_client_closed(&p->rec, c);
     pair_leg_gone(p, &p->client, &p->target, status);
     pair_release(p);
 }
@@ -658,6 +667,7 @@ static void target_open(struct iocp_conn *t)
     if (diag_verbosity >= 2 && p->client.c) /* a Unix-domain client: its pid and uid */
         leg_peer_cred(p->client.c, cred, sizeof cred);
     diag_info(2, "relay: %s%s -> %s", p->peer, cred, p->rp->targets[p->current].name);
+    relay_rec_target(&p->rec, p->rp->targets[p->current].name);
     if (relay.send_proxy)
         send_proxy_header(p, t);
     /* Ready at once when plain (pipeline_connected runs now); with
@@ -749,7 +759,12 @@ static int relay_ready(struct iocp_engine *e, struct iocp_server *s)
 {
     (void)e;
     (void)s;
-    return relay_ports_start_more(&relay.ports);
+    if (relay_ports_start_more(&relay.ports) < 0)
+        return -1;
+    for (unsigned k = 0; k < relay.ports.n; k++)
+        if (relay_ops_ready(relay.ports.port[k].server) < 0)
+            return -1;
+    return 0;
 }
 
 static void relay_release(void *arg)
@@ -811,6 +826,7 @@ const struct option relay_options[] = {
     {"proxy-auth", required_argument, NULL, OPT_PROXY_AUTH},
     RELAY_TLS_LONG_OPTIONS,
     SOCKS_LONG_OPTIONS,
+    RELAY_OPS_LONG_OPTIONS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     UDP_LONG_OPTIONS,
@@ -867,7 +883,7 @@ static void relay_usage(FILE *out)
                  "                         in iocptool connect --proxy)\n"
                  "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its "
                  "owner)\n"
-                 "%s%s" STATS_ENDPOINT_HELP UDP_HELP UDP_TTL_HELP
+                 "%s%s" RELAY_OPS_HELP STATS_ENDPOINT_HELP UDP_HELP UDP_TTL_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n",
             relay_tls_help, socks_options_help);
@@ -993,6 +1009,14 @@ int cmd_relay(int argc, char **argv)
         case 'h':
             relay_usage(stdout);
             return EXIT_OK;
+        case OPT_RELAY_DRAIN_TIMEOUT:
+        case OPT_RELAY_REUSEPORT:
+        case OPT_RELAY_LOG:
+        case OPT_RELAY_LOG_FORMAT:
+        case OPT_RELAY_LOG_BUFFER:
+            if (!relay_ops_option(opt, optarg))
+                return EXIT_USAGE;
+            break;
         default: {
             if (relay_tls_option(&relay.tls, opt, optarg) > 0)
                 break;
@@ -1089,6 +1113,12 @@ int cmd_relay(int argc, char **argv)
 
     relay.clients.what = "clients";
     relay_ports_stats(&relay.ports);
+    int status = relay_ops_setup(&scfg);
+    if (status) {
+        relay_ports_free(&relay.ports);
+        relay_wipe_keys();
+        return status;
+    }
     struct run_spec spec = {
         .cmd = "relay",
         .engine = &ecfg,
@@ -1101,7 +1131,9 @@ int cmd_relay(int argc, char **argv)
         .ready = relay_ready,
         .release = relay_release,
     };
-    int status = run_engine(&spec);
+    relay_ops_spec(&spec);
+    status = run_engine(&spec);
+    relay_ops_finish();
     health_final(&relay.clients);
     for (unsigned k = 0; k < relay.ports.n; k++)
         for (unsigned i = 0; i < relay.ports.port[k].pool.n; i++)

@@ -87,8 +87,11 @@ static void end_in_order(const struct run_spec *spec, int sig)
     diag_info(1, "%s: signal %d received, stopping", spec->cmd, sig);
     if (!spec->interrupt || spec->interrupt(spec->arg, sig) < 0)
         return;
-    int r = stop_wait(RUN_DRAIN_MS);
-    if (r == STOP_TIMEOUT)
+    int r = stop_wait(spec->drain_ms ? (int)spec->drain_ms : RUN_DRAIN_MS);
+    if (r == STOP_TIMEOUT && spec->drain_ms)
+        diag_error("%s: drain time-out (%.3g s): closing the connections left", spec->cmd,
+                   spec->drain_ms / 1000.0);
+    else if (r == STOP_TIMEOUT)
         diag_error("%s: stopping: what was received could not all be written within %d s",
                    spec->cmd, RUN_DRAIN_MS / 1000);
     else if (r != STOP_WOKEN)

@@ -34,6 +34,9 @@ struct run_spec {
     const char *stats_spec;
     /* A stop signal is this subcommand's normal end: exit 0 (echo, relay). */
     bool signal_is_normal_end;
+    /* How long the orderly end after a stop signal may take, in ms; 0:
+     * RUN_DRAIN_MS.  A server that drains its connections sets its own. */
+    unsigned drain_ms;
     /* Handed to every hook. */
     void *arg;
 

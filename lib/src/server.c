@@ -541,6 +541,20 @@ static int listen_on(struct iocp_server *s, const struct sockaddr *addr, socklen
     if (rc < 0)
         return rc;
     iocp__socket_listen_opts(sock);
+    if (s->cfg.reuse_port) {
+#ifdef SO_REUSEPORT
+        int one = 1;
+        if (setsockopt(sock, SOL_SOCKET, SO_REUSEPORT, (const char *)&one, sizeof one) != 0) {
+            rc = iocp__socket_error();
+            iocp__socket_close(sock);
+            return rc;
+        }
+#else
+        iocp__set_error_detail("SO_REUSEPORT is not available on this system");
+        iocp__socket_close(sock);
+        return IOCP_ENOSYS;
+#endif
+    }
     if (addr->sa_family == AF_INET6) {
         /* With no address, one IPv6 socket serves both stacks (IPV6_V6ONLY
          * off, which Windows does not default to); -6 asks for IPv6 only. */
@@ -776,6 +790,13 @@ void iocp_server_free(struct iocp_server *s)
 uint16_t iocp_server_port(const struct iocp_server *s)
 {
     return s->port;
+}
+
+iocp_socket_t iocp_server_socket(const struct iocp_server *s, unsigned i)
+{
+    if (atomic_load(&s->state) != SERVER_RUNNING || i >= (unsigned)s->nlisteners)
+        return IOCP_INVALID_SOCKET;
+    return s->lsock[i];
 }
 
 const char *iocp_server_address(const struct iocp_server *s, char *buf, size_t len)

@@ -58,6 +58,10 @@ struct iocp_server_config {
      * may connect), set before the socket listens; 0: what the umask
      * gives.  POSIX only: on Windows the file takes its directory's ACL. */
     unsigned unix_mode;
+    /* Linux: SO_REUSEPORT on the listening sockets, so that another process
+     * (a new version taking over) can listen on the same port while this one
+     * still runs.  Elsewhere iocp_server_start() fails with IOCP_ENOSYS. */
+    bool reuse_port;
 };
 
 /*
@@ -94,6 +98,12 @@ IOCP_EXTERN void iocp_server_free(struct iocp_server *s);
 /* The bound port (useful after asking for port 0) and address as text. */
 IOCP_EXTERN uint16_t iocp_server_port(const struct iocp_server *s);
 IOCP_EXTERN const char *iocp_server_address(const struct iocp_server *s, char *buf, size_t len);
+
+/* The operating system's handle of listening socket i (a server that
+ * listens on both stacks through two sockets has two), for options the
+ * library does not set; IOCP_INVALID_SOCKET when there is no such socket
+ * (not started, stopped).  The server still owns and closes it. */
+IOCP_EXTERN iocp_socket_t iocp_server_socket(const struct iocp_server *s, unsigned i);
 
 /* Connections of this server online now. */
 IOCP_EXTERN uint32_t iocp_server_conns(const struct iocp_server *s);
