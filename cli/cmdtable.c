@@ -41,6 +41,8 @@ static const struct cmd_value cmd_values[] = {
     {"fail-timeout", "S", CMD_COMPLETE_NONE, NULL},
     {"fail-window", "S", CMD_COMPLETE_NONE, NULL},
     {"drain-timeout", "S", CMD_COMPLETE_NONE, NULL},
+    /* a file, or - for standard output */
+    {"hex-dump", "FILE", CMD_COMPLETE_FILE, NULL},
     {"idle-timeout", "S", CMD_COMPLETE_NONE, NULL},
     {"key", "FILE", CMD_COMPLETE_FILE, NULL},
     {"key-listen", "FILE", CMD_COMPLETE_FILE, NULL},
@@ -52,6 +54,7 @@ static const struct cmd_value cmd_values[] = {
     {"max-conns", "N", CMD_COMPLETE_NONE, NULL},
     {"max-fails", "N", CMD_COMPLETE_NONE, NULL},
     {"max-datagram", "N", CMD_COMPLETE_NONE, NULL},
+    {"pcap", "FILE", CMD_COMPLETE_FILE, NULL},
     {"port", "PORT", CMD_COMPLETE_NONE, NULL},
     {"proxy", "URL", CMD_COMPLETE_NONE, NULL},
     {"proxy-address", "ADDR", CMD_COMPLETE_HOST, NULL},

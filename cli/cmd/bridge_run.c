@@ -4,11 +4,14 @@
  */
 #include "bridge_run.h"
 
+#include "capture.h"
 #include "diag.h"
 
 static int prepare(void *arg, struct iocp_engine *e, struct iocp_server_config *server)
 {
     struct bridge_run *br = arg;
+    if (capture_start(br->cfg->cmd) < 0)
+        return -1;
     if (bridge_new(&br->b, e, br->cfg) < 0) {
         diag_error("%s: %s", br->cfg->cmd, iocp_strerror(IOCP_ENOMEM));
         return -1;
@@ -57,6 +60,7 @@ static void release(void *arg)
 {
     struct bridge_run *br = arg;
     bridge_free(br->b);
+    capture_finish();
 }
 
 void bridge_run_hooks(struct run_spec *spec, struct bridge_run *br)

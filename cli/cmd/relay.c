@@ -84,6 +84,7 @@
 #include "relay_ports.h"
 #include "relay_tls.h"
 #include "relay_ops.h"
+#include "capture.h"
 #include "run.h"
 #include "stats_endpoint.h"
 #include "udp.h"
@@ -827,6 +828,7 @@ const struct option relay_options[] = {
     RELAY_TLS_LONG_OPTIONS,
     SOCKS_LONG_OPTIONS,
     RELAY_OPS_LONG_OPTIONS,
+    CAPTURE_LONG_OPTIONS,
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     UDP_LONG_OPTIONS,
@@ -883,7 +885,7 @@ static void relay_usage(FILE *out)
                  "                         in iocptool connect --proxy)\n"
                  "      --proxy-auth FILE  the proxy's USER:PASS from FILE (private to its "
                  "owner)\n"
-                 "%s%s" RELAY_OPS_HELP STATS_ENDPOINT_HELP UDP_HELP UDP_TTL_HELP
+                 "%s%s" RELAY_OPS_HELP CAPTURE_HELP STATS_ENDPOINT_HELP UDP_HELP UDP_TTL_HELP
                  "  -v, --verbose          say more (-vv: every connection)\n"
                  "  -h, --help             this help\n",
             relay_tls_help, socks_options_help);
@@ -912,7 +914,7 @@ int cmd_relay(int argc, char **argv)
     if (udp >= 0)
         return udp;
     struct opt_parser op;
-    opt_init(&op, "relay", argc, argv, "w:W:B:m:46vh", relay_options);
+    opt_init(&op, "relay", argc, argv, "w:W:B:m:46vhx:", relay_options);
     while ((opt = opt_next(&op)) != -1) {
         switch (opt) {
         case 'w':
@@ -1014,6 +1016,8 @@ int cmd_relay(int argc, char **argv)
         case OPT_RELAY_LOG:
         case OPT_RELAY_LOG_FORMAT:
         case OPT_RELAY_LOG_BUFFER:
+        case 'x':
+        case CAPTURE_OPT_PCAP:
             if (!relay_ops_option(opt, optarg))
                 return EXIT_USAGE;
             break;
@@ -1113,6 +1117,9 @@ int cmd_relay(int argc, char **argv)
 
     relay.clients.what = "clients";
     relay_ports_stats(&relay.ports);
+    /* Captured bytes must pass through the relay: no splicing then. */
+    if (capture_on())
+        relay.no_splice = true;
     int status = relay_ops_setup(&scfg);
     if (status) {
         relay_ports_free(&relay.ports);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "capture.h"
 #include "diag.h"
 #include "handover.h"
 #include "opts.h"
@@ -42,6 +43,9 @@ bool relay_ops_option(int opt, const char *arg)
         ops.log_kib = (unsigned)n;
         return true;
     }
+    case 'x':
+    case CAPTURE_OPT_PCAP:
+        return capture_option("relay", opt, arg);
     case OPT_RELAY_LOG_FORMAT:
         if (strcmp(arg, "json") && strcmp(arg, "text")) {
             diag_error("relay: --log-format %s: json or text", arg);
@@ -61,7 +65,11 @@ int relay_ops_setup(struct iocp_server_config *scfg)
     stats_counter_register("relay_refused", "Clients reset: no target could be reached.",
                            &ops.refused);
     if (ops.log_path && !access_log_open(ops.log_path, ops.log_text, ops.log_kib))
-        return EXIT_USAGE;
+        return EXIT_RUNTIME;
+    if (capture_start("relay") < 0) {
+        access_log_close();
+        return EXIT_RUNTIME;
+    }
     return 0;
 }
 
@@ -81,6 +89,7 @@ int relay_ops_ready(struct iocp_server *s)
 
 void relay_ops_finish(void)
 {
+    capture_finish();
     access_log_close();
 }
 

@@ -36,6 +36,8 @@
  */
 #include "bridge.h"
 
+#include "capture.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -946,13 +948,16 @@ const char bridge_options_help[] =
     "      --no-shutdown      do not half-close the connection at end of stdin\n"
     "      --progress         show bytes, rate and time on stderr (if it is a terminal)\n"
     "      --key FILE         encrypt and authenticate the connection with the\n"
-    "                         pre-shared key in FILE (made by iocptool keygen)\n"
+    "                         pre-shared key in FILE (made by iocptool keygen)\n" CAPTURE_BRIDGE_HELP
     "  -v, --verbose          say more on stderr (-vv: more still)\n";
 
 int bridge_option(struct bridge_config *cfg, int opt, const char *arg)
 {
     unsigned ms;
     switch (opt) {
+    case CAPTURE_OPT_HEX:
+    case CAPTURE_OPT_PCAP:
+        return capture_option(cfg->cmd, opt, arg) ? 1 : -1;
     case 'q':
         if (!opt_seconds(cfg->cmd, "-q", arg, &ms))
             return -1;

@@ -25,6 +25,7 @@
 #include "iocp.h"
 
 #include "tls.h"
+#include "capture.h"
 
 enum bridge_mode {
     BRIDGE_SINGLE,    /* one connection; its end is the tool's end */
@@ -88,6 +89,8 @@ enum {
         {"no-shutdown", no_argument, NULL, BRIDGE_OPT_NO_SHUTDOWN},                                \
         {"progress", no_argument, NULL, BRIDGE_OPT_PROGRESS},                                      \
         {"key", required_argument, NULL, BRIDGE_OPT_KEY},                                          \
+        {"hex-dump", required_argument, NULL, CAPTURE_OPT_HEX},                                    \
+        {"pcap", required_argument, NULL, CAPTURE_OPT_PCAP},                                       \
     {                                                                                              \
         "verbose", no_argument, NULL, 'v'                                                          \
     }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "netcompat.h"
 #include "tls.h"
 
@@ -116,6 +117,7 @@ int leg_start(struct leg *l, struct iocp_conn *c, const struct leg_layer *layer,
     l->c = c;
     l->ev = ev;
     l->arg = arg;
+    l->cap = capture_conn_open(c, layer && layer->role == CHANNEL_SERVER);
     if (layer) {
         l->key = layer->key;
         l->role = layer->role;
@@ -163,6 +165,14 @@ static void proxy_data(struct leg *l, const unsigned char *data, size_t len)
         leg_data(l, data + used, len - used);
 }
 
+/* Plaintext on its way to the owner: the capture sees it first. */
+static void plain_tap(void *arg, const void *data, size_t len)
+{
+    struct leg *l = arg;
+    capture_in(l->cap, data, len);
+    l->ev->plain(l->arg, data, len);
+}
+
 void leg_data(struct leg *l, const void *data, size_t len)
 {
     if (l->failed)
@@ -173,10 +183,12 @@ void leg_data(struct leg *l, const void *data, size_t len)
     }
     const struct channel_ops *ops = l->ch.ops;
     if (!ops) {
+        capture_in(l->cap, data, len);
         l->ev->plain(l->arg, data, len);
         return;
     }
-    int ev = ops->feed(l->ch.state, data, len, l->ev->plain, l->arg);
+    int ev = ops->feed(l->ch.state, data, len, l->cap ? plain_tap : l->ev->plain,
+                       l->cap ? (void *)l : l->arg);
     if (ev < 0) {
         leg_fail(l, channel_error_text(ops, l->ch.state, ev));
         return;
@@ -222,8 +234,12 @@ void leg_eof(struct leg *l)
 int leg_send(struct leg *l, const void *data, size_t len)
 {
     const struct channel_ops *ops = l->ch.ops;
-    if (!ops)
-        return iocp_conn_send(l->c, data, len);
+    if (!ops) {
+        int rc = iocp_conn_send(l->c, data, len);
+        if (rc == 0)
+            capture_out(l->cap, data, len);
+        return rc;
+    }
     if (l->failed)
         return IOCP_ENOTCONN;
     unsigned char sealed[SEAL_ROOM];
@@ -238,6 +254,7 @@ int leg_send(struct leg *l, const void *data, size_t len)
         int rc = iocp_conn_send(l->c, sealed, (size_t)n);
         if (rc < 0)
             return rc;
+        capture_out(l->cap, in, chunk);
         in += chunk;
         len -= chunk;
     }
@@ -276,6 +293,8 @@ void leg_refuse(struct leg *l)
 
 void leg_closed(struct leg *l)
 {
+    capture_conn_close(l->cap);
+    l->cap = NULL;
     free(l->proxy_wait);
     l->proxy_wait = NULL;
     if (l->deadline) {
