@@ -910,7 +910,7 @@ int cmd_relay(int argc, char **argv)
     relay.balance.fail_timeout_ms = 10000;
     long long n;
     int opt;
-    int udp = udp_dispatch("relay", argc, argv, "w:W:B:m:46vh", cmd_udp_relay);
+    int udp = udp_dispatch("relay", argc, argv, "w:W:B:m:46vhx:", cmd_udp_relay);
     if (udp >= 0)
         return udp;
     struct opt_parser op;
