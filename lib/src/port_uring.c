@@ -759,6 +759,8 @@ static int batch_part(struct uring_port *p, struct send_batch *b, int32_t res,
     if (--b->remaining > 0)
         return 0;
     struct iocp_req *req = b->req;
+    /* Read the outcome before the batch is freed or kept as the spare. */
+    int32_t result = b->ok ? (int32_t)b->ok : b->err;
     for (struct send_batch **pp = &p->batches; *pp; pp = &(*pp)->next)
         if (*pp == b) {
             *pp = b->next;
@@ -771,8 +773,7 @@ static int batch_part(struct uring_port *p, struct send_batch *b, int32_t res,
     req->in_flight = false;
     if (p->cancelling.n)
         slots_remove(&p->cancelling, req);
-    *ev = (struct iocp_event){
-        .req = req, .result = b->ok ? (int32_t)b->ok : b->err, .data = req->buf};
+    *ev = (struct iocp_event){.req = req, .result = result, .data = req->buf};
     return 1;
 }
 
