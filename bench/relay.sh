@@ -24,7 +24,8 @@
 # "iocptool-default haproxy-splice"; all by default), TESTS (a comma-separated
 # subset of the tests by prefix: "iperf 1", "iperf", "echo"; all by default).  iocptool-default is
 # the relay as a user starts it (no --backend, no --workers) under taskset:
-# its worker count comes from the CPUs it may use.
+# its worker count comes from the CPUs it may use; iocptool-log and
+# iocptool-pcap are that relay with --log FILE and with --pcap FILE.
 # Needs iperf3, socat and haproxy (apt-get install iperf3 socat haproxy);
 # a missing one drops its rows with a note.
 
@@ -132,7 +133,7 @@ ECHO=$BENCH_BUILD/echo_epoll
 
 proxies=(direct)
 if "$IOCPTOOL" relay --help >/dev/null 2>&1; then
-    proxies+=(iocptool-default iocptool-uring iocptool-epoll)
+    proxies+=(iocptool-default iocptool-uring iocptool-epoll iocptool-log iocptool-pcap)
 else
     notes+=("iocptool rows skipped: '$IOCPTOOL relay --help' fails")
     say "note: ${notes[-1]}"
@@ -195,6 +196,20 @@ start_proxy() {
     iocptool-uring | iocptool-epoll)
         argv=("$IOCPTOOL" relay --backend "${name#iocptool-}" --workers 1 --no-stats
             127.0.0.1:0 "127.0.0.1:$target")
+        ;;
+    iocptool-log)
+        # The default relay with the access log on: one JSON line per
+        # connection, written off the workers.
+        argv=("$IOCPTOOL" relay --no-stats --log "$work/access.log" 127.0.0.1:0
+            "127.0.0.1:$target")
+        ;;
+    iocptool-pcap)
+        # The default relay capturing every connection to pcapng (splice is
+        # off while capturing; what the disk cannot take is dropped and
+        # counted, never waited for).
+        rm -f "$work/capture.pcapng"
+        argv=("$IOCPTOOL" relay --no-stats --pcap "$work/capture.pcapng" 127.0.0.1:0
+            "127.0.0.1:$target")
         ;;
     socat)
         proxy_port=$(free_port)
