@@ -11,7 +11,7 @@
  */
 #include "core.h"
 #include "unixsock.h"
-#include "proxy.h"
+#include "proxy_step.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -18,7 +18,7 @@
  *
  * Everything after iocp__proxy_wrap runs on the connection's worker.
  */
-#include "proxy.h"
+#include "proxy_step.h"
 
 #include <stdio.h>
 #include <stdlib.h>
