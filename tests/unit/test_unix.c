@@ -33,6 +33,7 @@ static struct {
     iocp_atomic_u64 pid, uid, gid;
     iocp_atomic_u64 sent, received;
     iocp_atomic_int pattern_bad, eof, done;
+    iocp_atomic_int named; /* the first connection claims peer and local */
     char peer[160], local[160];
 } seen;
 
@@ -90,8 +91,14 @@ static void echo_open(struct iocp_conn *c)
     atomic_store(&seen.pid, (uint64_t)cred.pid);
     atomic_store(&seen.uid, (uint64_t)cred.uid);
     atomic_store(&seen.gid, (uint64_t)cred.gid);
-    iocp_conn_peer(c, seen.peer, sizeof seen.peer);
-    iocp_conn_local(c, seen.local, sizeof seen.local);
+    /* Only the first connection writes the names: a later one would write
+     * them while the test reads them, with nothing ordering the two. The
+     * count below publishes them (the test waits on it). */
+    int unclaimed = 0;
+    if (atomic_compare_exchange_strong(&seen.named, &unclaimed, 1)) {
+        iocp_conn_peer(c, seen.peer, sizeof seen.peer);
+        iocp_conn_local(c, seen.local, sizeof seen.local);
+    }
     atomic_fetch_add(&seen.opened, 1);
 }
 
