@@ -9,9 +9,14 @@
 # with -DIOCP_MINGW_EXTRA_PREFIX=DIR/prefix to use it.  A finished build is
 # kept (DIR/prefix/.done names the source it came from), so CI pays for it
 # once per build tree.  The source comes from the distribution's archive
-# through apt-get source, with a deb-src entry of its own in DIR: the
-# system's apt configuration is neither needed nor changed.
+# through apt-get source (tests/wine/debian_source.sh), with an apt state
+# of its own in DIR/apt: the system's apt configuration is neither needed
+# nor changed.
 set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/wine/debian_source.sh
+. "$here/debian_source.sh"
 
 dir=${1:?usage: build_sodium.sh DIR}
 mkdir -p "$dir"
@@ -24,49 +29,11 @@ if [ -f "$prefix/.done" ] && [ -f "$prefix/lib/libsodium.a" ]; then
   exit 0
 fi
 
-# The suites of the system's own deb entries, as deb-src, in an apt state of
-# our own: the source that matches the distribution the build runs on.
-apt_dir=$dir/apt
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-: >"$apt_dir/sources.list"
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-  [ -f "$f" ] || continue
-  sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*debian[^ ]*\) \([^ ]*\) .*/deb-src \2 \3 main/p' "$f" \
-    >>"$apt_dir/sources.list"
-done
-for f in /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] || continue
-  # deb822: the Types/URIs/Suites stanzas of Debian's archive.
-  awk '
-    /^URIs:/ { uri = $2 }
-    /^Suites:/ { $1 = ""; suites = $0 }
-    /^$/ { emit() }
-    END { emit() }
-    function emit(   n, s, i) {
-      if (uri ~ /debian/ && suites != "") {
-        n = split(suites, s, " ")
-        for (i = 1; i <= n; i++) print "deb-src " uri " " s[i] " main"
-      }
-      uri = ""; suites = ""
-    }' "$f" >>"$apt_dir/sources.list"
-done
-if [ ! -s "$apt_dir/sources.list" ]; then
-  echo "build_sodium: no Debian archive in /etc/apt to take the source from" >&2
+debian_source_init "$dir"
+tree=$(debian_source_fetch libsodium "$dir/src") || {
+  echo "build_sodium: no libsodium source could be fetched" >&2
   exit 1
-fi
-apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-  -o "Debug::NoLocking=1" -q)
-apt-get "${apt_opts[@]}" update >/dev/null
-src=$dir/src
-rm -rf "$src"
-mkdir -p "$src"
-(cd "$src" && apt-get "${apt_opts[@]}" source libsodium >/dev/null)
-tree=$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'libsodium-*' | head -n 1)
-if [ -z "$tree" ]; then
-  echo "build_sodium: apt-get source libsodium gave no source tree" >&2
-  exit 1
-fi
+}
 version=$(basename "$tree")
 
 # Debian's source is upstream's git tree, without the generated configure

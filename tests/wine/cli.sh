@@ -15,72 +15,9 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: cli.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=${2:-$root/build/ci-release/iocptool}
-exe=$win_dir/iocptool.exe
-
-if [ -z "${WINEPREFIX:-}" ] || [ ! -f "${WINEPREFIX}/system.reg" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-cli.XXXXXX")
-pids=()
-cleanup_cli() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_cli; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-skipped=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "[SKIP] $1${2:+: $2}"; }
-
-# wine_run SECONDS ARGS...: iocptool.exe in the foreground, bounded.
-wine_run() {
-  local secs=$1
-  shift
-  timeout -k 5 "$secs" wine "$exe" "$@"
-}
-
-# start_bg NAME SECONDS ARGS...: iocptool.exe in the background, stdin from
-# /dev/null, stdout in $work/NAME.out, stderr in $work/NAME.err; sets bg_pid.
-start_bg() {
-  local name=$1 secs=$2
-  shift 2
-  timeout -k 5 "$secs" wine "$exe" "$@" <"${bg_stdin:-/dev/null}" >"$work/$name.out" \
-    2>"$work/$name.err" &
-  bg_pid=$!
-  pids+=("$bg_pid")
-}
-
-# The port from a "listening on ADDR PORT" line (CRLF on Windows), or "".
-listening_port() {
-  local file=$1 i
-  for i in $(seq 1 150); do
-    local port
-    port=$(tr -d '\r' <"$file" 2>/dev/null | awk '/^listening on / {print $4; exit}')
-    if [ -n "$port" ]; then
-      echo "$port"
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# The Windows process behind a background wine: the one whose command line
-# has the marker; SIGINT to it is Ctrl-C for the program.
-win_pid() {
-  pgrep -f -n -- "iocptool.exe $1" || true
-}
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init cli "$@"
 
 # available SUBCOMMAND: true when iocptool.exe has it.
 available() {
@@ -805,6 +742,4 @@ else
   skip "stats" "not available on Windows yet"
 fi
 
-echo "$skipped skipped"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+wine_finish

@@ -14,53 +14,17 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: proxy.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=$(realpath "${2:-$root/build/ci-release/iocptool}")
-exe=$win_dir/iocptool.exe
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init proxy "$@"
+
 dante=$(command -v danted || echo /usr/sbin/danted)
-[ -x "$dante" ] || { echo "proxy: dante-server is not installed (.ci/deps)"; echo "0 passed, 1 failed"; exit 1; }
-
-if [ -z "${WINEPREFIX:-}" ] || [ ! -f "${WINEPREFIX}/system.reg" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-proxy.XXXXXX")
-pids=()
-cleanup_proxy() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_proxy; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
-
-# Wait until FILE has a line matching PATTERN (CRs removed); false after 15 s.
-wait_line() {
-  local file=$1 pattern=$2 _
-  for _ in $(seq 1 150); do
-    tr -d '\r' <"$file" 2>/dev/null | grep -q -- "$pattern" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+[ -x "$dante" ] || { fail "dante-server is installed (.ci/deps)"; wine_finish; }
 
 # The target: the Linux build's echo server.
 timeout -k 5 300 "$linux_tool" echo 127.0.0.1:0 </dev/null 2>"$work/echo.err" &
 pids+=("$!")
-wait_line "$work/echo.err" '^listening on ' || { fail "echo server starts" "$(cat "$work/echo.err")"; echo "$passed passed, $failed failed"; exit 1; }
+wait_line "$work/echo.err" '^listening on ' || { fail "echo server starts" "$(cat "$work/echo.err")"; wine_finish; }
 eport=$(awk '/^listening on / {print $4; exit}' "$work/echo.err")
 
 # Dante, with port 9 of 127.0.0.1 refused by rule.
@@ -90,8 +54,7 @@ CONF
 done
 if [ $started -eq 0 ]; then
   fail "sockd starts" "$(cat "$work/sockd.err")"
-  echo "$passed passed, $failed failed"
-  exit 1
+  wine_finish
 fi
 
 head -c 1048576 /dev/urandom >"$work/data"
@@ -120,5 +83,4 @@ else
   fail "a target the proxy refuses" "status $rc (124: it hung): $(tr -d '\r' <"$work/refused.err")"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+wine_finish

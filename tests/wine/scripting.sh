@@ -16,37 +16,14 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: scripting.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=$(realpath "${2:-$root/build/ci-release/iocptool}")
-doc=$root/docs/SCRIPTING.md
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init scripting "$@"
 
-if [ -z "${WINEPREFIX:-}" ] || [ ! -d "${WINEPREFIX}/drive_c" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-# Unix paths as Windows sees them (drive Z: is /).
-winpath() { printf 'Z:%s' "${1//\//\\}"; }
+doc=$root/docs/SCRIPTING.md
 export WINEPATH
 WINEPATH=$(winpath "$win_dir")
 scripts=$(winpath "$root/docs/scripting")
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-scripting.XXXXXX")
-pids=()
-cleanup_scripting() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_scripting; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
 
 # run SECONDS SCRIPT ARGS...: docs\scripting\SCRIPT.cmd under cmd.exe, in
 # $work, stdin from /dev/null; sets rc, out and err (CR removed).
@@ -82,22 +59,6 @@ expect() {
   else
     pass "$name"
   fi
-}
-
-# The port of a "listening on ADDR PORT" line in FILE, waited for.
-listening_port() {
-  local port
-  for _ in $(seq 1 150); do
-    port=$(tr -d '\r' <"$1" 2>/dev/null | awk '/^listening on / {print $4; exit}')
-    [ -n "$port" ] && { echo "$port"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
-
-# A port nothing listens on (bound, then closed again).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # linux_bg NAME ARGS...: the Linux iocptool in the background, stderr in
@@ -327,5 +288,4 @@ run 30 statslog - 0
 expect "statslog: an interval of 0 is a usage error: 2" 2 "" "^usage: statslog"
 
 stop_bg "$echo_pid"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+wine_finish

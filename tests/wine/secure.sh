@@ -15,72 +15,26 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: secure.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=${2:-$root/build/ci-release/iocptool}
-exe=$win_dir/iocptool.exe
-
-if [ -z "${WINEPREFIX:-}" ] || [ ! -f "${WINEPREFIX}/system.reg" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-secure.XXXXXX")
-pids=()
-cleanup_secure() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_secure; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-skipped=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "[SKIP] $1${2:+: $2}"; }
-
-finish() {
-  echo "$skipped skipped"
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-  exit
-}
-
-# The port from a "listening on ADDR PORT" line (CRLF on Windows), or "".
-listening_port() {
-  local file=$1 _
-  for _ in $(seq 1 150); do
-    local port
-    port=$(tr -d '\r' <"$file" 2>/dev/null | awk '/^listening on / {print $4; exit}')
-    if [ -n "$port" ]; then
-      echo "$port"
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init secure "$@"
 
 # Both builds must have encryption, or there is nothing to test.
 win_version=$(timeout -k 5 30 wine "$exe" --version 2>/dev/null | tr -d '\r')
 if ! printf '%s\n' "$win_version" | grep -q '^encryption: libsodium'; then
   skip "encrypted channel" "iocptool.exe has no encryption (build libsodium: tests/wine/build_sodium.sh)"
-  finish
+  wine_finish
 fi
 if ! [ -x "$linux_tool" ] || ! "$linux_tool" --version 2>/dev/null | grep -q '^encryption: libsodium'; then
   skip "encrypted channel" "no Linux iocptool with encryption at $linux_tool"
-  finish
+  wine_finish
 fi
 
 # Keys: one made by each build.  A file Wine creates is not private to its
 # owner on the Linux side: the Linux build checks that, so it is made so.
 "$linux_tool" keygen "$work/linux.key" || {
   fail "keygen (Linux)"
-  finish
+  wine_finish
 }
 if timeout -k 5 30 wine "$exe" keygen "$(winepath -w "$work/win.key")" 2>"$work/wkeygen.err" &&
   chmod 600 "$work/win.key" && "$linux_tool" keygen --check "$work/win.key"; then
@@ -157,4 +111,4 @@ for win_side in listen connect; do
   fi
 done
 
-finish
+wine_finish

@@ -15,74 +15,9 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: udp.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=${2:-$root/build/ci-release/iocptool}
-exe=$win_dir/iocptool.exe
-
-if [ -z "${WINEPREFIX:-}" ] || [ ! -f "${WINEPREFIX}/system.reg" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-udp.XXXXXX")
-pids=()
-cleanup_udp() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_udp; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
-
-# start_bg NAME SECONDS ARGS...: iocptool.exe in the background, stdin from
-# ${bg_stdin:-/dev/null}, stdout and stderr in $work/NAME.out and .err.
-start_bg() {
-  local name=$1 secs=$2
-  shift 2
-  timeout -k 5 "$secs" wine "$exe" "$@" <"${bg_stdin:-/dev/null}" >"$work/$name.out" \
-    2>"$work/$name.err" &
-  bg_pid=$!
-  pids+=("$bg_pid")
-}
-
-# The port of a "listening on ADDR PORT" line (CRLF on Windows), or "".
-listening_port() {
-  local file=$1 i port
-  for i in $(seq 1 150); do
-    port=$(tr -d '\r' <"$file" 2>/dev/null | awk '/^listening on / {print $4; exit}')
-    if [ -n "$port" ]; then
-      echo "$port"
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# The Windows process behind a background wine (the one whose command line
-# has the marker): SIGINT to it is Ctrl-C for the program.
-ctrl_c() {
-  local wp
-  wp=$(pgrep -f -n -- "iocptool.exe $1" || true)
-  [ -n "$wp" ] && kill -INT "$wp"
-}
-
-# Wait until FILE holds TEXT (bounded).
-wait_for() {
-  local file=$1 text=$2 i
-  for i in $(seq 1 100); do
-    tr -d '\r' <"$file" 2>/dev/null | grep -qF -- "$text" && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init udp "$@"
 
 # The Linux side: datagram peers in python3.
 #   sizes PORT              send 0, 1, 1472, 9000 and 65507 bytes, expect each back whole
@@ -162,7 +97,7 @@ bg_stdin=$work/kin start_bg lk 60 listen -u -k 127.0.0.1:0
 lk_bg=$bg_pid
 if port=$(listening_port "$work/lk.err"); then
   if py peers "$port" 3 "to all
-" "$work/go" && wait_for "$work/lk.out" "peer 2"; then
+" "$work/go" && wait_line "$work/lk.out" "peer 2"; then
     out=$(tr -d '\r' <"$work/lk.out" | sort | tr '\n' ' ')
     if [ "$out" = "peer 0 peer 1 peer 2 " ]; then
       pass "listen -u -k: three Linux peers fan in, stdin reaches all three"
@@ -194,9 +129,9 @@ if [ -x "$linux_tool" ]; then
     timeout 30 "$linux_tool" connect -u -q 5 127.0.0.1 "$port" <"$work/cin" >"$work/c1.out" 2>"$work/c1.err" &
     c1=$!
     pids+=("$c1")
-    if wait_for "$work/l1.out" "from linux"; then
+    if wait_line "$work/l1.out" "from linux"; then
       printf 'from windows\n' >"$work/lin"
-      if wait_for "$work/c1.out" "from windows"; then
+      if wait_line "$work/c1.out" "from windows"; then
         pass "listen -u under Wine and the Linux connect -u: a datagram each way"
       else
         fail "listen -u: stdin to the peer" "$(cat "$work/c1.err")"
@@ -260,5 +195,4 @@ else
 fi
 kill "$LECHO_PID" 2>/dev/null
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+wine_finish

@@ -17,74 +17,17 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: unix.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=$(realpath "${2:-$root/build/ci-release/iocptool}")
-exe=$win_dir/iocptool.exe
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init unix "$@"
 
-if [ -z "${WINEPREFIX:-}" ] || [ ! -f "${WINEPREFIX}/system.reg" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-unix.XXXXXX")
-pids=()
-cleanup_unix() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_unix; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
-
-# wine_run SECONDS ARGS...: iocptool.exe in the foreground, bounded.
-wine_run() {
-  local secs=$1
-  shift
-  timeout -k 5 "$secs" wine "$exe" "$@"
-}
-
-# wine_bg NAME ARGS...: iocptool.exe in the background, stderr to
-# $work/NAME.err, stdout to $work/NAME.out; its pid in bg_pid.
-wine_bg() {
-  local name=$1
-  shift
-  timeout -k 5 120 wine "$exe" "$@" </dev/null >"$work/$name.out" 2>"$work/$name.err" &
-  bg_pid=$!
-  pids+=("$bg_pid")
-}
-
-# Wait until FILE has a line matching PATTERN (CRs removed); false after 15 s.
-wait_line() {
-  local file=$1 pattern=$2 _
-  for _ in $(seq 1 150); do
-    tr -d '\r' <"$file" 2>/dev/null | grep -q -- "$pattern" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-listening_port() {
-  wait_line "$1" '^listening on ' || return 1
-  tr -d '\r' <"$1" | awk '/^listening on / {print $4; exit}'
-}
-
-# A Windows path to a file in $work, as the program sees it (drive Z: is /).
-winpath() { printf 'Z:%s' "${1//\//\\}"; }
 sock=$(winpath "$work/s.sock")
 
 no_unix_line='no Unix-domain sockets'
 
 # ---- which case: does this Wine have AF_UNIX? ----
 
-wine_bg probe listen "unix:$sock"
+start_bg probe 120 listen "unix:$sock"
 probe_pid=$bg_pid
 supported=0
 for _ in $(seq 1 150); do
@@ -125,7 +68,7 @@ if [ $supported -eq 0 ]; then
 
   # A relay from TCP to a unix: target: the client is reset, the relay
   # goes on, and -v says why.
-  wine_bg relay relay -v 127.0.0.1:0 "unix:$sock"
+  start_bg relay 120 relay -v 127.0.0.1:0 "unix:$sock"
   relay_pid=$bg_pid
   port=$(listening_port "$work/relay.err")
   if [ -z "$port" ]; then
@@ -147,7 +90,7 @@ if [ $supported -eq 0 ]; then
 else
   # ---- with AF_UNIX: data moves ----
   head -c 1048576 /dev/urandom >"$work/data"
-  wine_bg echo echo -W 1 "unix:$sock"
+  start_bg echo 120 echo -W 1 "unix:$sock"
   if ! wait_line "$work/echo.err" '^listening on unix:'; then
     fail "echo unix:PATH starts" "$(tr -d '\r' <"$work/echo.err")"
   else
@@ -163,7 +106,7 @@ else
     else
       fail "connect -U PATH"
     fi
-    wine_bg relay relay -W 1 127.0.0.1:0 "unix:$sock"
+    start_bg relay 120 relay -W 1 127.0.0.1:0 "unix:$sock"
     port=$(listening_port "$work/relay.err")
     if [ -n "$port" ] &&
       timeout -k 5 60 "$linux_tool" connect 127.0.0.1 "$port" <"$work/data" >"$work/back3" 2>/dev/null &&
@@ -175,5 +118,4 @@ else
   fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+wine_finish
