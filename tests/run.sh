@@ -86,6 +86,9 @@ build_and_test build/ci-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "manual page (mandoc -Tlint)"
 mandoc -Tlint -W warning man/iocptool.1
 
+# A sanitizer build runs several times slower: the tests' time-outs (there
+# to catch hangs) stretch with it.
+export MINICRIT_TIMEOUT_SCALE=3
 build_and_test build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=address
 # ThreadSanitizer watches the engine: every library suite, and the tool's
 # suites whose runs cross its own threads (stdin and stdout threads, the
@@ -95,6 +98,8 @@ build_and_test build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=address
 build_and_test build/ci-tsan -E '^test_cli_' -- -DCMAKE_BUILD_TYPE=Debug -DIOCP_SANITIZE=thread
 (cd build/ci-tsan && ctest --output-on-failure --timeout 900 -j "$jobs" \
   -R '^test_cli_(eof|stats|relay|signals|listen|hostile)\.')
+
+unset MINICRIT_TIMEOUT_SCALE
 
 step "libsodium for mingw-w64 (Debian's source, built once per build tree)"
 bash tests/wine/build_sodium.sh build/ci-win-sodium

@@ -31,6 +31,16 @@ static const char *filter;
 static int verbose;
 static double default_timeout;
 
+/* MINICRIT_TIMEOUT_SCALE stretches every time-out: a sanitizer build runs
+ * each child several times slower, and a test's bound is there to catch a
+ * hang, not to time the code. */
+static double timeout_scale(void)
+{
+    const char *v = getenv("MINICRIT_TIMEOUT_SCALE");
+    double scale = v ? atof(v) : 0;
+    return scale > 0 ? scale : 1;
+}
+
 /* The run so far, for the closing line. */
 static int n_passed, n_failed, n_skipped, n_left;
 
@@ -430,6 +440,7 @@ int main(int argc, char **argv)
             timeout = suite->opts.timeout;
         if (timeout == 0)
             timeout = default_timeout;
+        timeout *= timeout_scale();
 
         v = minicrit__run_isolated(t, suite, timeout);
         n_left--;
