@@ -8,8 +8,8 @@
  * TLS, ALPN, a bulk transfer each way with a half-close, and handshakes
  * that stall: they time out without holding up a real client.
  *
- * The certificates are made for the run with the openssl command into a
- * temporary directory: a CA, a server certificate for localhost and
+ * The certificates are made once per run with the openssl command
+ * (tls_support.h): a CA, a server certificate for localhost and
  * 127.0.0.1, an expired one, one for another host, a client certificate.
  */
 #include <criterion/criterion.h>
@@ -22,65 +22,9 @@
 
 #if IOCP_HAVE_TLS
 
-static char dir[64];
+#include "tls_support.h"
 
-static void remove_dir(void)
-{
-    proc_cleanup_all();
-    if (!dir[0])
-        return;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        cr_log_warn("could not remove %s", dir);
-}
-
-/* dir/name, in one of a few rotating buffers. */
-static const char *at(const char *name)
-{
-    static char bufs[8][128];
-    static unsigned next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
-/* Run a shell command in dir, its output to dir/gen.log. */
-static void sh(const char *what)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd '%s' && (%s) >>gen.log 2>&1", dir, what);
-    cr_assert_eq(system(cmd), 0, "failed: %s (see %s/gen.log)", cmd, dir);
-}
-
-/* A key and a certificate NAME.pem signed by the CA, with subjectAltName
- * san and validity days (negative: expired). */
-static void issue(const char *name, const char *cn, const char *san, const char *days)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s.key "
-             "-out %s.csr -subj /CN=%s && printf 'subjectAltName=%s\\n' >%s.ext && "
-             "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days %s "
-             "-extfile %s.ext -out %s.pem && chmod 600 %s.key",
-             name, name, cn, san, name, name, days, name, name, name);
-    sh(cmd);
-}
-
-static void make_certs(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(dir, sizeof dir, "/tmp/iocp-tls-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
-       "-out ca.pem -days 30 -subj /CN=iocptool-test-ca && chmod 600 ca.key");
-    issue("server", "localhost", "DNS:localhost,IP:127.0.0.1", "30");
-    issue("expired", "localhost", "DNS:localhost,IP:127.0.0.1", "-1");
-    issue("other", "other.example", "DNS:other.example", "30");
-    issue("client", "iocptool-test-client", "DNS:client.example", "30");
-}
-
-TestSuite(cli_tls, .init = make_certs, .fini = remove_dir, .timeout = 180);
+TestSuite(cli_tls, .init = make_certs, .fini = tls_test_done, .timeout = 180);
 
 #define WAIT_MS 15000
 
@@ -90,30 +34,6 @@ static const char *port_str(int slot, uint16_t port)
 {
     snprintf(port_buf[slot], sizeof port_buf[slot], "%u", port);
     return port_buf[slot];
-}
-
-/* Wait until something listens on 127.0.0.1:port (a peer program that
- * prints nothing when it is ready): /proc/net/tcp shows it in state 0A. */
-static bool listening(uint16_t port, unsigned timeout_ms)
-{
-    char want[32];
-    snprintf(want, sizeof want, "0100007F:%04X", port);
-    uint64_t end = tn_now_ms() + timeout_ms;
-    while (tn_now_ms() < end) {
-        FILE *f = fopen("/proc/net/tcp", "r");
-        char line[256];
-        bool found = false;
-        while (f && fgets(line, sizeof line, f))
-            if (strstr(line, want) && strstr(line, " 0A "))
-                found = true;
-        if (f)
-            fclose(f);
-        if (found)
-            return true;
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
 }
 
 /* openssl s_server on a free port, for one client, with extra arguments. */
