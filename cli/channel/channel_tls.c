@@ -324,6 +324,20 @@ static bool is_address(const char *host)
     return ip != NULL;
 }
 
+bool channel_tls_agreed(const struct channel *ch, const char **protocol, const char **cipher,
+                        bool *resumed)
+{
+    if (ch->ops != &tls_ops || !ch->state)
+        return false;
+    const struct tls_chan *t = ch->state;
+    if (!t->open)
+        return false;
+    *protocol = SSL_get_version(t->ssl);
+    *cipher = SSL_get_cipher_name(t->ssl);
+    *resumed = SSL_session_reused(t->ssl) != 0;
+    return true;
+}
+
 int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_name)
 {
     ch->ops = &tls_ops;

@@ -141,4 +141,14 @@ void tls_ctx_count_timeout(struct tls_ctx *ctx);
  */
 int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_name);
 
+/*
+ * channel_tls_agreed(ch, protocol, cipher):
+ * What a TLS channel's finished handshake agreed on ("TLSv1.3",
+ * "TLS_AES_256_GCM_SHA384": strings that live as long as the process),
+ * and whether the session was resumed.  false when ch is not a TLS
+ * channel whose handshake is done.
+ */
+bool channel_tls_agreed(const struct channel *ch, const char **protocol, const char **cipher,
+                        bool *resumed);
+
 #endif /* IOCPTOOL_TLS_H */

@@ -47,6 +47,16 @@ static const char *none_strerror(int err)
 
 static const struct channel_ops none_ops = {.name = "tls", .strerror = none_strerror};
 
+bool channel_tls_agreed(const struct channel *ch, const char **protocol, const char **cipher,
+                        bool *resumed)
+{
+    (void)ch;
+    (void)protocol;
+    (void)cipher;
+    (void)resumed;
+    return false;
+}
+
 int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_name)
 {
     (void)ctx;

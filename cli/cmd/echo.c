@@ -5,9 +5,13 @@
  * orderly close.  It runs until SIGINT, SIGTERM or SIGHUP, then stops
  * safely and exits 0: that is its normal end.
  *
- * With --accept-proxy each connection is a leg (leg.h) that first takes
- * the PROXY protocol header of a load balancer in front; what follows is
- * echoed as usual, and messages name the client the header gave.
+ * With --accept-proxy or --tls each connection is a leg (leg.h): one
+ * that first takes the PROXY protocol header of a load balancer in front
+ * (messages name the client the header gave), and with --tls one whose
+ * bytes are TLS (tls.h), decrypted before they are echoed and encrypted
+ * on their way back; a client's close_notify is its end of input, and it
+ * gets the rest of its echo and ours.  Every worker serves TLS clients
+ * from the one context.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -25,6 +29,7 @@
 #include "opts.h"
 #include "run.h"
 #include "stats_endpoint.h"
+#include "tls.h"
 #include "udp.h"
 
 static void echo_data(struct iocp_conn *c, const void *data, size_t len)
@@ -49,12 +54,15 @@ static const struct iocp_conn_handler echo_handler = {
     .on_close = echo_close,
 };
 
-/* ---- --accept-proxy: the same echo behind a PROXY header ---- */
+/* ---- --accept-proxy, --tls: the same echo on a leg ---- */
+
+static struct leg_layer echo_layer = {.role = CHANNEL_SERVER};
 
 static void proxied_plain(void *arg, const void *data, size_t len)
 {
     struct leg *l = arg;
-    echo_data(l->c, data, len);
+    if (leg_send(l, data, len) < 0 && !l->failed)
+        iocp_conn_close(l->c, IOCP_CLOSE_ABORT);
 }
 
 static void proxied_ready(void *arg)
@@ -66,20 +74,24 @@ static void proxied_ready(void *arg)
                   iocp_conn_peer(l->c, via, sizeof via));
 }
 
-/* The client's end: the rest of its echo, then an orderly close. */
+/* The client's end: the rest of its echo, the end of our direction (a
+ * close_notify over TLS), then an orderly close. */
 static void proxied_ended(void *arg)
 {
     struct leg *l = arg;
+    leg_finish(l);
     iocp_conn_close(l->c, IOCP_CLOSE_GRACEFUL);
 }
 
-/* A malformed, too long, cut or late header: this connection goes. */
+/* A malformed, too long, cut or late header, or a TLS handshake that
+ * failed or did not end in time: this connection goes.  Over TLS the
+ * alert the leg queued goes first, so the client learns why. */
 static void proxied_failed(void *arg, const char *why)
 {
     struct leg *l = arg;
     char peer[64];
     diag_info(1, "echo: %s: %s", iocp_conn_peer(l->c, peer, sizeof peer), why);
-    iocp_conn_close(l->c, IOCP_CLOSE_ABORT);
+    iocp_conn_close(l->c, leg_encrypted(l) ? IOCP_CLOSE_GRACEFUL : IOCP_CLOSE_ABORT);
 }
 
 static const struct leg_events proxied_events = {
@@ -97,8 +109,7 @@ static void proxied_open(struct iocp_conn *c)
         return;
     }
     iocp_conn_set_data(c, l);
-    struct leg_layer layer = {.accept_proxy = true};
-    leg_start(l, c, &layer, &proxied_events, l);
+    leg_start(l, c, &echo_layer, &proxied_events, l);
 }
 
 static void proxied_data(struct iocp_conn *c, const void *data, size_t len)
@@ -175,6 +186,7 @@ const struct option echo_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     UDP_LONG_OPTIONS,
+    TLS_SERVER_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -195,14 +207,17 @@ static void echo_usage(FILE *out)
             "                         (octal, such as 0660; default: the umask's)\n"
             "      --accept-proxy     clients come through a load balancer that sends a\n"
             "                         PROXY protocol header (v1 or v2) first\n" STATS_ENDPOINT_HELP UDP_HELP
-            "  -v, --verbose          say more (-vv: more still)\n"
-            "  -h, --help             this help\n");
+            "%s"
+            "  -v, --verbose          say more (-v: each TLS handshake; -vv: more still)\n"
+            "  -h, --help             this help\n",
+            tls_server_help);
 }
 
 int cmd_echo(int argc, char **argv)
 {
     struct iocp_engine_config ecfg = {.log = diag_lib_log};
     struct iocp_server_config scfg = {.handler = &echo_handler};
+    struct tls_opts tls = {0};
     const char *stats_spec = NULL;
     bool no_stats = false;
     long long n;
@@ -250,7 +265,7 @@ int cmd_echo(int argc, char **argv)
                 return EXIT_USAGE;
             break;
         case OPT_ACCEPT_PROXY:
-            scfg.handler = &proxied_handler;
+            echo_layer.accept_proxy = true;
             break;
         case 'v':
             diag_verbosity++;
@@ -259,8 +274,14 @@ int cmd_echo(int argc, char **argv)
             echo_usage(stdout);
             return EXIT_OK;
         default:
+            if (tls_option(&tls, "echo", opt, optarg) > 0)
+                break;
             return EXIT_USAGE;
         }
+    }
+    if (tls_conflicts(&tls, "echo", CHANNEL_SERVER, "--tls")) {
+        diag_try_help("echo");
+        return EXIT_USAGE;
     }
     if (stats_spec && no_stats) {
         diag_error("echo: --stats and --no-stats exclude each other");
@@ -280,6 +301,16 @@ int cmd_echo(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    struct tls_ctx *tls_ctx = NULL;
+    if (tls.on) {
+        int st = tls_ctx_new(&tls_ctx, "echo", &tls, CHANNEL_SERVER);
+        if (st)
+            return st;
+        echo_layer.tls = tls_ctx;
+    }
+    if (echo_layer.accept_proxy || echo_layer.tls)
+        scfg.handler = &proxied_handler;
+
     /* Its normal end is a stop signal: exit 0. */
     struct run_spec spec = {
         .cmd = "echo",
@@ -290,5 +321,7 @@ int cmd_echo(int argc, char **argv)
         .signal_is_normal_end = true,
         .ready = echo_ready,
     };
-    return run_engine(&spec);
+    int status = run_engine(&spec);
+    tls_ctx_free(tls_ctx);
+    return status;
 }

@@ -547,6 +547,8 @@ static void client_ready(void *arg)
         relay_rec_client(&p->rec, p->peer);
         diag_info(2, "relay: %s: PROXY header from %s", p->peer, was);
     }
+    if (relay.tls.listen_ctx)
+        relay_rec_tls(&p->rec, &p->client.ch);
     if (relay.key_listen || relay.tls.listen_ctx) {
         health_ok(&relay.clients);
         diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
@@ -568,6 +570,10 @@ static void client_failed(void *arg, const char *why)
         /* A bad or late PROXY header: this client only, said at -v. */
         atomic_fetch_add_explicit(&p->rp->proxy_errors, 1, memory_order_relaxed);
     } else if (!p->failed) {
+        /* A TLS handshake that failed (not a stream cut after it) is in
+         * the log line. */
+        if (relay.tls.listen_ctx && !p->client.ready)
+            relay_rec_tls_failed(&p->rec, why);
         char said[160];
         snprintf(said, sizeof said, "%s: %s", p->peer, why);
         health_failed(&relay.clients, HEALTH_CHANNEL, said);

@@ -11,6 +11,7 @@
 #include "opts.h"
 #include "relay_drain.h"
 #include "stats_counters.h"
+#include "tls.h"
 
 static struct {
     unsigned drain_ms;
@@ -112,6 +113,18 @@ void relay_rec_client(struct relay_rec *r, const char *client)
     snprintf(r->client, sizeof r->client, "%s", client);
 }
 
+void relay_rec_tls(struct relay_rec *r, const struct channel *ch)
+{
+    channel_tls_agreed(ch, &r->tls_protocol, &r->tls_cipher, &r->tls_resumed);
+}
+
+void relay_rec_tls_failed(struct relay_rec *r, const char *why)
+{
+    /* The messages start "TLS: " already; a time-out's does not. */
+    snprintf(r->tls_error, sizeof r->tls_error, "%s%s", strncmp(why, "TLS", 3) ? "TLS: " : "",
+             why);
+}
+
 void relay_rec_end(struct relay_rec *r, enum conn_end end)
 {
     if (r->end_known)
@@ -156,6 +169,10 @@ void relay_rec_close(struct relay_rec *r)
             .to_client = r->to_client,
             .duration_ms = access_log_mono_ms() - r->start_ms,
             .end = r->end,
+            .tls_protocol = r->tls_protocol,
+            .tls_cipher = r->tls_cipher,
+            .tls_resumed = r->tls_resumed,
+            .tls_error = r->tls_error[0] ? r->tls_error : NULL,
         };
         access_log_write(&e);
     }

@@ -123,22 +123,52 @@ static size_t json_quoted(char *out, size_t room, const char *s)
     return n;
 }
 
+/* The handshake's part of a line, "" without TLS.  JSON:
+ * ,"tls":{"protocol":"TLSv1.3","cipher":"...","resumed":false} or
+ * ,"tls":{"error":"..."}; text: ", TLSv1.3 CIPHER[ resumed]" or
+ * ", TLS failed: why". */
+static void format_tls(const struct access_entry *e, char *out, size_t room)
+{
+    out[0] = '\0';
+    if (e->tls_protocol && e->tls_cipher) {
+        if (alog.text) {
+            snprintf(out, room, ", %s %s%s", e->tls_protocol, e->tls_cipher,
+                     e->tls_resumed ? " resumed" : "");
+        } else {
+            char proto[40], cipher[120];
+            json_quoted(proto, sizeof proto, e->tls_protocol);
+            json_quoted(cipher, sizeof cipher, e->tls_cipher);
+            snprintf(out, room, ",\"tls\":{\"protocol\":%s,\"cipher\":%s,\"resumed\":%s}", proto,
+                     cipher, e->tls_resumed ? "true" : "false");
+        }
+    } else if (e->tls_error) {
+        if (alog.text) {
+            snprintf(out, room, ", %s", e->tls_error);
+        } else {
+            char why[340];
+            json_quoted(why, sizeof why, e->tls_error);
+            snprintf(out, room, ",\"tls\":{\"error\":%s}", why);
+        }
+    }
+}
+
 void access_log_write(const struct access_entry *e)
 {
     if (!alog.sink)
         return;
-    char when[40], line[LINE_MAX];
+    char when[40], line[LINE_MAX], tls[400];
     format_time(access_log_now_ms(), when, sizeof when);
+    format_tls(e, tls, sizeof tls);
     int n;
     if (alog.text) {
         n = snprintf(line, sizeof line,
                      "%s %s -> %s -> %s %s, %llu bytes from the client, %llu to it, "
-                     "%llu.%03llu s, #%llu\n",
+                     "%llu.%03llu s, #%llu%s\n",
                      when, e->client, e->listen, e->target ? e->target : "-",
                      conn_end_name(e->end), (unsigned long long)e->from_client,
                      (unsigned long long)e->to_client,
                      (unsigned long long)(e->duration_ms / 1000),
-                     (unsigned long long)(e->duration_ms % 1000), (unsigned long long)e->id);
+                     (unsigned long long)(e->duration_ms % 1000), (unsigned long long)e->id, tls);
     } else {
         char client[160], listen[160], target[300];
         json_quoted(client, sizeof client, e->client);
@@ -147,10 +177,10 @@ void access_log_write(const struct access_entry *e)
         n = snprintf(line, sizeof line,
                      "{\"time\":\"%s\",\"id\":%llu,\"client\":%s,\"listen\":%s,\"target\":%s,"
                      "\"bytes_from_client\":%llu,\"bytes_to_client\":%llu,\"duration_ms\":%llu,"
-                     "\"end\":\"%s\"}\n",
+                     "\"end\":\"%s\"%s}\n",
                      when, (unsigned long long)e->id, client, listen, target,
                      (unsigned long long)e->from_client, (unsigned long long)e->to_client,
-                     (unsigned long long)e->duration_ms, conn_end_name(e->end));
+                     (unsigned long long)e->duration_ms, conn_end_name(e->end), tls);
     }
     if (n <= 0 || (size_t)n >= sizeof line)
         return;

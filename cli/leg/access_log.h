@@ -3,6 +3,10 @@
  * The relay's access log (--log FILE|-): one line per connection at its end,
  * JSON by default, a human line with --log-format text.
  *
+ * With --tls-listen each line also says how the client's TLS handshake
+ * went: the protocol and cipher agreed (and whether the session was
+ * resumed), or the reason it failed (the message -v prints).
+ *
  * The line is formatted on the worker that saw the end (memory only) and
  * written by the log's own thread (record_sink.h); a line that finds the
  * buffer full is dropped and counted (stats: log_dropped).
@@ -33,6 +37,12 @@ struct access_entry {
     uint64_t to_client;   /* bytes to the client */
     uint64_t duration_ms;
     enum conn_end end;
+    /* --tls-listen: what the client's handshake agreed on, or why it
+     * failed; all NULL when the client side has no TLS (the line then has
+     * no "tls" at all). */
+    const char *tls_protocol, *tls_cipher;
+    bool tls_resumed;
+    const char *tls_error;
 };
 
 /* Open the log, buffering at most kib KiB of lines (0: the default);
