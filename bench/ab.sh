@@ -4,9 +4,13 @@
 # ab.sh: two or more echo servers in turns on one load, to tell whether a
 # change made the server cheaper.  Each repetition runs every server once
 # (the order rotates), fresh, pinned to SERVER_CPU with loadgen on LOAD_CPU,
-# and prints the server's CPU time per request (utime+stime over the run,
-# every thread) with req/s and the load average.  On a shared machine the
-# spread between repetitions of one server is the noise to beat.
+# and prints the server's CPU time per request (the time its threads spent
+# on a CPU over the run, in nanoseconds from /proc/PID/task/*/schedstat;
+# utime+stime in clock ticks where schedstat is missing) with req/s and the
+# load average.  On a loaded machine a run serves few requests and the
+# 10 ms ticks are too coarse to tell servers apart; schedstat is not.  On a
+# shared machine the spread between repetitions of one server is the noise
+# to beat.
 #
 #   bash bench/ab.sh "build/iocptool echo --backend epoll -W 1" \
 #                    "/tmp/old/iocptool echo --backend epoll -W 1" -- -c 1000 -s 64
@@ -44,15 +48,21 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
 
-ticks() { # utime+stime of a process, in clock ticks
+hz=$(getconf CLK_TCK)
+# CPU time of a process so far, in nanoseconds: the sum over its threads of
+# schedstat's time on a CPU, or utime+stime where schedstat is missing.
+cpu_ns() {
+    if [[ -r /proc/$1/schedstat ]]; then
+        cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%d", t }'
+        return
+    fi
     local s
     s=$(cat "/proc/$1/stat")
     s=${s##*) }
     set -- $s
-    echo $((${12} + ${13}))
+    echo $(((${12} + ${13}) * 1000000000 / hz))
 }
 
-hz=$(getconf CLK_TCK)
 printf '| rep | server | req/s | CPU µs/req | load avg |\n|---:|---|---:|---:|---:|\n'
 for ((r = 0; r < REPS; r++)); do
     n=${#servers[@]}
@@ -70,15 +80,15 @@ for ((r = 0; r < REPS; r++)); do
             sleep 0.05
         done
         [[ -n $port ]] || { echo "server $i did not start: $(cat "$work/err")" >&2; exit 1; }
-        t0=$(ticks "$pid")
+        t0=$(cpu_ns "$pid")
         out=$(taskset -c "$LOAD_CPU" "$BENCH_BUILD/loadgen" -p "$port" -d "$DURATION" "${load[@]}")
-        t1=$(ticks "$pid")
+        t1=$(cpu_ns "$pid")
         kill -TERM "$pid"
         wait "$pid" 2>/dev/null || true
         pid=
         reqs=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
         rps=$(sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
-        us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
+        us=$(awk -v t=$((t1 - t0)) -v n="$reqs" 'BEGIN { printf "%.2f", n ? t / 1e3 / n : 0 }')
         printf '| %d | %s | %s | %s | %s |\n' "$r" "${servers[$i]}" "$rps" "$us" "$(cut -d' ' -f1 /proc/loadavg)"
     done
 done

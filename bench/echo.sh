@@ -19,7 +19,9 @@
 #
 # Environment: REPS (3), DURATION seconds per run (5), IOCPTOOL
 # (build/iocptool), BENCH_BUILD (build/bench), IDLE_CONNS (10000),
-# ACCEPT_SLOTS (100), SERVER_CPU (1), LOAD_CPU (0).
+# ACCEPT_SLOTS (100), SERVER_CPU (1), LOAD_CPU (0), SERVERS (a subset of the
+# server names, e.g. "iocptool-uring echo_uring"), TESTS (a subset of the
+# modes: echo accept idle).
 
 set -euo pipefail
 
@@ -90,6 +92,18 @@ cpu_ticks() {
     echo $((fields[11] + fields[12]))
 }
 
+# Time on a CPU in nanoseconds, summed over the threads of the process
+# (schedstat), or utime + stime converted where schedstat is missing: on a
+# loaded machine a run serves few requests, and ticks of 10 ms are too coarse
+# to tell two servers apart.
+cpu_ns() {
+    if [[ -r /proc/$1/schedstat ]]; then
+        cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%d", t }'
+    else
+        echo $(($(cpu_ticks "$1") * 1000000000 / CLK_TCK))
+    fi
+}
+
 rss_kib() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -121,6 +135,14 @@ else
     say "note: ${notes[-1]}"
 fi
 servers+=(echo_uv echo_uv_best echo_epoll echo_uring)
+# SERVERS="iocptool-uring echo_uring" keeps only the servers named.
+if [[ -n ${SERVERS:-} ]]; then
+    keep=()
+    for server in "${servers[@]}"; do
+        [[ " $SERVERS " == *" $server "* ]] && keep+=("$server")
+    done
+    servers=("${keep[@]}")
+fi
 
 server_argv() {
     case $1 in
@@ -198,12 +220,11 @@ loadgen() {
 # request or connection), p50, p99, errors.
 measure_load() {
     local t0 t1
-    t0=$(cpu_ticks "$server_pid")
+    t0=$(cpu_ns "$server_pid")
     loadgen "$@" -d "$DURATION" || return 1
-    t1=$(cpu_ticks "$server_pid")
+    t1=$(cpu_ns "$server_pid")
     value=${lg[req_per_s]}
-    cpu_us=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="${lg[requests]}" \
-        'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    cpu_us=$(awk -v t="$((t1 - t0))" -v n="${lg[requests]}" 'BEGIN { printf "%.2f", t / 1e3 / n }')
     p50=${lg[p50_us]}
     p99=${lg[p99_us]}
     errors=${lg[errors]}
@@ -251,6 +272,15 @@ tests=(
     "accept $ACCEPT_SLOTS 1"
     "idle $IDLE_CONNS 1"
 )
+# TESTS="accept idle" keeps only the tests of those modes, TESTS="echo" the
+# echo rows.
+if [[ -n ${TESTS:-} ]]; then
+    keep=()
+    for test in "${tests[@]}"; do
+        [[ " $TESTS " == *" ${test%% *} "* ]] && keep+=("$test")
+    done
+    tests=("${keep[@]}")
+fi
 
 label() {
     local mode=$1 conns=$2 size=$3
