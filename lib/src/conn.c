@@ -315,6 +315,51 @@ static void queue_drained(struct iocp_conn *c)
         iocp__splice_kick(c);
 }
 
+/*
+ * A send from a kept receive buffer completed with result.  Sends the rest
+ * from the same buffer when the socket took only part (true: the request is
+ * in flight again), otherwise gives the buffer back to the port and takes
+ * what was not sent off the queued count.
+ */
+static bool kept_send_done(struct iocp_conn *c, int32_t result)
+{
+    struct iocp_worker *w = c->w;
+    uint32_t left = c->sreq.len;
+    if (result > 0) {
+        iocp__count_add(&c->bytes_out, (uint64_t)result);
+        atomic_store_explicit(&c->last_io_ms, w->now_ms, memory_order_relaxed);
+        IOCP_COUNT(w, bytes_out, (uint64_t)result);
+        left -= (uint32_t)result;
+        c->queued -= (size_t)result;
+        if (left && !(c->flags & IOCP_CONN_TEARDOWN)) {
+            c->sreq.buf = (unsigned char *)c->sreq.buf + result;
+            c->sreq.len = left;
+            int rc = iocp__submit(w, &c->sreq);
+            if (rc == 0)
+                return true;
+            begin_teardown(c, rc);
+        }
+    }
+    c->queued -= left;
+    c->flags &= ~IOCP_CONN_SEND_KEPT;
+    w->port->ops->release_buffer(w->port, c->sreq.kept_buf);
+    return false;
+}
+
+/* Bytes left the queue: lift the pressure, send what is next or finish
+ * what waited for the queue to drain. */
+static void sent_some(struct iocp_conn *c)
+{
+    if ((c->flags & IOCP_CONN_PRESSURE) && c->queued <= c->send_low)
+        pressure_off(c);
+    if (!(c->flags & IOCP_CONN_TEARDOWN)) {
+        if (c->queued)
+            kick_send(c);
+        else
+            queue_drained(c);
+    }
+}
+
 static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *data)
 {
     struct iocp_conn *c = iocp_container_of(req, struct iocp_conn, sreq);
@@ -322,7 +367,12 @@ static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *
     (void)flags;
     (void)data;
 
-    if (result > 0 && c->sq_head) {
+    if (c->flags & IOCP_CONN_SEND_KEPT) {
+        if (kept_send_done(c, result))
+            return; /* the rest is on its way; the request keeps its reference */
+        if (result > 0)
+            sent_some(c);
+    } else if (result > 0 && c->sq_head) {
         iocp__count_add(&c->bytes_out, (uint64_t)result);
         atomic_store_explicit(&c->last_io_ms, w->now_ms, memory_order_relaxed);
         IOCP_COUNT(w, bytes_out, (uint64_t)result);
@@ -335,19 +385,12 @@ static void on_send(struct iocp_req *req, int32_t result, uint32_t flags, void *
                 c->sq_tail = NULL;
             iocp__chunk_put(w, k);
         }
-        if ((c->flags & IOCP_CONN_PRESSURE) && c->queued <= c->send_low)
-            pressure_off(c);
-        if (!(c->flags & IOCP_CONN_TEARDOWN)) {
-            if (c->queued)
-                kick_send(c);
-            else
-                queue_drained(c);
-        }
-    } else if (result == 0) {
-        begin_teardown(c, IOCP_EPIPE);
-    } else if (result < 0 && !(result == IOCP_ECANCELED && (c->flags & IOCP_CONN_TEARDOWN))) {
-        begin_teardown(c, result);
+        sent_some(c);
     }
+    if (result == 0)
+        begin_teardown(c, IOCP_EPIPE);
+    else if (result < 0 && !(result == IOCP_ECANCELED && (c->flags & IOCP_CONN_TEARDOWN)))
+        begin_teardown(c, result);
     c->refs--;
     maybe_finish(c);
 }
@@ -382,6 +425,54 @@ static void send_direct(struct iocp_conn *c, const void **data, size_t *len)
     *len -= sent;
 }
 
+/* The queue rose above the high watermark: apply the pressure. */
+static void check_pressure(struct iocp_conn *c)
+{
+    if (c->queued > c->send_high && !(c->flags & IOCP_CONN_PRESSURE)) {
+        c->flags |= IOCP_CONN_PRESSURE;
+        if (c->handler->on_pressure) {
+            c->handler->on_pressure(c, true);
+        } else {
+            c->flags |= IOCP_CONN_AUTOPAUSED;
+            update_reading(c);
+        }
+    }
+}
+
+/*
+ * Nothing queued and nothing in flight, and the bytes lie in the receive
+ * buffer whose completion is being dispatched (an echo, or a relay passing
+ * on what it read): send straight from that buffer and keep it until the
+ * send completes, instead of copying the bytes into a chunk.  Where the port
+ * allows it (io_uring, while it has buffers to spare); the direct send has
+ * had its chance first.  True when the send is on its way.
+ */
+static bool send_kept(struct iocp_conn *c, const void *data, size_t len)
+{
+    struct iocp_worker *w = c->w;
+    struct iocp_port *port = w->port;
+    const unsigned char *p = data;
+    if (!w->lend.data || w->lend.kept || p < w->lend.data ||
+        len > (size_t)(w->lend.data + w->lend.len - p) || !port->ops->keep_buffer ||
+        (c->flags & IOCP_CONN_STREAM) || iocp__splice_target(c) ||
+        !port->ops->keep_buffer(port, w->lend.id))
+        return false;
+    c->sreq.done = on_send;
+    c->sreq.handle = &c->h;
+    c->sreq.op = IOCP_OP_SEND;
+    c->sreq.flags = 0;
+    c->sreq.buf = (void *)(uintptr_t)data;
+    c->sreq.len = (uint32_t)len;
+    c->sreq.kept_buf = w->lend.id;
+    if (iocp__submit(w, &c->sreq) < 0)
+        return false; /* the copy's own submit will report it */
+    w->lend.kept = true;
+    c->flags |= IOCP_CONN_SEND_KEPT;
+    c->queued += len;
+    c->refs++;
+    return true;
+}
+
 int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
 {
     if (!(c->flags & IOCP_CONN_OPEN) ||
@@ -391,10 +482,15 @@ int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
         return IOCP_ESHUTDOWN;
     if (len == 0)
         return 0;
-    if (!c->sq_head && !c->sreq.in_flight)
+    if (!c->sq_head && !c->sreq.in_flight) {
         send_direct(c, &data, &len);
-    if (len == 0)
-        return 0;
+        if (len == 0)
+            return 0;
+        if (send_kept(c, data, len)) {
+            check_pressure(c);
+            return 0;
+        }
+    }
 
     /* Fill the tail chunk, then one new chunk for the rest: allocate first so
      * that a failure leaves the queue exactly as it was. */
@@ -423,16 +519,7 @@ int iocp_conn_send(struct iocp_conn *c, const void *data, size_t len)
     }
     c->queued += len;
     kick_send(c);
-
-    if (c->queued > c->send_high && !(c->flags & IOCP_CONN_PRESSURE)) {
-        c->flags |= IOCP_CONN_PRESSURE;
-        if (c->handler->on_pressure) {
-            c->handler->on_pressure(c, true);
-        } else {
-            c->flags |= IOCP_CONN_AUTOPAUSED;
-            update_reading(c);
-        }
-    }
+    check_pressure(c);
     return 0;
 }
 

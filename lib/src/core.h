@@ -103,6 +103,16 @@ struct iocp_worker {
     bool started;                 /* the thread was started */
     iocp_atomic_int failed;       /* the lasting wait() error that ended it, or 0 */
     struct iocp_counters cnt;
+    /* The provided buffer of the receive completion being dispatched: a send
+     * of bytes inside it, on a connection with nothing queued, may keep the
+     * buffer and send from it instead of copying (conn.c); `kept` then tells
+     * the dispatcher not to release it.  data is NULL outside a dispatch. */
+    struct {
+        const unsigned char *data;
+        uint32_t len;
+        uint32_t id;
+        bool kept;
+    } lend;
     /* Shared ports only (IOCP: one port, N threads).  Any thread may dequeue
      * a completion for this worker; it dispatches it holding `lock`, so the
      * worker's state still sees one thread at a time.  next_due mirrors the
@@ -194,6 +204,7 @@ enum iocp_conn_flag {
     IOCP_CONN_RECV_CANCELLED = 1u << 12, /* a cancel of rreq is on its way */
     IOCP_CONN_STREAM = 1u << 13,    /* a pipe, terminal or file, not a socket */
     IOCP_CONN_WRITE_ONLY = 1u << 14, /* never read (a terminal on stdout is readable!) */
+    IOCP_CONN_SEND_KEPT = 1u << 15, /* sreq sends from a kept receive buffer (kept_buf) */
 };
 
 struct iocp_connect_job;

@@ -394,9 +394,18 @@ static void dispatch(struct iocp_worker *w, struct iocp_event *ev)
         if (injected)
             ev->result = injected;
     }
+    if (ev->flags & IOCP_EV_BUFFER) {
+        w->lend.data = ev->data;
+        w->lend.len = ev->result > 0 ? (uint32_t)ev->result : 0;
+        w->lend.id = ev->buf_id;
+        w->lend.kept = false;
+    }
     req->done(req, ev->result, ev->flags, ev->data);
-    if (ev->flags & IOCP_EV_BUFFER)
-        w->port->ops->release_buffer(w->port, ev->buf_id);
+    if (ev->flags & IOCP_EV_BUFFER) {
+        w->lend.data = NULL;
+        if (!w->lend.kept)
+            w->port->ops->release_buffer(w->port, ev->buf_id);
+    }
 }
 
 /*

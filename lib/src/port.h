@@ -205,7 +205,12 @@ struct iocp_req {
      * CONNECT: the target is in `addr`. */
     struct sockaddr_storage *addr;
     iocp_socket_t accepted;
-    uint32_t addrlen;
+    union {
+        uint32_t addrlen;
+        /* A SEND has no address: conn.c keeps here the id of the receive
+         * buffer it sends from, when it sends without a copy. */
+        uint32_t kept_buf;
+    };
     uint32_t len;
     uint8_t op;          /* enum iocp_op */
     uint8_t flags;       /* IOCP_REQ_* */
@@ -294,6 +299,12 @@ struct iocp_port_ops {
      * reports the error the usual way. */
     uint32_t (*send_now)(struct iocp_port *port, struct iocp_handle *h, const void *buf,
                          uint32_t len);
+    /* Optional (NULL: never).  Whether the caller may keep provided buffer
+     * buf_id after its completion has been dispatched, to send from it
+     * without a copy, and release it itself once that send is done.  false
+     * when the port is short of buffers and needs this one back soon.  Asks
+     * only; nothing changes in the port. */
+    bool (*keep_buffer)(struct iocp_port *port, uint32_t buf_id);
 };
 
 /* Every port starts with the ops it was opened with. */

@@ -1181,6 +1181,18 @@ static void uring_release_buffer(struct iocp_port *port, uint32_t buf_id)
 }
 
 /*
+ * The caller may keep a stream buffer while no more than half the ring is
+ * out: kept buffers come back only when their sends complete, and the other
+ * half keeps every connection's receive supplied, so a multishot recv does
+ * not park for want of a buffer because replies are in flight.
+ */
+static bool uring_keep_buffer(struct iocp_port *port, uint32_t buf_id)
+{
+    const struct uring_port *p = to_uring(port);
+    return !(buf_id & MSG_ID_BIT) && p->held * 2 <= p->buf_count;
+}
+
+/*
  * Unregistering may fail when another thread than the ring's single issuer
  * closes the port; closing the ring releases the registration then, and the
  * kernel's pin on the ring memory keeps the unmap below safe.
@@ -1224,4 +1236,5 @@ const struct iocp_port_ops iocp__port_uring_ops = {
     .wait = uring_wait,
     .release_buffer = uring_release_buffer,
     .close = uring_close,
+    .keep_buffer = uring_keep_buffer,
 };
