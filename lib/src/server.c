@@ -327,6 +327,14 @@ static void on_accept_done(struct iocp_req *req, int32_t result, uint32_t flags,
     struct iocp_worker *w = a->w;
     (void)data;
 
+    /* A request that is over leaves the pool's pending list before the
+     * owner sees the connection: the owner's callback may stop the server
+     * (listen without -k takes one connection), and the pool's shutdown
+     * would otherwise take this request, no longer in flight, for one it
+     * must free, under our feet (IOCP, whose accepts are single-shot). */
+    bool over = !(flags & IOCP_EV_MORE);
+    bool mine = over && iocp__accept_pool_complete(&a->pool, &ar->base);
+
     if (result == 0 && req->accepted != IOCP_INVALID_SOCKET) {
         iocp_socket_t sock = req->accepted;
         req->accepted = IOCP_INVALID_SOCKET;
@@ -343,13 +351,13 @@ static void on_accept_done(struct iocp_req *req, int32_t result, uint32_t flags,
                 iocp__cancel(w, req);
         }
     }
-    if (flags & IOCP_EV_MORE)
+    if (!over)
         return;
 
     /* The request is over: recycle it (seed 4), unless we are stopping or
      * pausing, in which case it goes back to the allocator. */
     a->outstanding--;
-    if (!iocp__accept_pool_complete(&a->pool, &ar->base)) {
+    if (!mine) {
         iocp__accept_pool_release(&a->pool, &ar->base); /* detached at stop */
         acceptor_maybe_done(a);
         return;
