@@ -8,16 +8,19 @@
 #   4. the library suites and the tool suites that cross its threads under
 #      ThreadSanitizer (built against the minicrit
 #      harness in tests/support/minicrit: Criterion cannot start under TSan)
-#   5. the Windows cross-build with mingw-w64, with encryption: libsodium
-#      cross-built from Debian's source first (tests/wine/build_sodium.sh,
-#      kept in build/ci-win-sodium)
+#   5. the Windows cross-build with mingw-w64, with encryption and TLS:
+#      libsodium cross-built from Debian's source first
+#      (tests/wine/build_sodium.sh, kept in build/ci-win-sodium), and OpenSSL
+#      (tests/wine/build_openssl.sh, cached outside the clone by version,
+#      built in the background from the start of the run)
 #   6. the portable unit tests of that build, under Wine (tests/wine.sh)
 #   7. iocptool.exe under Wine against Linux peers (tests/wine/cli.sh and,
 #      for UDP, tests/wine/udp.sh), and
 #      the batch examples of docs/SCRIPTING.md in Wine's cmd.exe
 #      (tests/wine/scripting.sh), and the encrypted channel between
 #      iocptool.exe and the Linux build (tests/wine/secure.sh), and unix:
-#      addresses (tests/wine/unix.sh)
+#      addresses (tests/wine/unix.sh), and TLS against openssl s_server,
+#      s_client and the Linux build (tests/wine/tls.sh)
 #   8. the encrypted channel's parsers under libFuzzer (tests/fuzz/run.sh,
 #      $IOCP_FUZZ_SECONDS seconds, 30 by default here)
 #   9. that build's ZIP and its Scoop and winget manifests, checked against
@@ -58,6 +61,18 @@ step() {
 
 step "dependencies"
 bash .ci/deps test
+
+# OpenSSL for the Windows build (tests/wine/build_openssl.sh) is kept in a
+# cache outside the clone; on a fresh machine its build takes several
+# minutes of CPU.  It starts now, at the lowest priority, so that it runs
+# in the time the suites below spend waiting on sockets and child
+# processes; the Windows cross-build waits for it.  Its own process group,
+# so a run that stops early stops it too.
+mkdir -p build
+openssl_out=build/ci-win-openssl.out
+setsid -w nice -n 19 bash tests/wine/build_openssl.sh >"$openssl_out" 2>&1 &
+openssl_pid=$!
+trap 'kill -- -"$openssl_pid" 2>/dev/null || true' EXIT
 
 # Sanitizer runtimes: any report fails the test that caused it.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
@@ -104,16 +119,29 @@ unset MINICRIT_TIMEOUT_SCALE
 step "libsodium for mingw-w64 (Debian's source, built once per build tree)"
 bash tests/wine/build_sodium.sh build/ci-win-sodium
 
+step "OpenSSL for mingw-w64 (Debian's source, cached by version; started at the beginning)"
+openssl_status=0
+wait "$openssl_pid" || openssl_status=$?
+trap - EXIT
+cat "$openssl_out"
+[ "$openssl_status" -eq 0 ] || { echo "tests/wine/build_openssl.sh failed" >&2; exit 1; }
+openssl_prefix=$(tail -n 1 "$openssl_out")
+
 step "windows cross-build (mingw-w64)"
 # The Linux iocptool writes the completion scripts of this build (the ZIP's
 # _iocptool.ps1): iocptool.exe cannot run at build time.
 cmake -S . -B build/ci-win -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DIOCP_WERROR=ON \
   -DIOCP_COMPLETIONS_TOOL="$root/build/ci-release/iocptool" \
-  -DIOCP_MINGW_EXTRA_PREFIX="$root/build/ci-win-sodium/prefix" >/dev/null
-# The encrypted channel is part of the Windows build: no silent build without.
+  -DIOCP_MINGW_EXTRA_PREFIX="$root/build/ci-win-sodium/prefix;$openssl_prefix" >/dev/null
+# The encrypted channel and TLS are part of the Windows build: no silent
+# build without (tests/wine/tls.sh checks iocptool.exe --version).
 grep -q '^IOCP_WITH_SODIUM:BOOL=ON' build/ci-win/CMakeCache.txt &&
   grep -q '^SODIUM_FOUND:INTERNAL=1' build/ci-win/CMakeCache.txt || {
   echo "the Windows build did not find the cross-built libsodium" >&2
+  exit 1
+}
+grep -q "^OPENSSL_SSL_LIBRARY:FILEPATH=$openssl_prefix/" build/ci-win/CMakeCache.txt || {
+  echo "the Windows build did not find the cross-built OpenSSL in $openssl_prefix" >&2
   exit 1
 }
 cmake --build build/ci-win -j "$jobs"
@@ -121,7 +149,7 @@ cmake --build build/ci-win -j "$jobs"
 dlls=$(x86_64-w64-mingw32-objdump -p build/ci-win/iocptool.exe | awk '/DLL Name/ {print tolower($3)}')
 for dll in $dlls; do
   case "$dll" in
-    kernel32.dll|msvcrt.dll|ws2_32.dll|mswsock.dll|advapi32.dll|user32.dll|ntdll.dll|bcrypt.dll|shell32.dll) ;;
+    kernel32.dll|msvcrt.dll|ws2_32.dll|mswsock.dll|advapi32.dll|user32.dll|ntdll.dll|bcrypt.dll|shell32.dll|crypt32.dll) ;;
     *) echo "iocptool.exe needs a non-system DLL: $dll" >&2; exit 1 ;;
   esac
 done
@@ -149,6 +177,9 @@ bash tests/wine/unix.sh build/ci-win build/ci-release/iocptool
 
 step "the proxy client of the Windows build through a Linux Dante (wine)"
 bash tests/wine/proxy.sh build/ci-win build/ci-release/iocptool
+
+step "TLS in the Windows build: s_server, s_client and the Linux build (wine)"
+bash tests/wine/tls.sh build/ci-win build/ci-release/iocptool
 
 step "fuzz the encrypted channel and the PROXY protocol parser (libFuzzer)"
 # fuzz_secure runs for the whole time, each of the other targets for half of it.
