@@ -8,6 +8,12 @@
  * it works the same over io_uring, epoll and IOCP, on the connection's
  * worker, like the pre-shared-key channel.
  *
+ * The read side is not a memory BIO but a BIO of ours that hands OpenSSL
+ * the bytes of the current ->feed where they lie: a memory BIO would copy
+ * every received byte once more (and move what is left to its front).
+ * OpenSSL keeps the part of a record it has read in its own buffer, so
+ * nothing stays in the BIO between calls.
+ *
  * Ends (docs/EOF.md): ->finish is close_notify (our direction ends; we
  * keep reading, as TLS 1.3 allows and OpenSSL supports); the peer's
  * close_notify is CHANNEL_EV_END; a TCP EOF without it is a cut stream,
@@ -37,6 +43,8 @@ enum tls_error {
 struct tls_chan {
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
+    const unsigned char *in; /* what ->feed has not handed OpenSSL yet */
+    size_t in_len;
     struct tls_ctx *ctx;
     bool open, peer_ended, ended, counted;
     int err;
@@ -177,36 +185,97 @@ static void opened(struct tls_chan *t)
               alpn ? "" : "none", SSL_session_reused(t->ssl) ? ", resumed" : "");
 }
 
+/* The read BIO: the bytes of the ->feed in progress, then "retry". */
+static int feed_bio_read(BIO *b, char *out, size_t want, size_t *got)
+{
+    struct tls_chan *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t || t->in_len == 0) {
+        BIO_set_retry_read(b);
+        *got = 0;
+        return 0;
+    }
+    size_t n = want < t->in_len ? want : t->in_len;
+    memcpy(out, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    *got = n;
+    return 1;
+}
+
+static long feed_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    struct tls_chan *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return t && t->in_len < LONG_MAX ? (long)t->in_len : 0;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0; /* no EOF here: the connection's EOF is ->eof */
+    }
+}
+
+static int feed_bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+BIO_METHOD *channel_tls_feed_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "iocptool feed");
+    if (m && (!BIO_meth_set_read_ex(m, feed_bio_read) || !BIO_meth_set_ctrl(m, feed_bio_ctrl) ||
+              !BIO_meth_set_create(m, feed_bio_create))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+static int feed_ssl(struct tls_chan *t, channel_plain_cb cb, void *arg);
+
 static int tls_feed(void *state, const void *in, size_t len, channel_plain_cb cb, void *arg)
 {
     struct tls_chan *t = state;
     if (t->err)
         return t->err;
+    t->in = in;
+    t->in_len = len;
+    int ev = feed_ssl(t, cb, arg);
+    /* OpenSSL has taken every byte it will (a partial record sits in its
+     * buffer); bytes after the peer's close_notify, or after a failure,
+     * are dropped. */
+    t->in = NULL;
+    t->in_len = 0;
+    return ev;
+}
+
+static int feed_ssl(struct tls_chan *t, channel_plain_cb cb, void *arg)
+{
     int ev = 0;
-    const unsigned char *p = in;
-    while (len > 0) {
-        int chunk = len > INT_MAX ? INT_MAX : (int)len;
-        int n = BIO_write(t->rbio, p, chunk);
-        if (n <= 0)
-            return t->err = TLS_ENOMEM;
-        p += n;
-        len -= (size_t)n;
-    }
-    if (!t->open) {
+    while (!t->open) {
+        size_t before = t->in_len;
         int r = SSL_do_handshake(t->ssl);
-        if (r != 1) {
-            int e = SSL_get_error(t->ssl, r);
-            if (e != SSL_ERROR_WANT_READ)
-                return fail(t, e);
-        } else {
+        if (r == 1) {
             opened(t);
             ev |= CHANNEL_EV_OPEN;
+            break;
         }
+        int e = SSL_get_error(t->ssl, r);
+        if (e != SSL_ERROR_WANT_READ)
+            return fail(t, e);
+        /* OpenSSL wants more than it was given; had it stopped early
+         * (it does not), the rest would still be its to take. */
+        if (t->in_len == 0 || t->in_len == before)
+            break;
     }
     if (t->open && !t->peer_ended) {
         unsigned char buf[16384];
         for (;;) {
-            size_t got = 0;
+            size_t got = 0, before = t->in_len;
             if (SSL_read_ex(t->ssl, buf, sizeof buf, &got) == 1) {
                 cb(arg, buf, got);
                 /* The callback may have sealed (an echo) or failed us. */
@@ -215,8 +284,13 @@ static int tls_feed(void *state, const void *in, size_t len, channel_plain_cb cb
                 continue;
             }
             int e = SSL_get_error(t->ssl, 0);
-            if (e == SSL_ERROR_WANT_READ)
+            if (e == SSL_ERROR_WANT_READ) {
+                /* With SSL_MODE_AUTO_RETRY (set in tls_ctx.c) only an
+                 * empty read BIO ends SSL_read this way. */
+                if (t->in_len > 0 && t->in_len < before)
+                    continue;
                 break;
+            }
             if (e == SSL_ERROR_ZERO_RETURN) {
                 t->peer_ended = true;
                 ev |= CHANNEL_EV_END;
@@ -347,7 +421,7 @@ int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_
         return TLS_ENOMEM;
     t->ctx = ctx;
     t->ssl = SSL_new(ctx->ssl);
-    t->rbio = BIO_new(BIO_s_mem());
+    t->rbio = BIO_new(ctx->feed_bio);
     t->wbio = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) {
         BIO_free(t->rbio);
@@ -357,8 +431,7 @@ int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_
         ERR_clear_error();
         return TLS_ENOMEM;
     }
-    /* An empty read BIO means "wait for more", not end of input. */
-    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_data(t->rbio, t);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     ch->state = t;
     if (ctx->role == CHANNEL_SERVER) {

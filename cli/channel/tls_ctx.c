@@ -200,8 +200,10 @@ static int configure(struct tls_ctx *t, const char *cmd, const struct tls_opts *
     else
         SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
     /* The memory BIOs are drained whole after each call; a record written
-     * is written whole. */
-    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+     * is written whole.  AUTO_RETRY (OpenSSL's default, said here because
+     * channel_tls.c relies on it): a read goes past records that carry no
+     * data, so it stops only when the read BIO is empty. */
+    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
 
     if (o->cert) {
         if (SSL_CTX_use_certificate_chain_file(s, o->cert) != 1) {
@@ -273,7 +275,8 @@ int tls_ctx_new(struct tls_ctx **out, const char *cmd, const struct tls_opts *o,
     t->cmd = cmd;
     pthread_mutex_init(&t->session_lock, NULL);
     t->ssl = SSL_CTX_new(role == CHANNEL_SERVER ? TLS_server_method() : TLS_client_method());
-    if (!t->ssl || (o->alpn && alpn_wire(t, o->alpn) < 0)) {
+    t->feed_bio = channel_tls_feed_method();
+    if (!t->ssl || !t->feed_bio || (o->alpn && alpn_wire(t, o->alpn) < 0)) {
         diag_error("%s: TLS: %s", cmd, ssl_reason());
         tls_ctx_free(t);
         return EXIT_RUNTIME;
@@ -293,6 +296,7 @@ void tls_ctx_free(struct tls_ctx *t)
         return;
     SSL_SESSION_free(t->session);
     SSL_CTX_free(t->ssl);
+    BIO_meth_free(t->feed_bio);
     pthread_mutex_destroy(&t->session_lock);
     free(t->alpn);
     free(t);

@@ -21,6 +21,7 @@ struct tls_ctx {
     const char *cmd;
     unsigned char *alpn; /* ALPN wire format, or NULL */
     unsigned alpn_len;
+    BIO_METHOD *feed_bio; /* channel_tls.c's read BIO, made once */
     atomic_ullong handshakes, resumed;
     atomic_ullong failed[TLS_FAIL_KINDS];
     /* A client's last session, for the next connection to the same host. */
@@ -28,6 +29,10 @@ struct tls_ctx {
     SSL_SESSION *session;
     char session_host[256];
 };
+
+/* The method of the read BIO every channel of a context uses: NULL when
+ * OpenSSL cannot make one. */
+BIO_METHOD *channel_tls_feed_method(void);
 
 /* Offer the session kept for host on ssl, if there is one. */
 void tls_ctx_resume(struct tls_ctx *t, SSL *ssl, const char *host);
