@@ -310,6 +310,8 @@ static void pipeline_connected(void *arg)
     health_ok(&p->rp->targets[p->current].health);
     if (leg_encrypted(&p->target))
         diag_info(2, "relay: %s: encrypted channel open (target)", p->peer);
+    if (relay.tls.target_ctx)
+        relay_rec_tls(&p->rec, true, &p->target.ch);
     p->target_ready = true;
     if (p->early_len)
         pipeline_send(p, &p->target, p->early, p->early_len);
@@ -548,7 +550,7 @@ static void client_ready(void *arg)
         diag_info(2, "relay: %s: PROXY header from %s", p->peer, was);
     }
     if (relay.tls.listen_ctx)
-        relay_rec_tls(&p->rec, &p->client.ch);
+        relay_rec_tls(&p->rec, false, &p->client.ch);
     if (relay.key_listen || relay.tls.listen_ctx) {
         health_ok(&relay.clients);
         diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
@@ -573,7 +575,7 @@ static void client_failed(void *arg, const char *why)
         /* A TLS handshake that failed (not a stream cut after it) is in
          * the log line. */
         if (relay.tls.listen_ctx && !p->client.ready)
-            relay_rec_tls_failed(&p->rec, why);
+            relay_rec_tls_failed(&p->rec, false, why);
         char said[160];
         snprintf(said, sizeof said, "%s: %s", p->peer, why);
         health_failed(&relay.clients, HEALTH_CHANNEL, said);
@@ -625,6 +627,10 @@ static void target_failed(void *arg, const char *why)
 {
     struct pair *p = arg;
     if (!p->failed) {
+        /* A TLS handshake that failed (not a stream cut after it) is in
+         * the log line. */
+        if (relay.tls.target_ctx && !p->target.ready)
+            relay_rec_tls_failed(&p->rec, true, why);
         struct relay_health *h = &p->rp->targets[p->current].health;
         health_failed(h, HEALTH_CHANNEL, why);
         health_client_reset(h);

@@ -113,16 +113,27 @@ void relay_rec_client(struct relay_rec *r, const char *client)
     snprintf(r->client, sizeof r->client, "%s", client);
 }
 
-void relay_rec_tls(struct relay_rec *r, const struct channel *ch)
+void relay_rec_tls(struct relay_rec *r, bool target, const struct channel *ch)
 {
-    channel_tls_agreed(ch, &r->tls_protocol, &r->tls_cipher, &r->tls_resumed);
+    channel_tls_agreed(ch, &r->tls[target].protocol, &r->tls[target].cipher,
+                       &r->tls[target].resumed);
 }
 
-void relay_rec_tls_failed(struct relay_rec *r, const char *why)
+void relay_rec_tls_failed(struct relay_rec *r, bool target, const char *why)
 {
-    /* The messages start "TLS: " already; a time-out's does not. */
-    snprintf(r->tls_error, sizeof r->tls_error, "%s%s", strncmp(why, "TLS", 3) ? "TLS: " : "",
-             why);
+    /* The messages start "TLS" already; a time-out's does not. */
+    snprintf(r->tls[target].error, sizeof r->tls[target].error, "%s%s",
+             strncmp(why, "TLS", 3) ? "TLS: " : "", why);
+}
+
+static struct access_tls rec_tls(const struct relay_rec *r, bool target)
+{
+    return (struct access_tls){
+        .protocol = r->tls[target].protocol,
+        .cipher = r->tls[target].cipher,
+        .resumed = r->tls[target].resumed,
+        .error = r->tls[target].error[0] ? r->tls[target].error : NULL,
+    };
 }
 
 void relay_rec_end(struct relay_rec *r, enum conn_end end)
@@ -169,10 +180,8 @@ void relay_rec_close(struct relay_rec *r)
             .to_client = r->to_client,
             .duration_ms = access_log_mono_ms() - r->start_ms,
             .end = r->end,
-            .tls_protocol = r->tls_protocol,
-            .tls_cipher = r->tls_cipher,
-            .tls_resumed = r->tls_resumed,
-            .tls_error = r->tls_error[0] ? r->tls_error : NULL,
+            .client_tls = rec_tls(r, false),
+            .target_tls = rec_tls(r, true),
         };
         access_log_write(&e);
     }

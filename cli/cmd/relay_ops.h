@@ -69,10 +69,13 @@ struct relay_rec {
     uint64_t from_client, to_client;
     enum conn_end end;
     bool end_known;
-    /* --tls-listen: the client's handshake (relay_rec_tls*). */
-    const char *tls_protocol, *tls_cipher;
-    bool tls_resumed;
-    char tls_error[160];
+    /* The handshakes of --tls-listen (the client's, [0]) and
+     * --tls-target (the target's, [1]): relay_rec_tls*. */
+    struct {
+        const char *protocol, *cipher;
+        bool resumed;
+        char error[160];
+    } tls[2];
 };
 
 /* The client was accepted / a target connected (its "host:port"). */
@@ -81,10 +84,11 @@ void relay_rec_target(struct relay_rec *r, const char *target);
 /* The client's address as a PROXY protocol header gave it (--accept-proxy):
  * the one the log shows. */
 void relay_rec_client(struct relay_rec *r, const char *client);
-/* --tls-listen: the client's handshake is done (what it agreed on goes in
- * the log line), or it failed before it was done (why). */
-void relay_rec_tls(struct relay_rec *r, const struct channel *ch);
-void relay_rec_tls_failed(struct relay_rec *r, const char *why);
+/* A TLS handshake with the client (--tls-listen) or the target
+ * (--tls-target) is done: what it agreed on goes in the log line; or it
+ * failed before it was done: why. */
+void relay_rec_tls(struct relay_rec *r, bool target, const struct channel *ch);
+void relay_rec_tls_failed(struct relay_rec *r, bool target, const char *why);
 /* How it ends, when the relay knows first (refused, reset): the first
  * reason stays. */
 void relay_rec_end(struct relay_rec *r, enum conn_end end);

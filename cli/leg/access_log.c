@@ -123,42 +123,46 @@ static size_t json_quoted(char *out, size_t room, const char *s)
     return n;
 }
 
-/* The handshake's part of a line, "" without TLS.  JSON:
- * ,"tls":{"protocol":"TLSv1.3","cipher":"...","resumed":false} or
- * ,"tls":{"error":"..."}; text: ", TLSv1.3 CIPHER[ resumed]" or
- * ", TLS failed: why". */
-static void format_tls(const struct access_entry *e, char *out, size_t room)
+/* One side's handshake as part of a line, "" without TLS.  JSON:
+ * ,"KEY":{"protocol":"TLSv1.3","cipher":"...","resumed":false} or
+ * ,"KEY":{"error":"..."}; text: ", [LABEL]TLSv1.3 CIPHER[ resumed]" or
+ * ", [LABEL]why". */
+static size_t format_tls(const struct access_tls *t, const char *key, const char *label,
+                         char *out, size_t room)
 {
+    int n = 0;
     out[0] = '\0';
-    if (e->tls_protocol && e->tls_cipher) {
+    if (t->protocol && t->cipher) {
         if (alog.text) {
-            snprintf(out, room, ", %s %s%s", e->tls_protocol, e->tls_cipher,
-                     e->tls_resumed ? " resumed" : "");
+            n = snprintf(out, room, ", %s%s %s%s", label, t->protocol, t->cipher,
+                         t->resumed ? " resumed" : "");
         } else {
             char proto[40], cipher[120];
-            json_quoted(proto, sizeof proto, e->tls_protocol);
-            json_quoted(cipher, sizeof cipher, e->tls_cipher);
-            snprintf(out, room, ",\"tls\":{\"protocol\":%s,\"cipher\":%s,\"resumed\":%s}", proto,
-                     cipher, e->tls_resumed ? "true" : "false");
+            json_quoted(proto, sizeof proto, t->protocol);
+            json_quoted(cipher, sizeof cipher, t->cipher);
+            n = snprintf(out, room, ",\"%s\":{\"protocol\":%s,\"cipher\":%s,\"resumed\":%s}", key,
+                         proto, cipher, t->resumed ? "true" : "false");
         }
-    } else if (e->tls_error) {
+    } else if (t->error) {
         if (alog.text) {
-            snprintf(out, room, ", %s", e->tls_error);
+            n = snprintf(out, room, ", %s%s", label, t->error);
         } else {
             char why[340];
-            json_quoted(why, sizeof why, e->tls_error);
-            snprintf(out, room, ",\"tls\":{\"error\":%s}", why);
+            json_quoted(why, sizeof why, t->error);
+            n = snprintf(out, room, ",\"%s\":{\"error\":%s}", key, why);
         }
     }
+    return n > 0 && (size_t)n < room ? (size_t)n : 0;
 }
 
 void access_log_write(const struct access_entry *e)
 {
     if (!alog.sink)
         return;
-    char when[40], line[LINE_MAX], tls[400];
+    char when[40], line[LINE_MAX], tls[800];
     format_time(access_log_now_ms(), when, sizeof when);
-    format_tls(e, tls, sizeof tls);
+    size_t used = format_tls(&e->client_tls, "tls", "", tls, sizeof tls);
+    format_tls(&e->target_tls, "target_tls", "to the target ", tls + used, sizeof tls - used);
     int n;
     if (alog.text) {
         n = snprintf(line, sizeof line,

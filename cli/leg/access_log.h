@@ -5,7 +5,8 @@
  *
  * With --tls-listen each line also says how the client's TLS handshake
  * went: the protocol and cipher agreed (and whether the session was
- * resumed), or the reason it failed (the message -v prints).
+ * resumed), or the reason it failed (the message -v prints); with
+ * --tls-target, the target's likewise.
  *
  * The line is formatted on the worker that saw the end (memory only) and
  * written by the log's own thread (record_sink.h); a line that finds the
@@ -28,6 +29,14 @@ enum conn_end {
 
 const char *conn_end_name(enum conn_end end);
 
+/* One side's TLS handshake: what it agreed on, or why it failed; all
+ * NULL when that side has no TLS (the line then says nothing of it). */
+struct access_tls {
+    const char *protocol, *cipher;
+    bool resumed;
+    const char *error;
+};
+
 struct access_entry {
     uint64_t id;          /* the client connection's ID (as stats lists it) */
     const char *client;   /* "host:port" */
@@ -37,12 +46,8 @@ struct access_entry {
     uint64_t to_client;   /* bytes to the client */
     uint64_t duration_ms;
     enum conn_end end;
-    /* --tls-listen: what the client's handshake agreed on, or why it
-     * failed; all NULL when the client side has no TLS (the line then has
-     * no "tls" at all). */
-    const char *tls_protocol, *tls_cipher;
-    bool tls_resumed;
-    const char *tls_error;
+    struct access_tls client_tls; /* --tls-listen */
+    struct access_tls target_tls; /* --tls-target */
 };
 
 /* Open the log, buffering at most kib KiB of lines (0: the default);

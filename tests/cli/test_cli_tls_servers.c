@@ -4,8 +4,9 @@
  * worker (byte-exact streams from several clients, mutual TLS and ALPN,
  * s_client as a client), listen --tls -k (clients' data fanned in to
  * stdout, stdin to each of them) and listen --tls --broker (each client's
- * data to the others only), and relay --tls-listen's access log saying
- * how each client's handshake went.  The clients are connect --tls and
+ * data to the others only), and the relay's access log saying how each
+ * handshake went, with its clients (--tls-listen) and its targets
+ * (--tls-target).  The clients are connect --tls and
  * openssl s_client; the certificates come from tls_support.h.
  */
 #include <criterion/criterion.h>
@@ -322,6 +323,75 @@ Test(cli_tls_servers, relay_access_log_says_how_each_tls_handshake_went)
     log = slurp(path);
     cr_expect_eq(count(log, ", TLSv1.3 TLS_"), 1, "%s", log);
     cr_expect_eq(count(log, "\n"), 1, "%s", log);
+    proc_signal(&e, SIGTERM, WAIT_MS);
+}
+
+/* relay --tls-target to target, its log at path (ca: --tls-target-ca or
+ * NULL for the system's store). */
+static uint16_t originating_relay(struct proc *r, const char *target, const char *path,
+                                  const char *ca)
+{
+    const char *rargs[16] = {"relay", "--tls-target", "--log", path, "--drain-timeout", "0",
+                             "--no-stats"};
+    int n = 7;
+    if (ca) {
+        rargs[n++] = "--tls-target-ca";
+        rargs[n++] = ca;
+    }
+    rargs[n++] = "127.0.0.1:0";
+    rargs[n++] = target;
+    rargs[n] = NULL;
+    return nc_listen(r, rargs);
+}
+
+Test(cli_tls_servers, relay_access_log_says_how_each_target_tls_handshake_went)
+{
+    /* plain client -> relay --tls-target -> relay --tls-listen -> echo */
+    struct proc e, back, front, blind;
+    const char *eargs[] = {"echo", "--no-stats", "127.0.0.1:0", NULL};
+    uint16_t eport = nc_listen(&e, eargs);
+    char path[3][128];
+    for (int i = 0; i < 3; i++)
+        snprintf(path[i], sizeof path[i], "%s/target-%d-%d.json", dir, (int)getpid(), i);
+    uint16_t bport = logging_relay(&back, eport, path[0], "json");
+    char target[32];
+    snprintf(target, sizeof target, "localhost:%u", bport);
+    uint16_t fport = originating_relay(&front, target, path[1], at("ca.pem"));
+    int c = tn_connect(fport);
+    cr_assert_geq(c, 0);
+    cr_assert(tn_write_all(c, "through\n", 8));
+    cr_expect(nc_read_is(c, "through\n", WAIT_MS), "front: %s back: %s", front.errbuf,
+              back.errbuf);
+    shutdown(c, SHUT_WR);
+    cr_expect(nc_eof_within(c, WAIT_MS), "the end comes back through both relays");
+    close(c);
+    /* A relay that does not know the CA refuses the target's certificate
+     * and resets its client. */
+    uint16_t uport = originating_relay(&blind, target, path[2], NULL);
+    c = tn_connect(uport);
+    cr_assert_geq(c, 0);
+    cr_expect_geq(nc_eof_state(c, WAIT_MS), 1, "blind: %s", blind.errbuf);
+    close(c);
+    cr_expect_eq(proc_signal(&blind, SIGTERM, WAIT_MS), 0, "relay: %s", blind.errbuf);
+    cr_expect_eq(proc_signal(&front, SIGTERM, WAIT_MS), 0, "relay: %s", front.errbuf);
+    cr_expect_eq(proc_signal(&back, SIGTERM, WAIT_MS), 0, "relay: %s", back.errbuf);
+    expect_no_sanitizer_report(&front);
+    expect_no_sanitizer_report(&blind);
+
+    const char *log = slurp(path[1]);
+    cr_expect_eq(count(log, "\n"), 1, "%s", log);
+    cr_expect_eq(count(log, "\"end\":\"eof\",\"target_tls\":{\"protocol\":\"TLSv1.3\",\"cipher\":"
+                            "\"TLS_"),
+                 1, "%s", log);
+    cr_expect_eq(count(log, "\"tls\":"), 0, "its clients are plain: %s", log);
+    log = slurp(path[2]);
+    cr_expect_eq(count(log, "\"target_tls\":{\"error\":\"TLS: certificate verify failed: "
+                            "unable to get local issuer certificate"),
+                 1, "%s", log);
+    /* The terminating relay logged both of its clients' handshakes. */
+    log = slurp(path[0]);
+    cr_expect_eq(count(log, "\"tls\":{\"protocol\":\"TLSv1.3\""), 1, "%s", log);
+    cr_expect_eq(count(log, "\"tls\":{\"error\":\"TLS: the peer refused: "), 1, "%s", log);
     proc_signal(&e, SIGTERM, WAIT_MS);
 }
 
