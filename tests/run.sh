@@ -140,7 +140,7 @@ grep -q '^IOCP_WITH_SODIUM:BOOL=ON' build/ci-win/CMakeCache.txt &&
   echo "the Windows build did not find the cross-built libsodium" >&2
   exit 1
 }
-grep -q "^OPENSSL_SSL_LIBRARY:FILEPATH=$openssl_prefix/" build/ci-win/CMakeCache.txt || {
+grep -qxF "OPENSSL_INCLUDE_DIR:PATH=$openssl_prefix/include" build/ci-win/CMakeCache.txt || {
   echo "the Windows build did not find the cross-built OpenSSL in $openssl_prefix" >&2
   exit 1
 }
