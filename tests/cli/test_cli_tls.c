@@ -365,14 +365,25 @@ Test(cli_tls, stalled_handshakes_time_out_without_holding_up_a_client, .timeout 
 /* A plaintext HTTP server (python3 -m http.server) serving dir. */
 static uint16_t http_server(struct proc *p)
 {
-    uint16_t port = tn_closed_port();
-    static char portarg[8];
-    snprintf(portarg, sizeof portarg, "%u", port);
-    char *argv[] = {"python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                    dir, portarg, NULL};
-    cr_assert(nc_spawn(p, -1, argv), "cannot start python3 -m http.server");
-    cr_assert(listening(port, WAIT_MS), "the HTTP server does not listen");
-    return port;
+    /* A free port can be taken by another program before the server binds
+     * it: the server then exits at once, and another port is tried. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint16_t port = tn_closed_port();
+        static char portarg[8];
+        snprintf(portarg, sizeof portarg, "%u", port);
+        char *argv[] = {"python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                        dir, portarg, NULL};
+        cr_assert(nc_spawn(p, -1, argv), "cannot start python3 -m http.server");
+        uint64_t end = tn_now_ms() + 3 * WAIT_MS;
+        while (proc_wait(p, 0) < 0 && tn_now_ms() < end)
+            if (listening(port, 200))
+                return port;
+        if (p->status < 0)
+            break;
+        cr_log_warn("the HTTP server on %u exited: %s", port, p->errbuf);
+    }
+    cr_assert_fail("the HTTP server does not listen: %s", p->errbuf);
+    return 0;
 }
 
 /* curl's body for url (extra: one more curl option or NULL), or "". */
