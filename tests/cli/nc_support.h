@@ -10,6 +10,8 @@
 
 #include <criterion/criterion.h>
 
+#include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -131,7 +133,8 @@ static inline int nc_accept(int lfd, unsigned timeout_ms)
     return fd;
 }
 
-/* Start "listen ARGS... 127.0.0.1:0" and return its port (asserts). */
+/* Start iocptool ARGS (a server: listen, echo, relay, ...) and return the
+ * port of its "listening on" line (asserts). */
 static inline uint16_t nc_listen(struct proc *p, const char *const *args)
 {
     cr_assert(nc_start(p, -1, args), "cannot start iocptool");
@@ -261,6 +264,51 @@ static inline bool nc_pump(struct nc_flow *flows, int n, unsigned timeout_ms)
         free((void *)f->pat);
     }
     return ok;
+}
+
+/* ---- a directory of the suite's own ---- */
+
+/* Make /tmp/iocptool-NAME-XXXXXX into dir (at least 64 bytes) and make it
+ * XDG_RUNTIME_DIR, so that the stats endpoints and files of the suite's
+ * servers land where no suite running beside it looks; ignore SIGPIPE (a
+ * peer that goes away must fail a test, not kill it).  For a suite's
+ * .init. */
+static inline void nc_dir_init(char *dir, size_t size, const char *name)
+{
+    snprintf(dir, size, "/tmp/iocptool-%s-XXXXXX", name);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+    setenv("XDG_RUNTIME_DIR", dir, 1);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Remove path and everything under it. */
+static inline void nc_remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
+            continue;
+        char sub[512];
+        if (snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name) < (int)sizeof sub)
+            nc_remove_tree(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+/* Stop what the test started, then remove the directory of nc_dir_init
+ * (nothing if it was never made).  For a suite's .fini. */
+static inline void nc_dir_fini(char *dir)
+{
+    proc_cleanup_all();
+    if (dir[0])
+        nc_remove_tree(dir);
+    dir[0] = '\0';
 }
 
 #endif /* IOCP_NC_SUPPORT_H */

@@ -9,7 +9,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,36 +21,12 @@ static char tmpdir[64];
 
 static void cap_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-capture-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
-    signal(SIGPIPE, SIG_IGN);
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
-                continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
+    nc_dir_init(tmpdir, sizeof tmpdir, "capture");
 }
 
 static void cap_fini(void)
 {
-    proc_cleanup_all();
-    if (tmpdir[0])
-        remove_tree(tmpdir);
+    nc_dir_fini(tmpdir);
 }
 
 TestSuite(cli_capture, .init = cap_init, .fini = cap_fini, .timeout = 120);

@@ -13,7 +13,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <stdio.h>
 
 #include "nc_support.h"
@@ -23,39 +22,17 @@ static char tmpdir[64];
 
 static void pp_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-pp-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
-    signal(SIGPIPE, SIG_IGN);
+    nc_dir_init(tmpdir, sizeof tmpdir, "pp");
 }
 
 static void pp_fini(void)
 {
-    proc_cleanup_all();
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", tmpdir, ent->d_name);
-            unlink(sub);
-        }
-        closedir(d);
-        rmdir(tmpdir);
-    }
+    nc_dir_fini(tmpdir);
 }
 
 TestSuite(cli_proxy_protocol, .init = pp_init, .fini = pp_fini, .timeout = 60);
 
 /* ---- helpers ---- */
-
-static uint16_t start_tool(struct proc *p, const char *const *args)
-{
-    cr_assert(nc_start(p, -1, args), "cannot start iocptool");
-    uint16_t port = proc_listening(p, 10000);
-    cr_assert_neq(port, 0, "no listening line; stderr: %s", p->errbuf);
-    return port;
-}
 
 /* Wait until something accepts on port (haproxy says nothing when ready). */
 static bool accepting(uint16_t port, unsigned ms)
@@ -172,9 +149,9 @@ static void haproxy_in_front(const char *send_proxy)
     char target[32];
     snprintf(target, sizeof target, "127.0.0.1:%u", lport);
     struct proc relay, ha;
-    uint16_t rport = start_tool(&relay, (const char *[]){"relay", "-W", "2", "-vv", "--no-stats",
-                                                         "--accept-proxy", "--send-proxy-v2",
-                                                         "127.0.0.1:0", target, NULL});
+    uint16_t rport = nc_listen(&relay, (const char *[]){"relay", "-W", "2", "-vv", "--no-stats",
+                                                        "--accept-proxy", "--send-proxy-v2",
+                                                        "127.0.0.1:0", target, NULL});
     uint16_t hport = tn_closed_port();
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -232,7 +209,7 @@ static void haproxy_behind(const char *option)
 {
     struct proc echo, relay, ha;
     uint16_t eport =
-        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
     uint16_t hport = tn_closed_port();
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -243,8 +220,8 @@ static void haproxy_behind(const char *option)
     start_haproxy(&ha, cfg, hport);
     char target[32];
     snprintf(target, sizeof target, "127.0.0.1:%u", hport);
-    uint16_t rport = start_tool(&relay, (const char *[]){"relay", "-W", "2", "--no-stats", option,
-                                                         "127.0.0.1:0", target, NULL});
+    uint16_t rport = nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--no-stats", option,
+                                                        "127.0.0.1:0", target, NULL});
     int c = tn_connect(rport);
     cr_assert_geq(c, 0);
     char me[64], want[96];
@@ -283,13 +260,13 @@ Test(cli_proxy_protocol, a_bad_cut_or_late_header_closes_that_connection_only)
 {
     struct proc echo, relay;
     uint16_t eport =
-        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
     char target[32], stats[128];
     snprintf(target, sizeof target, "127.0.0.1:%u", eport);
     snprintf(stats, sizeof stats, "%s/relay.sock", tmpdir);
-    uint16_t rport = start_tool(&relay, (const char *[]){"relay", "-W", "2", "-v", "--stats", stats,
-                                                         "--accept-proxy", "127.0.0.1:0", target,
-                                                         NULL});
+    uint16_t rport =
+        nc_listen(&relay, (const char *[]){"relay", "-W", "2", "-v", "--stats", stats,
+                                           "--accept-proxy", "127.0.0.1:0", target, NULL});
     /* A good client first, kept open through everything else. */
     int good = tn_connect(rport);
     cr_assert_geq(good, 0);
@@ -358,10 +335,10 @@ Test(cli_proxy_protocol, without_accept_proxy_a_header_is_just_data)
 {
     struct proc echo, relay;
     uint16_t eport =
-        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
     char target[32];
     snprintf(target, sizeof target, "127.0.0.1:%u", eport);
-    uint16_t rport = start_tool(
+    uint16_t rport = nc_listen(
         &relay, (const char *[]){"relay", "-W", "1", "--no-stats", "127.0.0.1:0", target, NULL});
     int c = tn_connect(rport);
     echo_once(c, "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
@@ -375,10 +352,9 @@ Test(cli_proxy_protocol, without_accept_proxy_a_header_is_just_data)
 Test(cli_proxy_protocol, listen_judges_allow_and_deny_by_the_header_address)
 {
     struct proc ls;
-    uint16_t port = start_tool(&ls, (const char *[]){"listen", "-k", "-v", "--no-stats",
-                                                     "--accept-proxy", "--allow", "198.51.100.0/24",
-                                                     "--deny", "198.51.100.66", "127.0.0.1:0",
-                                                     NULL});
+    uint16_t port = nc_listen(
+        &ls, (const char *[]){"listen", "-k", "-v", "--no-stats", "--accept-proxy", "--allow",
+                              "198.51.100.0/24", "--deny", "198.51.100.66", "127.0.0.1:0", NULL});
     /* Denied by the address its header carries (the connection itself
      * comes from 127.0.0.1, which no rule admits). */
     int denied = tn_connect(port);
@@ -410,8 +386,8 @@ Test(cli_proxy_protocol, listen_judges_allow_and_deny_by_the_header_address)
 Test(cli_proxy_protocol, echo_answers_after_the_header_and_closes_a_bad_one)
 {
     struct proc echo;
-    uint16_t port = start_tool(&echo, (const char *[]){"echo", "-W", "2", "-vv", "--no-stats",
-                                                       "--accept-proxy", "127.0.0.1:0", NULL});
+    uint16_t port = nc_listen(&echo, (const char *[]){"echo", "-W", "2", "-vv", "--no-stats",
+                                                      "--accept-proxy", "127.0.0.1:0", NULL});
     int c = tn_connect(port);
     const char hdr[] = "PROXY TCP6 2001:db8::7 2001:db8::1 3333 7\r\n";
     cr_assert(tn_write_all(c, hdr, sizeof hdr - 1));

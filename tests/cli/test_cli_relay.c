@@ -7,12 +7,11 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "proc.h"
+#include "nc_support.h"
 
 static char tmpdir[64];
 
@@ -21,44 +20,18 @@ static pid_t others[16];
 
 static void relay_init(void)
 {
-    /* A directory of our own for stats endpoints and files, so that
-     * concurrent suites never see each other's servers. */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-relay-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
-    signal(SIGPIPE, SIG_IGN);
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
-                continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
+    nc_dir_init(tmpdir, sizeof tmpdir, "relay");
 }
 
 static void relay_fini(void)
 {
-    proc_cleanup_all();
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         if (others[i] > 0) {
             kill(others[i], SIGKILL);
             waitpid(others[i], NULL, 0);
             others[i] = 0;
         }
-    if (tmpdir[0])
-        remove_tree(tmpdir);
+    nc_dir_fini(tmpdir);
 }
 
 TestSuite(cli_relay, .init = relay_init, .fini = relay_fini, .timeout = 110);

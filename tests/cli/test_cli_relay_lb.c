@@ -12,7 +12,6 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -23,39 +22,17 @@ static char tmpdir[64];
 
 static void lb_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-lb-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
-    signal(SIGPIPE, SIG_IGN);
+    nc_dir_init(tmpdir, sizeof tmpdir, "lb");
 }
 
 static void lb_fini(void)
 {
-    proc_cleanup_all();
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", tmpdir, ent->d_name);
-            unlink(sub);
-        }
-        closedir(d);
-        rmdir(tmpdir);
-    }
+    nc_dir_fini(tmpdir);
 }
 
 TestSuite(cli_relay_lb, .init = lb_init, .fini = lb_fini, .timeout = 90);
 
 /* ---- helpers ---- */
-
-static uint16_t start_tool(struct proc *p, const char *const *args)
-{
-    cr_assert(nc_start(p, -1, args), "cannot start iocptool");
-    uint16_t port = proc_listening(p, 10000);
-    cr_assert_neq(port, 0, "no listening line; stderr: %s", p->errbuf);
-    return port;
-}
 
 static void expect_clean_exit(struct proc *p)
 {
@@ -166,8 +143,8 @@ Test(cli_relay_lb, weights_share_clients_in_proportion_round_robin)
     listeners(fds, ports, names, 2);
     snprintf(heavy, sizeof heavy, "%s,weight=3", names[0]);
     struct proc relay;
-    uint16_t port = start_tool(&relay, (const char *[]){"relay", "-W", "2", "--no-stats",
-                                                        "127.0.0.1:0", heavy, names[1], NULL});
+    uint16_t port = nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--no-stats",
+                                                       "127.0.0.1:0", heavy, names[1], NULL});
     int count[2] = {0, 0};
     for (int k = 0; k < 12; k++) {
         int i = one_client(NULL, port, fds, 2);
@@ -186,9 +163,9 @@ Test(cli_relay_lb, hash_keeps_a_client_on_its_target)
     char names[3][32];
     listeners(fds, ports, names, 3);
     struct proc relay;
-    uint16_t port = start_tool(
-        &relay, (const char *[]){"relay", "-W", "2", "--no-stats", "--balance", "hash",
-                                 "127.0.0.1:0", names[0], names[1], names[2], NULL});
+    uint16_t port =
+        nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--no-stats", "--balance", "hash",
+                                           "127.0.0.1:0", names[0], names[1], names[2], NULL});
     /* Eight client addresses, three connections each from new ports. */
     bool used[3] = {false, false, false};
     for (int a = 2; a < 10; a++) {
@@ -213,10 +190,9 @@ Test(cli_relay_lb, leastconn_spreads_long_connections_evenly)
     listeners(fds, ports, names, T);
     const char *stats = stats_path("leastconn");
     struct proc relay;
-    uint16_t port =
-        start_tool(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "--balance",
-                                            "leastconn", "127.0.0.1:0", names[0], names[1],
-                                            names[2], NULL});
+    uint16_t port = nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats,
+                                                       "--balance", "leastconn", "127.0.0.1:0",
+                                                       names[0], names[1], names[2], NULL});
     /* Long connections, opened one after the other and all kept open. */
     int c[N], s[N], count[T] = {0};
     for (int k = 0; k < N; k++) {
@@ -276,10 +252,10 @@ Test(cli_relay_lb, first_uses_the_primary_then_the_next)
     snprintf(dead, sizeof dead, "127.0.0.1:%u", tn_closed_port());
     const char *stats = stats_path("first");
     struct proc relay;
-    uint16_t port = start_tool(
-        &relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "--balance", "first",
-                                 "--max-fails", "1", "--fail-timeout", "60", "127.0.0.1:0",
-                                 names[0], dead, names[1], NULL});
+    uint16_t port =
+        nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "--balance",
+                                           "first", "--max-fails", "1", "--fail-timeout", "60",
+                                           "127.0.0.1:0", names[0], dead, names[1], NULL});
     for (int k = 0; k < 4; k++)
         cr_expect_eq(one_client(NULL, port, fds, 2), 0, "the primary takes every client");
     /* The primary goes away: the dead second is tried once, taken out,
@@ -300,10 +276,9 @@ Test(cli_relay_lb, every_target_out_refuses_clients_at_once)
     snprintf(dead2, sizeof dead2, "127.0.0.1:%u", tn_closed_port());
     const char *stats = stats_path("allout");
     struct proc relay;
-    uint16_t port = start_tool(&relay, (const char *[]){"relay", "-W", "2", "-v", "--stats",
-                                                        stats, "--max-fails", "1",
-                                                        "--fail-timeout", "60", "127.0.0.1:0",
-                                                        dead1, dead2, NULL});
+    uint16_t port = nc_listen(&relay, (const char *[]){"relay", "-W", "2", "-v", "--stats", stats,
+                                                       "--max-fails", "1", "--fail-timeout", "60",
+                                                       "127.0.0.1:0", dead1, dead2, NULL});
     /* The first client tries both, which takes both out. */
     int c = tn_connect(port);
     cr_expect_eq(reset_within(c, 5000), 1, "the first client is reset");
@@ -333,18 +308,18 @@ Test(cli_relay_lb, the_active_check_takes_a_target_out_and_back)
 {
     struct proc echo, relay;
     uint16_t eport =
-        start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
     char target[32];
     snprintf(target, sizeof target, "127.0.0.1:%u", eport);
     const char *stats = stats_path("check");
-    start_tool(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "--check", "0.2",
-                                        "127.0.0.1:0", target, NULL});
+    nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "--check", "0.2",
+                                       "127.0.0.1:0", target, NULL});
     cr_expect(wait_target_state(stats, target, "up", 5000));
     cr_assert_eq(proc_signal(&echo, SIGKILL, 5000), 128 + SIGKILL);
     cr_expect(wait_target_state(stats, target, "down", 10000), "the check takes it out");
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", eport);
-    start_tool(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", addr, NULL});
+    nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", addr, NULL});
     cr_expect(wait_target_state(stats, target, "up", 10000), "the check brings it back");
     expect_clean_exit(&relay);
     expect_clean_exit(&echo);
@@ -403,15 +378,15 @@ Test(cli_relay_lb, a_target_killed_and_restarted_under_load_leaves_and_comes_bac
     uint16_t eport[3];
     char names[3][32];
     for (int i = 0; i < 3; i++) {
-        eport[i] = start_tool(
+        eport[i] = nc_listen(
             &echo[i], (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
         snprintf(names[i], sizeof names[i], "127.0.0.1:%u", eport[i]);
     }
     const char *stats = stats_path("failover");
-    uint16_t port = start_tool(
-        &relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "-w", "2", "--max-fails",
-                                 "2", "--fail-window", "5", "--fail-timeout", "1", "127.0.0.1:0",
-                                 names[0], names[1], names[2], NULL});
+    uint16_t port = nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "-w",
+                                                       "2", "--max-fails", "2", "--fail-window",
+                                                       "5", "--fail-timeout", "1", "127.0.0.1:0",
+                                                       names[0], names[1], names[2], NULL});
     struct load l[2] = {{.port = port}, {.port = port}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
@@ -422,7 +397,7 @@ Test(cli_relay_lb, a_target_killed_and_restarted_under_load_leaves_and_comes_bac
     cr_expect(wait_target_state(stats, names[1], "down", 5000), "the dead target is out");
     usleep(3000000);
     /* It comes back on its port: a probe finds it and it takes clients. */
-    start_tool(&echo[1], (const char *[]){"echo", "-W", "1", "--no-stats", names[1], NULL});
+    nc_listen(&echo[1], (const char *[]){"echo", "-W", "1", "--no-stats", names[1], NULL});
     cr_expect(wait_target_state(stats, names[1], "up", 8000), "the target is back in");
     char *before = stats_ask(stats, "json\n", 5000);
     usleep(3000000);

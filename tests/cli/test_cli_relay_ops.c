@@ -10,13 +10,12 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "proc.h"
+#include "nc_support.h"
 #include "relay_ops_support.h"
 #include "statsclient.h"
 
@@ -24,36 +23,12 @@ static char tmpdir[64];
 
 static void ops_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-relayops-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
-    signal(SIGPIPE, SIG_IGN);
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
-                continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
+    nc_dir_init(tmpdir, sizeof tmpdir, "relayops");
 }
 
 static void ops_fini(void)
 {
-    proc_cleanup_all();
-    if (tmpdir[0])
-        remove_tree(tmpdir);
+    nc_dir_fini(tmpdir);
 }
 
 TestSuite(cli_relay_ops, .init = ops_init, .fini = ops_fini, .timeout = 120);

@@ -8,14 +8,13 @@
 #include <criterion/criterion.h>
 
 #include <ctype.h>
-#include <dirent.h>
 #include <grp.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "proc.h"
+#include "nc_support.h"
 #include "statsclient.h"
 
 static char tmpdir[64];
@@ -23,39 +22,13 @@ static char epdir[128]; /* $XDG_RUNTIME_DIR/iocptool */
 
 static void stats_init(void)
 {
-    /* Our own XDG_RUNTIME_DIR: default endpoints land in a directory no
-     * other suite uses, so "the single running instance" is ours. */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/iocptool-stats-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-    setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+    nc_dir_init(tmpdir, sizeof tmpdir, "stats");
     snprintf(epdir, sizeof epdir, "%s/iocptool", tmpdir);
-    signal(SIGPIPE, SIG_IGN);
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL) {
-            if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
-                continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, ent->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
 }
 
 static void stats_fini(void)
 {
-    proc_cleanup_all();
-    if (tmpdir[0])
-        remove_tree(tmpdir);
+    nc_dir_fini(tmpdir);
 }
 
 TestSuite(cli_stats, .init = stats_init, .fini = stats_fini, .timeout = 60);

@@ -25,23 +25,14 @@ static char paths[4][128];
 
 static void unix_init(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/iocptool-unix-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    setenv("XDG_RUNTIME_DIR", dir, 1);
+    nc_dir_init(dir, sizeof dir, "unix");
     for (int i = 0; i < 4; i++)
         snprintf(paths[i], sizeof paths[i], "%s/s%d.sock", dir, i);
-    signal(SIGPIPE, SIG_IGN);
 }
 
 static void unix_fini(void)
 {
-    proc_cleanup_all();
-    for (int i = 0; i < 4; i++)
-        unlink(paths[i]);
-    char sub[128];
-    snprintf(sub, sizeof sub, "%s/iocptool", dir);
-    rmdir(sub);
-    rmdir(dir);
+    nc_dir_fini(dir);
 }
 
 TestSuite(cli_unix, .init = unix_init, .fini = unix_fini, .timeout = 120);
