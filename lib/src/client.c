@@ -34,6 +34,10 @@ struct iocp_connect_job {
     union iocp_sockaddr target;
     socklen_t target_len;
     struct sockaddr_un unix_target; /* a "unix:" host's address */
+    /* A Unix-domain listener with a full backlog: the next attempt. */
+    struct iocp_heap_timer unix_retry;
+    unsigned unix_retry_ms;
+    uint64_t unix_give_up_ms;
     /* Through a proxy that is told an address: the target's name, looked
      * up on the lookup thread too, and what that found (proxy.c). */
     char *proxy_target;
@@ -43,6 +47,7 @@ struct iocp_connect_job {
 };
 
 static void try_next(struct iocp_connect_job *job);
+static void unix_retry_later(struct iocp_connect_job *job);
 
 static void job_unref(struct iocp_connect_job *job)
 {
@@ -61,6 +66,7 @@ static void job_unref(struct iocp_connect_job *job)
 void iocp__connect_job_release(struct iocp_conn *c)
 {
     struct iocp_connect_job *job = c->job;
+    iocp__timer_stop(c->w, &job->unix_retry);
     c->job = NULL;
     job->c = NULL;
     job_unref(job);
@@ -213,7 +219,10 @@ static void on_connect_done(struct iocp_req *req, int32_t result, uint32_t flags
             iocp__port_unbind(&c->h);
             iocp__socket_close(c->h.sock);
             c->h.sock = IOCP_INVALID_SOCKET;
-            try_next(job);
+            if (result == IOCP_EAGAIN && job->target.sa.sa_family == AF_UNIX)
+                unix_retry_later(job);
+            else
+                try_next(job);
         }
     }
     iocp__conn_leave(c); /* the request's reference */
@@ -348,6 +357,49 @@ static void connect_unix(struct iocp_connect_job *job)
     iocp__conn_fail(c, rc);
 }
 
+/*
+ * A Unix-domain listener whose backlog is full refuses a nonblocking
+ * connect with EAGAIN at once, where a blocking one would wait and a TCP
+ * client would send its SYN again; and there is no readiness to wait for.
+ * So the attempt is made again with a new socket: 1 ms later, then twice
+ * as long each time up to 64 ms, until it connects or fails otherwise, for
+ * as long as the attempt's time-out lets it or, with none, for
+ * UNIX_BACKLOG_WAIT_MS (then IOCP_ETIMEDOUT, as a TCP connect ends).
+ */
+#define UNIX_RETRY_FIRST_MS 1u
+#define UNIX_RETRY_MAX_MS 64u
+#define UNIX_BACKLOG_WAIT_MS 60000u
+
+static void on_unix_retry(struct iocp_heap_timer *t)
+{
+    struct iocp_connect_job *job = iocp_container_of(t, struct iocp_connect_job, unix_retry);
+    struct iocp_conn *c = job->c;
+    iocp__conn_enter(c);
+    if (!(c->flags & IOCP_CONN_TEARDOWN))
+        connect_unix(job);
+    iocp__conn_leave(c);
+}
+
+static void unix_retry_later(struct iocp_connect_job *job)
+{
+    struct iocp_conn *c = job->c;
+    struct iocp_worker *w = c->w;
+    if (!job->unix_retry_ms) {
+        job->unix_retry_ms = UNIX_RETRY_FIRST_MS;
+        job->unix_give_up_ms = w->now_ms + UNIX_BACKLOG_WAIT_MS;
+    } else if (job->unix_retry_ms < UNIX_RETRY_MAX_MS) {
+        job->unix_retry_ms *= 2;
+    }
+    if (!job->cfg.timeout_ms && w->now_ms >= job->unix_give_up_ms) {
+        iocp__set_error_detail("%s: the server's backlog stayed full", job->host);
+        iocp__conn_fail(c, IOCP_ETIMEDOUT);
+        return;
+    }
+    int rc = iocp__timer_start(w, &job->unix_retry, w->now_ms + job->unix_retry_ms);
+    if (rc < 0)
+        iocp__conn_fail(c, rc);
+}
+
 /* ---- the first hop: on the worker ---- */
 
 static void on_start_task(struct iocp_task *task)
@@ -461,6 +513,7 @@ int iocp_connect_sized(struct iocp_engine *e, const struct iocp_connect_config *
         return IOCP_ENOMEM;
     }
     iocp_list_init(&job->rlink);
+    iocp__timer_init(&job->unix_retry, on_unix_retry);
     atomic_init(&job->refs, 1);
     unsigned worker = cfg->worker >= 0 ? (unsigned)cfg->worker % e->nworkers
                                        : atomic_fetch_add(&e->round_robin, 1) % e->nworkers;

@@ -8,6 +8,7 @@
  * names; the peer's credentials; the peer's name; connect errors.  Every
  * test ends with the stop audit.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,6 +535,79 @@ Test(unix, connecting_to_nothing_fails_with_the_reason)
     cr_assert(wait_until(&seen.client_closed, 2, 10000));
     cr_assert_eq(atomic_load(&seen.client_status), IOCP_ECONNREFUSED, "%s",
                  iocp_strerror(atomic_load(&seen.client_status)));
+}
+
+/* ---- a server whose backlog is full ---- */
+
+static void ping_open(struct iocp_conn *c)
+{
+    atomic_fetch_add(&seen.opened, 1);
+    iocp_conn_send(c, "ping", 4);
+}
+
+static void ignore_data(struct iocp_conn *c, const void *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    (void)len;
+}
+
+static const struct iocp_conn_handler ping_handler = {
+    .on_open = ping_open, .on_data = ignore_data, .on_close = client_close};
+
+/* Nonblocking connects to path until the backlog refuses one (EAGAIN):
+ * the connections it holds, in fds; how many. */
+static int fill_backlog(int *fds, int max)
+{
+    for (int n = 0; n < max; n++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        cr_assert_geq(fd, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%.100s", path);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            fds[n] = fd;
+            continue;
+        }
+        int e = errno;
+        close(fd);
+        cr_assert_eq(e, EAGAIN, "connect: %s", strerror(e));
+        return n;
+    }
+    cr_assert_fail("%d connections did not fill a backlog of 1", max);
+    return max;
+}
+
+/* A client told EAGAIN by a full backlog waits, as a TCP client does, and
+ * connects once the server takes the connections ahead of it. */
+Test(unix, a_full_backlog_makes_the_client_wait_not_fail)
+{
+    int lfd = raw_bind(false);
+    cr_assert_eq(listen(lfd, 1), 0);
+    int queued[16];
+    int n = fill_backlog(queued, 16);
+
+    connect_to(host, &ping_handler);
+    cr_expect_not(wait_until(&seen.client_closed, 1, 300), "the client gave up: %s",
+                  iocp_strerror(atomic_load(&seen.client_status)));
+
+    /* Room: the connections ahead of it are taken, then the client's. */
+    for (int i = 0; i < n; i++) {
+        int fd = accept(lfd, NULL, NULL);
+        cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+        close(fd);
+        close(queued[i]);
+    }
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 10000), 1, "the client never connected");
+    int fd = accept(lfd, NULL, NULL);
+    cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+    char b[4];
+    cr_assert_eq(tn_read_full(fd, b, 4, 10000), 4, "the client said nothing");
+    cr_assert_eq(memcmp(b, "ping", 4), 0);
+    cr_assert_eq(atomic_load(&seen.opened), 1);
+    close(fd);
+    close(lfd);
+    cr_assert(wait_until(&seen.client_closed, 1, 10000), "the client did not see the close");
 }
 
 Test(unix, bad_addresses_are_refused_with_a_detail)
