@@ -60,6 +60,27 @@ const char *balance_state_name(int state)
     return state == TARGET_DOWN ? "down" : state == TARGET_PROBING ? "probing" : "up";
 }
 
+/* The keys a target may carry after its address. */
+static bool known_option(const char *opt)
+{
+    return strncmp(opt, "weight=", 7) == 0;
+}
+
+const char *balance_target_options(const char *text)
+{
+    const char *opts = NULL;
+    for (const char *end = text + strlen(text); end > text;) {
+        const char *comma = end;
+        while (comma > text && comma[-1] != ',')
+            comma--;
+        if (comma == text || !known_option(comma))
+            break;
+        opts = comma - 1;
+        end = comma - 1;
+    }
+    return opts;
+}
+
 bool balance_parse_target(const char *cmd, const char *text, struct balance_target *t)
 {
     char spec[ADDR_HOST_MAX + 32];
@@ -67,20 +88,38 @@ bool balance_parse_target(const char *cmd, const char *text, struct balance_targ
         diag_error("%s: %s: target too long", cmd, text);
         return false;
     }
-    snprintf(spec, sizeof spec, "%s", text);
+    const char *opts = balance_target_options(text);
+    size_t addr_len = opts ? (size_t)(opts - text) : strlen(text);
+    snprintf(spec, sizeof spec, "%.*s", (int)addr_len, text);
+    /* Only a Unix path may have a comma of its own: in any other address
+     * it is an option misspelt. */
+    const char *stray = strchr(spec, ',');
+    if (stray && !addr_is_unix(spec)) {
+        diag_error("%s: %s: unknown target option \"%s\" (expected weight=N)", cmd, text,
+                   stray + 1);
+        return false;
+    }
     t->weight = 1;
-    char *comma = strchr(spec, ',');
-    if (comma) {
-        *comma = '\0';
-        const char *opt = comma + 1;
+    bool weighted = false;
+    for (const char *opt = opts; opt && *opt == ',';) {
+        opt++;
+        size_t n = strcspn(opt, ",");
+        char one[32];
         long long w;
-        if (strncmp(opt, "weight=", 7) != 0) {
-            diag_error("%s: %s: unknown target option \"%s\" (expected weight=N)", cmd, text, opt);
+        if (weighted) {
+            diag_error("%s: %s: weight given twice", cmd, text);
             return false;
         }
-        if (!opt_number(cmd, "weight", opt + 7, 1, 1000, &w))
+        if (n >= sizeof one) {
+            diag_error("%s: %s: option \"%.*s\" too long", cmd, text, (int)n, opt);
+            return false;
+        }
+        snprintf(one, sizeof one, "%.*s", (int)n, opt);
+        if (!opt_number(cmd, "weight", one + 7, 1, 1000, &w))
             return false;
         t->weight = (unsigned)w;
+        weighted = true;
+        opt += n;
     }
     if (!addr_target(cmd, spec, t->host, sizeof t->host, &t->port))
         return false;

@@ -79,8 +79,18 @@ bool balance_parse_mode(const char *text, enum balance_mode *mode);
 const char *balance_mode_name(enum balance_mode mode);
 
 /*
+ * balance_target_options(text):
+ * Where the options of a target begin (the comma before them), or NULL.
+ * The options are the ",KEY=VALUE" pieces at the end whose KEY is one a
+ * target knows (weight); any other comma belongs to the address, so that
+ * "unix:/run/a,b.sock,weight=2" is the path /run/a,b.sock with weight 2.
+ */
+const char *balance_target_options(const char *text);
+
+/*
  * balance_parse_target(cmd, text, t):
- * "HOST:PORT" or "HOST:PORT,weight=N" (1-1000, default 1) into t, its
+ * "HOST:PORT" or "HOST:PORT,weight=N" (1-1000, default 1), or a
+ * "unix:PATH" the same way (see balance_target_options), into t, its
  * names and its health made ready.  false after saying why.
  */
 bool balance_parse_target(const char *cmd, const char *text, struct balance_target *t);

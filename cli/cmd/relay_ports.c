@@ -99,8 +99,8 @@ bool relay_ports_parse(const char *cmd, const char *listen, char *const *targets
         }
     }
     for (unsigned i = 0; i < ntargets; i++) {
-        /* The weight option stays on the text of each port's target. */
-        const char *opt = strchr(targets[i], ',');
+        /* The options stay on the text of each port's target. */
+        const char *opt = balance_target_options(targets[i]);
         char base[ADDR_HOST_MAX + 48];
         size_t blen = opt ? (size_t)(opt - targets[i]) : strlen(targets[i]);
         if (blen >= sizeof base) {

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 
 #include "nc_support.h"
+#include "statsclient.h"
 
 #define BULK ((size_t)64 << 20)
 #define INTEROP ((size_t)1 << 20)
@@ -212,6 +213,40 @@ Test(cli_unix, relay_from_tcp_to_unix_and_from_unix_to_tcp)
     cr_expect_eq(proc_signal(&r2, SIGTERM, 10000), 0, "%s", r2.errbuf);
     cr_expect_eq(proc_signal(&echo_unix, SIGTERM, 10000), 0, "%s", echo_unix.errbuf);
     cr_expect_eq(proc_signal(&echo_tcp, SIGTERM, 10000), 0, "%s", echo_tcp.errbuf);
+}
+
+/* A comma in a Unix path is part of the path: only the ",weight=N" at the
+ * end of a relay target is an option. */
+Test(cli_unix, a_relay_target_path_may_hold_a_comma)
+{
+    char sock[128], plain[160], weighted[176], stats[160];
+    snprintf(sock, sizeof sock, "%s/a,b.sock", dir);
+    snprintf(plain, sizeof plain, "unix:%s", sock);
+    snprintf(weighted, sizeof weighted, "%s,weight=2", plain);
+    snprintf(stats, sizeof stats, "%s/relay.stats", dir);
+    struct proc echo, relay;
+    start_server(&echo, (const char *const[]){"echo", "-W", "1", plain, NULL});
+    const char *targets[] = {plain, weighted};
+    for (int i = 0; i < 2; i++) {
+        cr_assert(nc_start(&relay, -1, (const char *const[]){"relay", "-W", "1", "--stats", stats,
+                                                             "127.0.0.1:0", targets[i], NULL}));
+        uint16_t port = proc_listening(&relay, 10000);
+        cr_assert_neq(port, 0, "%s: %s", targets[i], relay.errbuf);
+        int fd = tn_connect(port);
+        cr_assert_geq(fd, 0);
+        cr_assert(tn_write_all(fd, "comma\n", 6));
+        cr_assert(nc_read_is(fd, "comma\n", 10000), "%s: no echo; relay: %s", targets[i],
+                  relay.errbuf);
+        close(fd);
+        char want[200];
+        snprintf(want, sizeof want, "\"target\":\"%s\",\"state\":\"up\",\"weight\":%d", plain,
+                 i + 1);
+        char *json = stats_ask(stats, "json\n", 5000);
+        cr_expect(json && strstr(json, want), "%s: want %s in %s", targets[i], want, json);
+        free(json);
+        cr_expect_eq(proc_signal(&relay, SIGTERM, 10000), 0, "%s", relay.errbuf);
+    }
+    cr_expect_eq(proc_signal(&echo, SIGTERM, 10000), 0, "%s", echo.errbuf);
 }
 
 /* `iocptool stats ARGS...`: its stdout, and its status in *status. */
