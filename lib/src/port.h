@@ -99,6 +99,7 @@ struct iocp_handle {
     bool polled;                  /* epoll: in the epoll set (regular files are not) */
     bool drains;                  /* epoll: a short read means nothing is left to read */
     bool held;                    /* epoll: a multishot accept's completion is undelivered */
+    bool filled;                  /* epoll: the last provided-buffer read filled its buffer */
 #ifdef _WIN32
     /* iocp backend state, set up by its bind.  wait_in is the armed
      * multishot receive; ready_link/listed park it while every provided

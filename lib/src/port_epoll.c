@@ -323,6 +323,10 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
     void *buf = req->buf;
     size_t len = req->len;
     uint32_t id = 0;
+    /* A second provided buffer behind the first (see below), or none. */
+    unsigned char *buf2 = NULL;
+    size_t len2 = 0;
+    uint32_t id2 = 0;
     if (provided) {
         if (p->buf_nfree == 0)
             return; /* update() parks the handle on buf_wait */
@@ -331,15 +335,42 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
         /* The request's budget, if it has one, caps the read (port.h). */
         if (!req->len || req->len > p->buf_size)
             len = p->buf_size;
+        /*
+         * A socket read that fills its buffer cannot tell whether more is
+         * waiting, so the short-read rule would cost one more recv, to see
+         * EAGAIN, after every message of exactly a buffer's size (a 16 KiB
+         * echo, a relay's 16 KiB writes).  Once a read has filled its
+         * buffer, a multishot recv with budget for more reads into a second
+         * buffer as well, in the same call: then only a read that fills
+         * both leaves the socket marked ready.  Reads that never fill a
+         * buffer (small messages) keep the cheaper recv.
+         */
+        if ((req->flags & IOCP_REQ_MULTI) && h->filled && h->kind == IOCP_HANDLE_SOCKET &&
+            h->drains &&
+            (!req->len || req->len > len) && p->buf_nfree > 0 && cq_reserve(p, 2)) {
+            id2 = take_buffer(p);
+            buf2 = p->buf_mem + (size_t)id2 * p->buf_size;
+            len2 = !req->len || req->len - len > p->buf_size ? p->buf_size : req->len - len;
+        }
     }
     if (len > INT32_MAX)
         len = INT32_MAX;
-    ssize_t n = h->kind == IOCP_HANDLE_SOCKET ? recv(h->sock, buf, len, MSG_DONTWAIT)
-                                              : read(h->sock, buf, len);
+    ssize_t n;
+    if (buf2) {
+        struct iovec iov[2] = {{.iov_base = buf, .iov_len = len},
+                               {.iov_base = buf2, .iov_len = len2}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+        n = recvmsg(h->sock, &mh, MSG_DONTWAIT);
+    } else {
+        n = h->kind == IOCP_HANDLE_SOCKET ? recv(h->sock, buf, len, MSG_DONTWAIT)
+                                          : read(h->sock, buf, len);
+    }
     int32_t result;
     if (n < 0) {
         int e = errno;
         if (would_block(e) || e == EINTR) {
+            if (buf2)
+                give_buffer(p, id2);
             if (provided)
                 give_buffer(p, id);
             if (would_block(e))
@@ -349,19 +380,35 @@ static void do_read(struct epoll_port *p, struct iocp_handle *h, struct iocp_req
         result = iocp__err_from_errno(e);
     } else {
         result = (int32_t)n;
-        if (n > 0 && (size_t)n < len && h->drains && !h->hup)
+        if (n > 0 && (size_t)n < len + len2 && h->drains && !h->hup)
             h->ready_in = false;
+        if (provided)
+            h->filled = (size_t)n >= len;
+    }
+    /* What landed in the second buffer is a completion of its own, after
+     * the first's; an empty second buffer goes back. */
+    int32_t result2 = 0;
+    if (buf2) {
+        if (result > (int32_t)len) {
+            result2 = result - (int32_t)len;
+            result = (int32_t)len;
+        } else {
+            give_buffer(p, id2);
+        }
     }
     /* A multishot recv stays armed while data flows and its budget lasts;
      * EOF, an error or the budget's last byte is its last completion. */
     bool more = (req->flags & IOCP_REQ_MULTI) && result > 0;
     if (more && provided && req->len) {
-        req->len -= (uint32_t)result;
+        req->len -= (uint32_t)result + (uint32_t)result2;
         more = req->len > 0;
     }
     if (!more)
         h->wait_in = NULL;
-    if (provided && result > 0) {
+    if (result2 > 0) {
+        cq_push(p, req, result, IOCP_EV_BUFFER | IOCP_EV_MORE, buf, id);
+        cq_push(p, req, result2, IOCP_EV_BUFFER | (more ? IOCP_EV_MORE : 0), buf2, id2);
+    } else if (provided && result > 0) {
         cq_push(p, req, result, IOCP_EV_BUFFER | (more ? IOCP_EV_MORE : 0), buf, id);
     } else {
         if (provided)
@@ -839,7 +886,7 @@ static int port_bind(struct iocp_port *port, struct iocp_handle *h)
     h->listed = LIST_NONE;
     h->wait_in = h->wait_out = NULL;
     h->ready_in = h->ready_out = false;
-    h->hup = h->held = h->drains = h->polled = false;
+    h->hup = h->held = h->drains = h->polled = h->filled = false;
     if (h->kind == IOCP_HANDLE_FILE)
         goto always_ready;
 

@@ -353,7 +353,8 @@ Test(port_epoll, two_busy_handles_are_served_in_turn)
         cr_assert_eq(ops->submit(port, &r[i]), 0);
     }
 
-    /* While both have data, neither gets more than one completion ahead. */
+    /* While both have data, neither gets more than one read ahead: one
+     * read per turn, which fills up to two buffers (two completions). */
     int served[2] = {0, 0}, max_lead = 0;
     struct iocp_event ev[16];
     uint64_t end = tn_now_ms() + 10000;
@@ -377,7 +378,7 @@ Test(port_epoll, two_busy_handles_are_served_in_turn)
     }
     cr_expect_eq(left[0], 0);
     cr_expect_eq(left[1], 0);
-    cr_expect_leq(max_lead, 1, "one handle got %d completions ahead", max_lead);
+    cr_expect_leq(max_lead, 2, "one handle got %d completions ahead", max_lead);
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(ops->cancel(port, &r[i]), 0);
         close(peer[i]);
