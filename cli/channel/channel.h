@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* What ->feed reports, or-ed together (the values of secure.h's). */
 enum {
@@ -55,6 +56,8 @@ struct channel_ops {
     const char *(*error_text)(void *state, int err);
     /* Optional: the owner's handshake deadline passed (for counting). */
     void (*timed_out)(void *state);
+    /* Optional: the cipher the open channel uses, for -vv; NULL: unknown. */
+    const char *(*cipher)(void *state);
     void (*free)(void *state);
 };
 
@@ -69,6 +72,19 @@ struct channel {
     const struct channel_ops *ops;
     void *state;
 };
+
+/* ", <cipher>" for an open channel that names its cipher, else "": the
+ * tail of the "encrypted channel open" line of -vv. */
+static inline const char *channel_cipher_note(const struct channel *ch, char *buf, size_t cap)
+{
+    const char *c = ch->ops && ch->ops->cipher ? ch->ops->cipher(ch->state) : NULL;
+    if (!c || cap < 3 || strlen(c) > cap - 3)
+        return "";
+    buf[0] = ',';
+    buf[1] = ' ';
+    memcpy(buf + 2, c, strlen(c) + 1);
+    return buf;
+}
 
 /*
  * channel_psk_new(ch, role, key):

@@ -41,6 +41,11 @@ static int psk_finish(void *state, void *out, size_t cap)
     return secure_finish(state, out, cap);
 }
 
+static const char *psk_cipher(void *state)
+{
+    return secure_cipher(state);
+}
+
 static void psk_free(void *state)
 {
     secure_free(state);
@@ -54,6 +59,7 @@ static const struct channel_ops psk_ops = {
     .seal = psk_seal,
     .finish = psk_finish,
     .strerror = secure_strerror,
+    .cipher = psk_cipher,
     .free = psk_free,
 };
 

@@ -16,6 +16,8 @@
 
 #include <sodium.h>
 
+#include "secure_gcm.h"
+
 #define MAGIC         "iocp"
 #define MAGIC_BYTES   4
 #define VERSION       0x01
@@ -32,6 +34,12 @@
 #define TAG_MESSAGE    crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 #define TAG_REKEY      crypto_secretstream_xchacha20poly1305_TAG_REKEY
 #define TAG_FINAL      crypto_secretstream_xchacha20poly1305_TAG_FINAL
+
+/* A Hello whose nonce field starts with these 8 bytes offers AES-256-GCM
+ * (PROTOCOL.md, "Cipher"); an older side's 32 random bytes start with them
+ * once in 2^64 Hellos. */
+#define OFFER_AESGCM       "aes-gcm1"
+#define OFFER_AESGCM_BYTES 8
 
 /* The KDF identifiers of the four session subkeys. */
 enum { KDF_CS = 1, KDF_SC = 2, KDF_MAC_C = 3, KDF_MAC_S = 4 };
@@ -58,8 +66,11 @@ struct secure {
     uint8_t k_in[32];              /* the peer's direction key, until its header */
     uint8_t mac_key_peer[32];      /* the peer's confirmation key, until its Confirm */
 
+    bool offer_aes; /* our Hello offers AES-256-GCM */
+    bool aes;       /* both offered it: the frames are secure_gcm.h's */
     crypto_secretstream_xchacha20poly1305_state push; /* our direction */
     crypto_secretstream_xchacha20poly1305_state pull; /* the peer's */
+    struct secure_gcm gcm_push, gcm_pull;             /* the same, with AES-256-GCM */
     struct secure_stats stats;
 
     /* Handshake bytes to send: our Hello at [0, 70), which also stays there
@@ -87,6 +98,8 @@ static int fail(struct secure *s, int err)
     sodium_memzero(s->mac_key_peer, sizeof s->mac_key_peer);
     sodium_memzero(&s->push, sizeof s->push);
     sodium_memzero(&s->pull, sizeof s->pull);
+    sodium_memzero(&s->gcm_push, sizeof s->gcm_push);
+    sodium_memzero(&s->gcm_pull, sizeof s->gcm_pull);
     sodium_memzero(s->plain, sizeof s->plain);
     return s->error;
 }
@@ -101,7 +114,23 @@ static size_t frame_plain_len(const uint8_t *head)
     return (size_t)head[0] << 8 | head[1];
 }
 
+/* What secure_new() offers: AES-256-GCM where this CPU runs it in hardware
+ * (libsodium refuses it elsewhere), unless IOCP_CIPHER says otherwise. */
+static unsigned default_offer(void)
+{
+    const char *env = getenv("IOCP_CIPHER");
+    if (env && strcmp(env, "xchacha20poly1305") == 0)
+        return 0;
+    return SECURE_OFFER_AES256GCM;
+}
+
 int secure_new(struct secure **out, enum secure_role role, const uint8_t key[SECURE_KEY_BYTES])
+{
+    return secure_new_offering(out, role, key, default_offer());
+}
+
+int secure_new_offering(struct secure **out, enum secure_role role,
+                        const uint8_t key[SECURE_KEY_BYTES], unsigned offer)
 {
     *out = NULL;
     /* sodium_init() is idempotent and thread-safe; 1 means already done. */
@@ -120,6 +149,9 @@ int secure_new(struct secure **out, enum secure_role role, const uint8_t key[SEC
     hello[OFF_VERSION] = VERSION;
     hello[OFF_ROLE] = role_byte(role);
     randombytes_buf(hello + OFF_NONCE, NONCE_BYTES);
+    s->offer_aes = (offer & SECURE_OFFER_AES256GCM) && crypto_aead_aes256gcm_is_available();
+    if (s->offer_aes)
+        memcpy(hello + OFF_NONCE, OFFER_AESGCM, OFFER_AESGCM_BYTES);
     randombytes_buf(s->esk, sizeof s->esk);
     crypto_scalarmult_base(hello + OFF_EPK, s->esk);
     s->out_end = SECURE_HELLO_BYTES;
@@ -245,8 +277,15 @@ static int on_hello(struct secure *s, const uint8_t *peer_hello)
     memcpy(s->k_in, client ? k_sc : k_cs, 32);
     memcpy(s->mac_key_peer, client ? m_s : m_c, 32);
 
+    /* Both Hellos are in TH, so an offer changed on the way fails the
+     * Confirms: the choice cannot be downgraded unnoticed. */
+    s->aes = s->offer_aes &&
+             memcmp(peer_hello + OFF_NONCE, OFFER_AESGCM, OFFER_AESGCM_BYTES) == 0;
     uint8_t *confirm = s->out + SECURE_HELLO_BYTES;
-    crypto_secretstream_xchacha20poly1305_init_push(&s->push, confirm, client ? k_cs : k_sc);
+    if (s->aes)
+        secure_gcm_init_push(&s->gcm_push, confirm, client ? k_cs : k_sc);
+    else
+        crypto_secretstream_xchacha20poly1305_init_push(&s->push, confirm, client ? k_cs : k_sc);
     mac2(confirm + SS_HEADERBYTES, client ? m_c : m_s, s->th, sizeof s->th, confirm,
          SS_HEADERBYTES);
     s->out_end = SECURE_HELLO_BYTES + SECURE_CONFIRM_BYTES;
@@ -276,7 +315,10 @@ static int on_confirm(struct secure *s, const uint8_t *confirm)
     sodium_memzero(s->th, sizeof s->th);
     if (bad)
         return SECURE_EAUTH;
-    crypto_secretstream_xchacha20poly1305_init_pull(&s->pull, confirm, s->k_in);
+    if (s->aes)
+        secure_gcm_init_pull(&s->gcm_pull, confirm, s->k_in);
+    else
+        crypto_secretstream_xchacha20poly1305_init_pull(&s->pull, confirm, s->k_in);
     sodium_memzero(s->k_in, sizeof s->k_in);
     s->rx = RX_FRAMES;
     s->open = true;
@@ -296,9 +338,14 @@ static int on_frame(struct secure *s, const uint8_t *frame, secure_plain_cb cb, 
     size_t len = frame_plain_len(frame);
     unsigned long long mlen;
     unsigned char tag;
-    if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, s->plain, &mlen, &tag, frame + 2,
-                                                   len + SS_ABYTES, frame, 2) != 0)
+    int bad = s->aes ? secure_gcm_pull(&s->gcm_pull, s->plain, &tag, frame, len)
+                     : crypto_secretstream_xchacha20poly1305_pull(&s->pull, s->plain, &mlen, &tag,
+                                                                  frame + 2, len + SS_ABYTES,
+                                                                  frame, 2);
+    if (bad != 0)
         return SECURE_EFRAME;
+    if (s->aes)
+        mlen = len;
     uint64_t n = ++s->stats.frames_received;
     if (tag != TAG_FINAL && tag != tag_for(n))
         return SECURE_ETAG;
@@ -403,7 +450,11 @@ static size_t put_frame(struct secure *s, const uint8_t *plain, size_t len, uint
 {
     out[0] = (uint8_t)(len >> 8);
     out[1] = (uint8_t)len;
-    crypto_secretstream_xchacha20poly1305_push(&s->push, out + 2, NULL, plain, len, out, 2, tag);
+    if (s->aes)
+        secure_gcm_push(&s->gcm_push, out, plain, len, tag);
+    else
+        crypto_secretstream_xchacha20poly1305_push(&s->push, out + 2, NULL, plain, len, out, 2,
+                                                   tag);
     s->stats.frames_sent++;
     if (tag == TAG_REKEY)
         s->stats.rekeys_sent++;
@@ -444,6 +495,7 @@ int secure_finish(struct secure *s, void *out, size_t cap)
     s->finished = true;
     /* The push state has no further use: the direction is over. */
     sodium_memzero(&s->push, sizeof s->push);
+    sodium_memzero(&s->gcm_push, sizeof s->gcm_push);
     return (int)n;
 }
 
@@ -460,6 +512,13 @@ bool secure_peer_ended(const struct secure *s)
 int secure_error(const struct secure *s)
 {
     return s->error;
+}
+
+const char *secure_cipher(const struct secure *s)
+{
+    if (!s->open)
+        return NULL;
+    return s->aes ? "aes256gcm" : "xchacha20poly1305";
 }
 
 void secure_stats(const struct secure *s, struct secure_stats *st)

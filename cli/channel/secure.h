@@ -38,9 +38,9 @@
 
 #define SECURE_KEY_BYTES      32
 #define SECURE_HELLO_BYTES    70    /* magic 4, version 1, role 1, nonce 32, epk 32 */
-#define SECURE_CONFIRM_BYTES  56    /* secretstream header 24, mac 32 */
+#define SECURE_CONFIRM_BYTES  56    /* header 24, mac 32 */
 #define SECURE_FRAME_MAX      16384 /* plaintext bytes per frame */
-#define SECURE_FRAME_OVERHEAD 19    /* length 2, secretstream tag and MAC 17 */
+#define SECURE_FRAME_OVERHEAD 19    /* length 2, tag and MAC 17 (either cipher) */
 #define SECURE_WIRE_MAX       (SECURE_FRAME_MAX + SECURE_FRAME_OVERHEAD)
 #define SECURE_REKEY_FRAMES   1024 /* every 1024th frame of a direction rekeys */
 
@@ -109,6 +109,19 @@ typedef void (*secure_plain_cb)(void *arg, const void *data, size_t len);
  */
 int secure_new(struct secure **out, enum secure_role role, const uint8_t key[SECURE_KEY_BYTES]);
 
+/* The ciphers a Hello may offer besides the one every side speaks
+ * (xchacha20poly1305), or-ed together (PROTOCOL.md, "Cipher"). */
+#define SECURE_OFFER_AES256GCM 1u
+
+/*
+ * secure_new() with the offer given: secure_new() offers AES-256-GCM (where
+ * the CPU has AES-NI and PCLMUL, and unless the environment sets
+ * IOCP_CIPHER=xchacha20poly1305); 0 makes a Hello as the first version of
+ * the protocol made it.  AES-256-GCM is used when both Hellos offer it.
+ */
+int secure_new_offering(struct secure **out, enum secure_role role,
+                        const uint8_t key[SECURE_KEY_BYTES], unsigned offer);
+
 /* Erase and free; secure_free(NULL) does nothing. */
 void secure_free(struct secure *s);
 
@@ -167,6 +180,9 @@ bool secure_is_open(const struct secure *s);
 bool secure_peer_ended(const struct secure *s);
 /* The channel's error (negative), or 0 while it has none. */
 int secure_error(const struct secure *s);
+/* The cipher of the frames, "aes256gcm" or "xchacha20poly1305", once the
+ * channel is open (NULL before). */
+const char *secure_cipher(const struct secure *s);
 
 void secure_stats(const struct secure *s, struct secure_stats *st);
 

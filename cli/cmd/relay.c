@@ -308,8 +308,11 @@ static void pipeline_connected(void *arg)
     struct pair *p = arg;
     balance_connected(&p->rp->pool, p->current);
     health_ok(&p->rp->targets[p->current].health);
-    if (leg_encrypted(&p->target))
-        diag_info(2, "relay: %s: encrypted channel open (target)", p->peer);
+    if (leg_encrypted(&p->target)) {
+        char note[32];
+        diag_info(2, "relay: %s: encrypted channel open (target)%s", p->peer,
+                  channel_cipher_note(&p->target.ch, note, sizeof note));
+    }
     if (relay.tls.target_ctx)
         relay_rec_tls(&p->rec, true, &p->target.ch);
     p->target_ready = true;
@@ -553,7 +556,9 @@ static void client_ready(void *arg)
         relay_rec_tls(&p->rec, false, &p->client.ch);
     if (relay.key_listen || relay.tls.listen_ctx) {
         health_ok(&relay.clients);
-        diag_info(2, "relay: %s: encrypted channel open (client)", p->peer);
+        char note[32];
+        diag_info(2, "relay: %s: encrypted channel open (client)%s", p->peer,
+                  channel_cipher_note(&p->client.ch, note, sizeof note));
     }
     if (relay.socks.listen) {
         /* --socks5: the client names its destination first. */

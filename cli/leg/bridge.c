@@ -390,8 +390,11 @@ static void peer_ready(void *arg)
     struct bridge *b = p->b;
     if (b->cfg.accept_proxy && !peer_admitted(b, p))
         return;
-    if (p->leg.ch.ops)
-        diag_info(2, "%s: %s: encrypted channel open", b->cfg.cmd, p->name);
+    if (p->leg.ch.ops) {
+        char note[32];
+        diag_info(2, "%s: %s: encrypted channel open%s", b->cfg.cmd, p->name,
+                  channel_cipher_note(&p->leg.ch, note, sizeof note));
+    }
     p->ready = true;
     b->nready++;
     if (b->nheld) {

@@ -7,7 +7,8 @@
  *   0  raw bytes fed to a fresh server and a fresh client, in chunks: the
  *      Hello parser.  Without the key nobody can forge a Confirm, so a
  *      channel that opens or delivers plaintext here is a bug.
- *   1  a genuine session (handshake, frames of several sizes, FINAL) whose
+ *   1  a genuine session (handshake, frames of several sizes, FINAL; either
+ *      cipher, by the flags byte's top bit) whose
  *      bytes in one direction are damaged on the way by the input's edits
  *      (bit flips, a cut).  The receiver must deliver exactly the frames
  *      before the first damaged byte, nothing of it or after it, and end
@@ -221,7 +222,10 @@ static void fuzz_session(const uint8_t *data, size_t size)
     uint8_t flags = data[0];
     bool damage_server = flags & 1; /* damage server -> client instead */
     bool cut = flags & 2;
-    size_t chunk = (size_t)(flags >> 2) * 97 + 1;
+    size_t chunk = (size_t)((flags >> 2) & 0x1f) * 97 + 1;
+    /* Both ciphers' frames: AES-256-GCM when both offer it (and the CPU
+     * has it), xchacha20poly1305 when the client is of the first version. */
+    unsigned offer_c = flags & 0x80 ? 0 : SECURE_OFFER_AES256GCM;
     struct edits ed = {.cut = SIZE_MAX};
     for (size_t i = 1; i + 3 <= size && ed.n < MAX_EDITS; i += 3) {
         size_t pos = (size_t)data[i] << 8 | data[i + 1];
@@ -236,7 +240,7 @@ static void fuzz_session(const uint8_t *data, size_t size)
     }
 
     struct pipe_end c = {0}, s = {0};
-    if (secure_new(&c.s, SECURE_CLIENT, fuzz_key) != 0 ||
+    if (secure_new_offering(&c.s, SECURE_CLIENT, fuzz_key, offer_c) != 0 ||
         secure_new(&s.s, SECURE_SERVER, fuzz_key) != 0)
         abort();
     take_hs(&c);

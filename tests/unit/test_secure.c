@@ -91,10 +91,16 @@ static void take_handshake(struct side *x)
         out(x, p, n);
 }
 
+/* What each role's Hello offers (secure_new_offering): AES-256-GCM by
+ * default, as secure_new() does; 0 is a side of the protocol's first
+ * version, whose Hello offers nothing. */
+static unsigned offer_c = SECURE_OFFER_AES256GCM, offer_s = SECURE_OFFER_AES256GCM;
+
 static void side_new(struct side *x, enum secure_role role, const uint8_t key[32])
 {
     *x = (struct side){0};
-    cr_assert_eq(secure_new(&x->s, role, key), 0);
+    cr_assert_eq(
+        secure_new_offering(&x->s, role, key, role == SECURE_CLIENT ? offer_c : offer_s), 0);
     take_handshake(x);
 }
 
@@ -210,13 +216,20 @@ static void init_suite(uint64_t seed)
     rng_state = seed;
     tap_from = NULL;
     flip_at = -1;
+    offer_c = offer_s = SECURE_OFFER_AES256GCM;
+}
+
+/* The cipher a pair with these offers must agree on. */
+static const char *expected_cipher(void)
+{
+    return offer_c && offer_s && crypto_aead_aes256gcm_is_available() ? "aes256gcm"
+                                                                     : "xchacha20poly1305";
 }
 
 /* Send sizes[] one after another both ways in one session, then end both
  * directions; every byte must arrive, in order, and both ends be clean. */
-Test(secure, round_trips_of_every_size_both_ways_in_one_session)
+static void round_trips(void)
 {
-    init_suite(0x5eed0001);
     static const size_t sizes[] = {
         0, 1, SECURE_FRAME_MAX - 1, SECURE_FRAME_MAX, SECURE_FRAME_MAX + 1, 10u << 20};
     struct side c, s;
@@ -254,10 +267,76 @@ Test(secure, round_trips_of_every_size_both_ways_in_one_session)
     secure_stats(c.s, &st);
     cr_assert_eq(st.plain_sent, total);
     cr_assert_eq(st.plain_received, total);
+    cr_assert_str_eq(secure_cipher(c.s), expected_cipher());
+    cr_assert_str_eq(secure_cipher(s.s), expected_cipher());
     buf_free(&want_c);
     buf_free(&want_s);
     side_free(&c);
     side_free(&s);
+}
+
+Test(secure, round_trips_of_every_size_both_ways_in_one_session)
+{
+    init_suite(0x5eed0001);
+    round_trips();
+}
+
+Test(secure, round_trips_with_xchacha20poly1305_when_neither_offers_aes256gcm)
+{
+    init_suite(0x5eed0101);
+    offer_c = offer_s = 0;
+    round_trips();
+}
+
+/* A side of the first version (its Hello offers nothing) and a new one
+ * speak xchacha20poly1305 together, whichever connected. */
+Test(secure, a_first_version_side_and_a_new_one_interoperate_both_ways)
+{
+    init_suite(0x5eed0102);
+    offer_c = 0;
+    round_trips();
+    init_suite(0x5eed0103);
+    offer_s = 0;
+    round_trips();
+}
+
+/* Both offer: the Hellos say so, and both ends pick AES-256-GCM where the
+ * CPU runs it (libsodium's check), xchacha20poly1305 elsewhere. */
+Test(secure, both_sides_offering_aes256gcm_agree_on_it_where_the_cpu_has_it)
+{
+    init_suite(0x5eed0104);
+    struct side c, s;
+    open_pair(&c, &s, 0);
+    bool hw = crypto_aead_aes256gcm_is_available();
+    cr_assert_eq(memcmp(c.sent.p + 6, "aes-gcm1", 8) == 0, hw);
+    cr_assert_eq(memcmp(s.sent.p + 6, "aes-gcm1", 8) == 0, hw);
+    cr_assert_str_eq(secure_cipher(c.s), hw ? "aes256gcm" : "xchacha20poly1305");
+    cr_assert_str_eq(secure_cipher(s.s), secure_cipher(c.s));
+    side_free(&c);
+    side_free(&s);
+}
+
+/* An offer removed (or added) on the way changes the transcript: both
+ * Confirms fail, so nobody can push a pair down to the other cipher. */
+Test(secure, an_offer_changed_on_the_way_fails_the_handshake_on_both_sides)
+{
+    for (int removed_from = 0; removed_from < 2; removed_from++) {
+        init_suite(0x5eed0105 + (uint64_t)removed_from);
+        struct side c, s;
+        uint8_t key[32];
+        randombytes_buf(key, sizeof key);
+        side_new(&c, SECURE_CLIENT, key);
+        side_new(&s, SECURE_SERVER, key);
+        tap_from = removed_from ? &s : &c;
+        flip_at = 6; /* the first byte of the offer */
+        flip_bit = 0;
+        handshake(&c, &s, 0);
+        cr_assert_eq(c.err, SECURE_EAUTH, "client: %s", secure_strerror(c.err));
+        cr_assert_eq(s.err, SECURE_EAUTH, "server: %s", secure_strerror(s.err));
+        cr_assert_eq(c.got.len + s.got.len, 0);
+        side_free(&c);
+        side_free(&s);
+    }
 }
 
 Test(secure, a_byte_at_a_time_still_round_trips)
@@ -369,9 +448,8 @@ Test(secure, a_replayed_handshake_never_completes)
  * and check that the receiver fails, has delivered exactly the frames
  * before the damaged one, and nothing of it or after it.
  */
-Test(secure, a_flipped_bit_anywhere_is_an_error_and_nothing_after_it_is_delivered)
+static void flipped_bits(void)
 {
-    init_suite(0x5eed0005);
     static const size_t lens[] = {100, SECURE_FRAME_MAX, 1, 5000, 700};
     enum { NFRAMES = sizeof lens / sizeof lens[0] };
     size_t plain_before[NFRAMES + 2], wire_start[NFRAMES + 2];
@@ -445,6 +523,19 @@ Test(secure, a_flipped_bit_anywhere_is_an_error_and_nothing_after_it_is_delivere
     cr_assert_gt(by_error[-SECURE_ELENGTH], 0);
     cr_assert_gt(by_error[-SECURE_ECUT], 0);
     free(data);
+}
+
+Test(secure, a_flipped_bit_anywhere_is_an_error_and_nothing_after_it_is_delivered)
+{
+    init_suite(0x5eed0005);
+    flipped_bits();
+}
+
+Test(secure, a_flipped_bit_with_xchacha20poly1305_is_an_error_too)
+{
+    init_suite(0x5eed0106);
+    offer_c = offer_s = 0;
+    flipped_bits();
 }
 
 Test(secure, a_stream_cut_before_final_is_an_error_not_eof)
@@ -540,9 +631,8 @@ Test(secure, half_close_ends_one_direction_while_the_other_flows)
     side_free(&s);
 }
 
-Test(secure, every_1024th_frame_rekeys_and_the_stream_still_round_trips)
+static void rekeys(void)
 {
-    init_suite(0x5eed000a);
     struct side c, s;
     open_pair(&c, &s, 0);
     enum { FRAMES = 2 * SECURE_REKEY_FRAMES + 500 };
@@ -566,9 +656,23 @@ Test(secure, every_1024th_frame_rekeys_and_the_stream_still_round_trips)
     cr_assert_eq(cs.rekeys_sent, 2);
     cr_assert_eq(ss.rekeys_received, 2);
     cr_assert(secure_peer_ended(s.s));
+    cr_assert_str_eq(secure_cipher(s.s), expected_cipher());
     free(a);
     side_free(&c);
     side_free(&s);
+}
+
+Test(secure, every_1024th_frame_rekeys_and_the_stream_still_round_trips)
+{
+    init_suite(0x5eed000a);
+    rekeys();
+}
+
+Test(secure, every_1024th_frame_rekeys_with_xchacha20poly1305_too)
+{
+    init_suite(0x5eed0107);
+    offer_c = offer_s = 0;
+    rekeys();
 }
 
 Test(secure, a_peer_speaking_something_else_is_told_at_once)
