@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * channel.h's operations for TLS: one SSL object between two memory BIOs.
- * What the connection received is written into the read BIO and OpenSSL
- * is asked for plaintext; what OpenSSL writes (handshake, records, alerts,
- * close_notify) lands in the write BIO, which each operation drains into
- * the caller's hands.  OpenSSL never sees a socket, so it never blocks and
- * it works the same over io_uring, epoll and IOCP, on the connection's
- * worker, like the pre-shared-key channel.
+ * channel.h's operations for TLS: one SSL object between two BIOs.  What
+ * the connection received is handed to OpenSSL through the read BIO and
+ * OpenSSL is asked for plaintext; what OpenSSL writes (handshake, records,
+ * alerts, close_notify) goes through the write BIO into the caller's
+ * hands.  OpenSSL never sees a socket, so it never blocks and it works the
+ * same over io_uring, epoll and IOCP, on the connection's worker, like the
+ * pre-shared-key channel.
  *
- * The read side is not a memory BIO but a BIO of ours that hands OpenSSL
- * the bytes of the current ->feed where they lie: a memory BIO would copy
- * every received byte once more (and move what is left to its front).
- * OpenSSL keeps the part of a record it has read in its own buffer, so
- * nothing stays in the BIO between calls.
+ * Neither BIO is a memory BIO: both are the channel's own.  The read BIO
+ * hands OpenSSL the bytes of the current ->feed where they lie (a memory
+ * BIO would copy every received byte once more, and move what is left to
+ * its front); OpenSSL keeps the part of a record it has read in its own
+ * buffer, so nothing stays in the BIO between calls.  The write BIO puts
+ * what OpenSSL writes during ->seal and ->finish straight into the
+ * caller's room, behind any handshake bytes still waiting, and everything
+ * else (handshake, alerts) into a buffer for ->handshake_out: the records
+ * are copied once, not into a memory BIO and out again.
  *
  * Ends (docs/EOF.md): ->finish is close_notify (our direction ends; we
  * keep reading, as TLS 1.3 allows and OpenSSL supports); the peer's
@@ -48,8 +52,11 @@ struct tls_chan {
     struct tls_ctx *ctx;
     bool open, peer_ended, ended, counted;
     int err;
-    unsigned char *hs; /* handshake bytes handed out by ->handshake_out */
-    size_t hs_cap;
+    unsigned char *hs; /* bytes written outside ->seal, for ->handshake_out */
+    size_t hs_len, hs_cap;
+    unsigned char *out; /* ->seal's or ->finish's room while it runs */
+    size_t out_len, out_cap;
+    bool out_over; /* more than that room: the call fails */
     char *host; /* the server name checked, for messages and resumption */
     char msg[320];
 };
@@ -139,26 +146,14 @@ static int fail(struct tls_chan *t, int ssl_err)
     return t->err;
 }
 
-/* The write BIO's bytes, handed out whole: NULL when there are none. */
+/* The bytes OpenSSL wrote outside ->seal, handed out whole: NULL when
+ * there are none. */
 static const void *tls_handshake_out(void *state, size_t *len)
 {
     struct tls_chan *t = state;
-    *len = 0;
-    size_t n = BIO_ctrl_pending(t->wbio);
-    if (n == 0)
-        return NULL;
-    if (n > t->hs_cap) {
-        unsigned char *p = realloc(t->hs, n);
-        if (!p)
-            return NULL;
-        t->hs = p;
-        t->hs_cap = n;
-    }
-    int got = BIO_read(t->wbio, t->hs, (int)n);
-    if (got <= 0)
-        return NULL;
-    *len = (size_t)got;
-    return t->hs;
+    *len = t->hs_len;
+    t->hs_len = 0;
+    return *len ? t->hs : NULL;
 }
 
 /* The handshake is done: count it, and say what was agreed at -v. */
@@ -203,14 +198,55 @@ static int feed_bio_read(BIO *b, char *out, size_t want, size_t *got)
     return 1;
 }
 
+/* Append to the bytes waiting for ->handshake_out: false when out of
+ * memory. */
+static bool hs_append(struct tls_chan *t, const void *data, size_t len)
+{
+    if (len > t->hs_cap - t->hs_len) {
+        size_t cap = t->hs_cap ? t->hs_cap : 2048;
+        while (cap - t->hs_len < len)
+            cap *= 2;
+        unsigned char *p = realloc(t->hs, cap);
+        if (!p)
+            return false;
+        t->hs = p;
+        t->hs_cap = cap;
+    }
+    memcpy(t->hs + t->hs_len, data, len);
+    t->hs_len += len;
+    return true;
+}
+
+/* The write BIO: into ->seal's room while it runs, else into hs. */
+static int feed_bio_write(BIO *b, const char *data, size_t len, size_t *done)
+{
+    struct tls_chan *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *done = 0;
+    if (!t)
+        return 0;
+    if (t->out) {
+        if (len > t->out_cap - t->out_len) {
+            t->out_over = true;
+            return 0;
+        }
+        memcpy(t->out + t->out_len, data, len);
+        t->out_len += len;
+    } else if (!hs_append(t, data, len)) {
+        return 0;
+    }
+    *done = len;
+    return 1;
+}
+
 static long feed_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     (void)num;
     (void)ptr;
     struct tls_chan *t = BIO_get_data(b);
     switch (cmd) {
-    case BIO_CTRL_PENDING:
-        return t && t->in_len < LONG_MAX ? (long)t->in_len : 0;
+    case BIO_CTRL_PENDING: /* the read BIO's; the write BIO keeps nothing */
+        return t && b == t->rbio && t->in_len < LONG_MAX ? (long)t->in_len : 0;
     case BIO_CTRL_FLUSH:
         return 1;
     default:
@@ -227,7 +263,8 @@ static int feed_bio_create(BIO *b)
 BIO_METHOD *channel_tls_feed_method(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "iocptool feed");
-    if (m && (!BIO_meth_set_read_ex(m, feed_bio_read) || !BIO_meth_set_ctrl(m, feed_bio_ctrl) ||
+    if (m && (!BIO_meth_set_read_ex(m, feed_bio_read) || !BIO_meth_set_write_ex(m, feed_bio_write) ||
+              !BIO_meth_set_ctrl(m, feed_bio_ctrl) ||
               !BIO_meth_set_create(m, feed_bio_create))) {
         BIO_meth_free(m);
         m = NULL;
@@ -299,7 +336,7 @@ static int feed_ssl(struct tls_chan *t, channel_plain_cb cb, void *arg)
             return fail(t, e);
         }
     }
-    if (BIO_ctrl_pending(t->wbio) > 0)
+    if (t->hs_len > 0)
         ev |= CHANNEL_EV_SEND;
     return ev;
 }
@@ -317,15 +354,31 @@ static int tls_eof(void *state)
     return t->err;
 }
 
-/* Move what OpenSSL wrote into out. */
-static int drain(struct tls_chan *t, void *out, size_t cap)
+/* From here until room_done(), what OpenSSL writes goes into out, after
+ * the handshake bytes not yet handed out (an alert or a ticket written
+ * during ->feed must go before the records that follow it). */
+static int room_open(struct tls_chan *t, void *out, size_t cap)
 {
-    size_t n = BIO_ctrl_pending(t->wbio);
-    if (n > cap || n > INT_MAX)
+    if (cap > INT_MAX)
+        cap = INT_MAX;
+    if (t->hs_len > cap)
         return t->err = TLS_ENOSPC;
-    if (n == 0)
-        return 0;
-    return BIO_read(t->wbio, out, (int)n);
+    memcpy(out, t->hs, t->hs_len);
+    t->out = out;
+    t->out_len = t->hs_len;
+    t->out_cap = cap;
+    t->out_over = false;
+    t->hs_len = 0;
+    return 0;
+}
+
+/* The bytes now in out, or TLS_ENOSPC if they did not fit. */
+static int room_done(struct tls_chan *t)
+{
+    t->out = NULL;
+    if (t->out_over)
+        return t->err = TLS_ENOSPC;
+    return (int)t->out_len;
 }
 
 static int tls_seal(void *state, const void *plain, size_t len, void *out, size_t cap)
@@ -337,12 +390,23 @@ static int tls_seal(void *state, const void *plain, size_t len, void *out, size_
         return TLS_ENOTOPEN;
     if (t->ended)
         return TLS_EENDED;
+    if (room_open(t, out, cap) < 0)
+        return t->err;
     if (len > 0) {
         size_t written = 0;
-        if (SSL_write_ex(t->ssl, plain, len, &written) != 1 || written != len)
+        int ok = SSL_write_ex(t->ssl, plain, len, &written) == 1 && written == len;
+        int n = room_done(t);
+        if (n < 0)
+            return n;
+        if (!ok) {
+            /* The caller drops out on an error: what is in it (an alert)
+             * goes out through ->handshake_out as the leg fails. */
+            hs_append(t, out, (size_t)n);
             return fail(t, SSL_get_error(t->ssl, 0));
+        }
+        return n;
     }
-    return drain(t, out, cap);
+    return room_done(t);
 }
 
 static int tls_finish(void *state, void *out, size_t cap)
@@ -355,10 +419,18 @@ static int tls_finish(void *state, void *out, size_t cap)
     if (t->ended)
         return TLS_EENDED;
     t->ended = true;
+    if (room_open(t, out, cap) < 0)
+        return t->err;
     /* 0: close_notify written, the peer's still to come; 1: both done. */
-    if (SSL_shutdown(t->ssl) < 0)
+    int r = SSL_shutdown(t->ssl);
+    int n = room_done(t);
+    if (n < 0)
+        return n;
+    if (r < 0) {
+        hs_append(t, out, (size_t)n);
         return fail(t, SSL_get_error(t->ssl, -1));
-    return drain(t, out, cap);
+    }
+    return n;
 }
 
 static void tls_timed_out(void *state)
@@ -422,7 +494,7 @@ int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_
     t->ctx = ctx;
     t->ssl = SSL_new(ctx->ssl);
     t->rbio = BIO_new(ctx->feed_bio);
-    t->wbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(ctx->feed_bio);
     if (!t->ssl || !t->rbio || !t->wbio) {
         BIO_free(t->rbio);
         BIO_free(t->wbio);
@@ -432,6 +504,7 @@ int channel_tls_new(struct channel *ch, struct tls_ctx *ctx, const char *server_
         return TLS_ENOMEM;
     }
     BIO_set_data(t->rbio, t);
+    BIO_set_data(t->wbio, t);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     ch->state = t;
     if (ctx->role == CHANNEL_SERVER) {

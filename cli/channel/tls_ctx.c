@@ -199,8 +199,9 @@ static int configure(struct tls_ctx *t, const char *cmd, const struct tls_opts *
         SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION);
     else
         SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
-    /* The memory BIOs are drained whole after each call; a record written
-     * is written whole.  AUTO_RETRY (OpenSSL's default, said here because
+    /* The channel's BIOs keep nothing between calls, so OpenSSL's own
+     * buffers can go while a connection is idle; a record written is
+     * written whole.  AUTO_RETRY (OpenSSL's default, said here because
      * channel_tls.c relies on it): a read goes past records that carry no
      * data, so it stops only when the read BIO is empty. */
     SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
