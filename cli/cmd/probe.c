@@ -16,6 +16,7 @@
  */
 #include "probe.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "addr.h"
 #include "diag.h"
+#include "probe_ports.h"
 #include "netcompat.h"
 #include "run.h"
 #include "stop.h"
@@ -144,41 +146,12 @@ static void start_task(struct iocp_task *task)
     report();
 }
 
-/* Parse the port arguments into probe.slots, each port once. */
+/* The port arguments into probe.slots, each port once. */
 static bool parse_ports(const struct probe_config *cfg)
 {
-    static unsigned char seen[65536 / 8];
-    memset(seen, 0, sizeof seen);
-    probe.slots = calloc(65535, sizeof *probe.slots);
-    if (!probe.slots) {
-        diag_error("connect: %s", iocp_strerror(IOCP_ENOMEM));
-        return false;
-    }
-    for (int i = 0; i < cfg->nports; i++) {
-        char *list = strdup(cfg->ports[i]);
-        if (!list)
-            return false;
-        char *save = NULL;
-        bool ok = true;
-        for (char *tok = strtok_r(list, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
-            uint16_t lo = 1, hi = 0;
-            ok = addr_port_range("connect", tok, &lo, &hi);
-            for (unsigned p = lo; ok && p <= hi; p++) {
-                if (seen[p / 8] & (1u << (p % 8)))
-                    continue;
-                seen[p / 8] |= (unsigned char)(1u << (p % 8));
-                probe.slots[probe.n++].port = (uint16_t)p;
-            }
-        }
-        free(list);
-        if (!ok)
-            return false;
-    }
-    if (probe.n == 0) {
-        diag_error("connect: -z: no port to probe");
-        return false;
-    }
-    return true;
+    probe.slots = probe_ports_slots(cfg->ports, cfg->nports, sizeof *probe.slots,
+                                 offsetof(struct slot, port), &probe.n);
+    return probe.slots != NULL;
 }
 
 /* Look the host up once; the numeric address goes to every probe. */

@@ -15,6 +15,7 @@
  */
 #include "udp_probe.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #include "addr.h"
 #include "diag.h"
+#include "probe_ports.h"
 #include "netcompat.h"
 #include "run.h"
 #include "stop.h"
@@ -190,40 +192,12 @@ static void start_task(struct iocp_task *task)
     launch();
 }
 
+/* The port arguments into up.slots, each port once. */
 static bool parse_ports(const struct udp_probe_config *cfg)
 {
-    static unsigned char seen[65536 / 8];
-    memset(seen, 0, sizeof seen);
-    up.slots = calloc(65535, sizeof *up.slots);
-    if (!up.slots) {
-        diag_error("connect: %s", iocp_strerror(IOCP_ENOMEM));
-        return false;
-    }
-    for (int i = 0; i < cfg->nports; i++) {
-        char *list = strdup(cfg->ports[i]);
-        if (!list)
-            return false;
-        char *save = NULL;
-        bool ok = true;
-        for (char *tok = strtok_r(list, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
-            uint16_t lo = 1, hi = 0;
-            ok = addr_port_range("connect", tok, &lo, &hi);
-            for (unsigned p = lo; ok && p <= hi; p++) {
-                if (seen[p / 8] & (1u << (p % 8)))
-                    continue;
-                seen[p / 8] |= (unsigned char)(1u << (p % 8));
-                up.slots[up.n++].port = (uint16_t)p;
-            }
-        }
-        free(list);
-        if (!ok)
-            return false;
-    }
-    if (up.n == 0) {
-        diag_error("connect: -z: no port to probe");
-        return false;
-    }
-    return true;
+    up.slots = probe_ports_slots(cfg->ports, cfg->nports, sizeof *up.slots,
+                                 offsetof(struct slot, port), &up.n);
+    return up.slots != NULL;
 }
 
 static int probe_begin(void *arg, struct iocp_engine *e, struct iocp_server *s)
