@@ -7,7 +7,7 @@
 
 #include "diag.h"
 #include "handover.h"
-#include "stats_counters.h"
+#include "stats_sections.h"
 #include "stop.h"
 
 /* With --reuseport, how long the accept queue must stay empty before the

@@ -10,7 +10,7 @@
 #include "handover.h"
 #include "opts.h"
 #include "relay_drain.h"
-#include "stats_counters.h"
+#include "stats_sections.h"
 #include "tls.h"
 
 static struct {

@@ -9,7 +9,7 @@
 
 #include "diag.h"
 #include "record_sink.h"
-#include "stats_counters.h"
+#include "stats_sections.h"
 
 /* Lines buffered at most by default (in each of the sink's two buffers):
  * about 16,000 lines of JSON, a few seconds of a busy relay. */

@@ -10,7 +10,7 @@
 #include "capture_internal.h"
 #include "diag.h"
 #include "netcompat.h"
-#include "stats_counters.h"
+#include "stats_sections.h"
 
 #define CAPTURE_CLOSE_WAIT_MS 5000
 

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "stats_counters.h"
+#include "stats_sections.h"
 
 struct record_sink;
 

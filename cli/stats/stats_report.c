@@ -7,7 +7,6 @@
  */
 #include "stats_report.h"
 #include "stats_sections.h"
-#include "stats_counters.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,7 +319,6 @@ static void report_json(struct stats_source *src, struct json_buf *b)
                     (unsigned long long)r.worker[i].bytes_in,
                     (unsigned long long)r.worker[i].bytes_out);
     json_printf(b, "]");
-    stats_counters_json(b);
     json_printf(b, "}\n");
     report_free(&r);
 }
@@ -423,7 +421,6 @@ static void report_prometheus(struct stats_source *src, struct json_buf *b)
     for (unsigned i = 0; i < nw; i++)
         json_printf(b, "iocptool_worker_sent_bytes_total{worker=\"%u\"} %llu\n", i,
                     (unsigned long long)r.worker[i].bytes_out);
-    stats_counters_prometheus(b);
     report_free(&r);
 }
 
