@@ -28,7 +28,7 @@ static iocp_atomic_bool env_read;
 
 static const char *const point_names[IOCP_FAULT_COUNT] = {
     "post", "submit", "accept", "connect", "send", "recv", "bind", "socket", "open",
-    "dgram_recv", "dgram_send",
+    "dgram_recv", "dgram_send", "send_short",
 };
 
 /* The error each point reports: what the OS would most plausibly say. */
@@ -44,6 +44,7 @@ static const int point_errors[IOCP_FAULT_COUNT] = {
     IOCP_EPERM,        /* open: what a container's seccomp filter says to io_uring */
     IOCP_ECONNREFUSED, /* dgram_recv: an ICMP port unreachable */
     IOCP_ENOBUFS,      /* dgram_send: the interface queue is full */
+    1,                 /* send_short: a hit, not an error (a short count) */
 };
 
 const char *iocp__fault_name(enum iocp_fault_point point)

@@ -13,13 +13,16 @@
  *     IOCP_FAULT=post=5,accept=3,send=p0.01,seed=42
  *
  * Points: post, submit, accept, connect, send, recv, bind, socket, open,
- * dgram_recv, dgram_send.
+ * dgram_recv, dgram_send, send_short.
  * post, submit, bind and socket fail the call itself; open makes the
  * preferred backend fail to open (so the fallback to the next one runs); accept, connect, send and
  * recv turn the operation's completion into an error (an accepted socket is
  * closed first), which is how such failures arrive from a real network;
  * dgram_recv and dgram_send do the same to a datagram receive (an ICMP
  * port unreachable, ECONNREFUSED) and a datagram send batch (ENOBUFS).
+ * send_short fails nothing: on io_uring it hands the kernel only the first
+ * half of a stream send, so the send completes short, as it does when the
+ * socket buffer has room for part, and the rest must follow.
  * A probability rule is deterministic for a given seed and call number.
  * With nothing configured each check costs one relaxed atomic load.
  */
@@ -41,6 +44,7 @@ enum iocp_fault_point {
     IOCP_FAULT_OPEN,
     IOCP_FAULT_DGRAM_RECV,
     IOCP_FAULT_DGRAM_SEND,
+    IOCP_FAULT_SEND_SHORT,
     IOCP_FAULT_COUNT
 };
 

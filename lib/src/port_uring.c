@@ -36,6 +36,7 @@
 
 #include <liburing.h>
 
+#include "fault.h"
 #include "postq.h"
 #include "thread.h"
 
@@ -501,6 +502,14 @@ static uint32_t recv_limit_for(const struct uring_port *p, uint32_t budget)
 }
 
 /* Fill sqe for req.  Used by submit() and again to re-arm a parked recv. */
+/* The fault point send_short: the kernel is handed only the first half of
+ * a stream send, which then completes short, as when the socket buffer had
+ * room for part of it (fault.h). */
+static uint32_t send_length(uint32_t len)
+{
+    return len > 1 && iocp__fault_check(IOCP_FAULT_SEND_SHORT) ? len / 2 : len;
+}
+
 static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req *req)
 {
     int fd = req->handle->sock;
@@ -546,7 +555,7 @@ static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req
         break;
     case IOCP_OP_SEND:
         /* A peer that went away must give EPIPE, not kill the process. */
-        io_uring_prep_send(sqe, fd, req->buf, req->len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, fd, req->buf, send_length(req->len), MSG_NOSIGNAL);
         break;
     case IOCP_OP_READ:
         /* Offset -1: the file position, which is what a pipe or tty
