@@ -82,11 +82,26 @@ alive() {
     [[ ${stat%% *} != Z ]]
 }
 
-# Busy and total jiffies of one CPU, from /proc/stat: "busy total".
+# Busy and total jiffies of one CPU, from /proc/stat, then the busy time's
+# parts: "busy total user system irq softirq" (user includes nice).
 cpu_jiffies() {
     awk -v cpu="cpu$1" '$1 == cpu {
         busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6
-        print busy, total }' /proc/stat
+        print busy, total, $2 + $3, $4, $7, $8 }' /proc/stat
+}
+
+# The parts of the busy time between two cpu_jiffies, in % of the CPU:
+# sets usr, sys, irq, sirq.
+cpu_split() {
+    local a b
+    read -ra a <<<"$1"
+    read -ra b <<<"$2"
+    local t=$((b[1] - a[1]))
+    ((t > 0)) || t=1
+    usr=$(((b[2] - a[2]) * 100 / t))
+    sys=$(((b[3] - a[3]) * 100 / t))
+    irq=$(((b[4] - a[4]) * 100 / t))
+    sirq=$(((b[5] - a[5]) * 100 / t))
 }
 
 # A free TCP port on 127.0.0.1 (bound, then released).
@@ -289,13 +304,14 @@ except Exception:
     print("")' "$work/iperf.json")
     [[ -n $value ]] || return 1
     cpu=$(busy_percent "$j0" "$j1")
+    cpu_split "$j0" "$j1"
     p50=- p99=- errors=0
 }
 
 busy_percent() {
     local b0 t0 b1 t1
-    read -r b0 t0 <<<"$1"
-    read -r b1 t1 <<<"$2"
+    read -r b0 t0 _ <<<"$1"
+    read -r b1 t1 _ <<<"$2"
     awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }'
 }
 
@@ -334,6 +350,7 @@ measure_echo() {
     [[ -n ${lg[requests]:-} && ${lg[requests]} != 0 ]] || return 1
     value=${lg[req_per_s]%.*}
     cpu=$(busy_percent "$j0" "$j1")
+    cpu_split "$j0" "$j1"
     p50=${lg[p50_us]}
     p99=${lg[p99_us]}
     errors=${lg[errors]}
@@ -366,6 +383,7 @@ label() {
     esac
 }
 
+declare -A r_usr r_sys r_irq r_sirq
 declare -A r_value r_cpu r_p50 r_p99 r_errors r_load
 
 for test in "${tests[@]}"; do
@@ -382,11 +400,15 @@ for test in "${tests[@]}"; do
             if ((ok)); then
                 r_value[$key]+=" $value"
                 r_cpu[$key]+=" $cpu"
+                r_usr[$key]+=" $usr"
+                r_sys[$key]+=" $sys"
+                r_irq[$key]+=" $irq"
+                r_sirq[$key]+=" $sirq"
                 r_p50[$key]+=" $p50"
                 r_p99[$key]+=" $p99"
                 r_errors[$key]+=" $errors"
                 r_load[$key]+=" $(cut -d' ' -f1 /proc/loadavg)"
-                say "$(label "$mode" "$a" "$b") rep $((rep + 1)) $proxy: $value (proxy CPU $cpu%, errors $errors)"
+                say "$(label "$mode" "$a" "$b") rep $((rep + 1)) $proxy: $value (proxy CPU $cpu%: user $usr, system $sys, irq $irq, softirq $sirq; errors $errors)"
             else
                 r_errors[$key]+=" fail"
                 say "$(label "$mode" "$a" "$b") rep $((rep + 1)) $proxy: failed"
@@ -432,12 +454,13 @@ echo "- proxy pinned to CPU $PROXY_CPU, load (iperf3 both ends, or loadgen and e
 echo "- iocptool relay with one worker; haproxy $(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' | head -n 1) with one thread; socat $(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' | head -n 1), a process per connection"
 echo "- ×direct, ×socat: this row's median divided by direct loopback's, socat's"
 echo "- proxy CPU: how busy the proxy's CPU was during the run (user, system, irq and softirq time of that CPU, so it includes kernel work done on the proxy's behalf); on the direct rows no proxy runs, so anything well above 0 there is other load on the machine and the numbers are suspect"
+echo "- usr/sys/irq/sirq: the proxy CPU's user, system, irq and softirq time in % of it (medians), so a reader sees which side is saturated: near 100 together, the proxy's CPU is the bound; well below, the load side is"
 for note in "${notes[@]}"; do
     echo "- $note"
 done
 echo
-echo "| test | proxy | median | ×direct | ×socat | proxy CPU % | p50 µs | p99 µs | errors | runs, in order | load avg |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"
+echo "| test | proxy | median | ×direct | ×socat | proxy CPU % | usr/sys/irq/sirq % | p50 µs | p99 µs | errors | runs, in order | load avg |"
+echo "|---|---|---:|---:|---:|---:|---|---:|---:|---|---|---|"
 for test in "${tests[@]}"; do
     read -r mode a b <<<"$test"
     # shellcheck disable=SC2086 # the stored lists split on purpose
@@ -451,6 +474,7 @@ for test in "${tests[@]}"; do
         {
             value=$(median ${r_value[$key]:--})
             cpu=$(median ${r_cpu[$key]:--})
+            split="$(median ${r_usr[$key]:--})/$(median ${r_sys[$key]:--})/$(median ${r_irq[$key]:--})/$(median ${r_sirq[$key]:--})"
             p50=$(median ${r_p50[$key]:--})
             p99=$(median ${r_p99[$key]:--})
             errors=$(total_errors ${r_errors[$key]:-})
@@ -458,6 +482,6 @@ for test in "${tests[@]}"; do
             loads=$(echo ${r_load[$key]:--})
         }
         echo "| $(label "$mode" "$a" "$b") | $proxy | $value | $(ratio "$value" "$direct")" \
-            "| $(ratio "$value" "$socat_v") | $cpu | $p50 | $p99 | $errors | $runs | $loads |"
+            "| $(ratio "$value" "$socat_v") | $cpu | $split | $p50 | $p99 | $errors | $runs | $loads |"
     done
 done
