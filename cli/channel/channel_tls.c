@@ -51,6 +51,7 @@ struct tls_chan {
     size_t in_len;
     struct tls_ctx *ctx;
     bool open, peer_ended, ended, counted;
+    bool bulk; /* the last seal filled whole records: buffers kept */
     int err;
     unsigned char *hs; /* bytes written outside ->seal, for ->handshake_out */
     size_t hs_len, hs_cap;
@@ -392,6 +393,21 @@ static int tls_seal(void *state, const void *plain, size_t len, void *out, size_
         return TLS_EENDED;
     if (room_open(t, out, cap) < 0)
         return t->err;
+    /* SSL_MODE_RELEASE_BUFFERS (tls_ctx.c) gives OpenSSL's record buffers
+     * (some 34 KiB) back to the allocator after every call: what an idle
+     * connection wants, and what a bulk sender pays for dearly (the
+     * allocator trims the worker's heap and faults it back in on every
+     * call: a third of the CPU of a stream out of a terminator).  A sender
+     * that fills whole records keeps them; one that writes less than a
+     * record (interactive, or the tail of a transfer) gives them back. */
+    bool bulk = len >= SSL3_RT_MAX_PLAIN_LENGTH;
+    if (bulk != t->bulk) {
+        t->bulk = bulk;
+        if (bulk)
+            SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+        else
+            SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+    }
     if (len > 0) {
         size_t written = 0;
         int ok = SSL_write_ex(t->ssl, plain, len, &written) == 1 && written == len;
@@ -404,6 +420,10 @@ static int tls_seal(void *state, const void *plain, size_t len, void *out, size_
             hs_append(t, out, (size_t)n);
             return fail(t, SSL_get_error(t->ssl, 0));
         }
+        /* Back from bulk: the buffers go now (unless a partial record
+         * is being read into them; then with the next read). */
+        if (!bulk && !SSL_free_buffers(t->ssl))
+            ERR_clear_error();
         return n;
     }
     return room_done(t);
