@@ -42,46 +42,8 @@ SOURCES=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,12
 IDLE_HOLD=3 # seconds loadgen holds the idle connections; RSS is read in between
 
 command_line="REPS=$REPS DURATION=$DURATION bash bench/echo.sh${*:+ $*}"
-work=$(mktemp -d)
-pids=()
-notes=()
-
-say() {
-    printf '%s\n' "$*" >&2
-}
-
-die() {
-    say "echo.sh: $*"
-    exit 1
-}
-
-# Everything this script starts is in pids until it has been reaped.
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget() {
-    local pid keep=()
-    for pid in "${pids[@]}"; do
-        [[ $pid == "$1" ]] || keep+=("$pid")
-    done
-    pids=("${keep[@]}")
-}
-
-# kill -0 also succeeds on a zombie, so look at the process state instead.
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # utime + stime in clock ticks, summed over the threads of the process.  The
 # command name in field 2 may hold spaces, so count fields after its ")".
@@ -110,9 +72,7 @@ rss_kib() {
 
 # ---- setup ---------------------------------------------------------------
 
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS=$REPS: not a positive integer"
-[[ $DURATION =~ ^[0-9]+([.][0-9]+)?$ ]] || die "DURATION=$DURATION: not a number of seconds"
-command -v taskset >/dev/null || die "taskset not found (util-linux)"
+check_reps_duration
 if (($(nproc) < 2)); then
     SERVER_CPU=0
     notes+=("only one CPU: server and loadgen share CPU 0, so numbers understate every server")
@@ -335,16 +295,7 @@ done
 
 # ---- the report ----------------------------------------------------------
 
-# Median of the numbers given, or "-" for none.
-median() {
-    [[ $# -gt 0 && $1 != - ]] || {
-        echo -
-        return
-    }
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf (m == int(m) ? "%d" : "%.1f"), m }'
-}
+MEDIAN_DECIMALS=1 # lib.sh median: one decimal where the numbers are large
 
 # "min–max" of the numbers given (the spread of the repetitions), or "-".
 spread() {
@@ -357,29 +308,10 @@ spread() {
               printf (hi == int(hi) ? "%d" : "%.1f"), hi }'
 }
 
-# $1 / $2 to two decimals, or "-" when either is missing.
-ratio() {
-    if [[ $1 == - || $2 == - ]]; then
-        echo -
-    else
-        awk -v a="$1" -v b="$2" 'BEGIN { if (b != 0) printf "%.2f", a / b; else printf "-" }'
-    fi
-}
-
-# Errors summed over repetitions; a run that failed outright shows as "fail".
-total_errors() {
-    local e sum=0 failed=0
-    for e in "$@"; do
-        [[ $e == fail ]] && failed=$((failed + 1)) || sum=$((sum + e))
-    done
-    ((failed)) && echo "$sum (+$failed failed)" || echo "$sum"
-}
-
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo "## Echo benchmark"
 echo
 echo "- command: \`$command_line\`"
-echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+echo "- machine: $(machine)"
 echo "- server pinned to CPU $SERVER_CPU, loadgen to CPU $LOAD_CPU; one server worker; ${DURATION} s per run; median of $REPS"
 echo "- ×uv, ×uring: this server's median divided by echo_uv_best's (libuv at its best: one reused read buffer, uv_try_write first) and echo_uring's (higher is better for req/s and conn/s, lower for CPU and B/conn); echo_uv is libuv as its examples write it (a 64 KiB malloc per read)"
 echo "- spread: the lowest and highest of the repetitions"

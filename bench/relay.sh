@@ -41,97 +41,12 @@ PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 
 command_line="REPS=$REPS DURATION=$DURATION bash bench/relay.sh${*:+ $*}"
-work=$(mktemp -d)
-pids=()
-notes=()
-
-say() {
-    printf '%s\n' "$*" >&2
-}
-
-die() {
-    say "relay.sh: $*"
-    exit 1
-}
-
-# Everything this script starts is in pids until it has been reaped; the
-# process groups go too (socat forks a child per connection).
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget() {
-    local pid keep=()
-    for pid in "${pids[@]}"; do
-        [[ $pid == "$1" ]] || keep+=("$pid")
-    done
-    pids=("${keep[@]}")
-}
-
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
-
-# Busy and total jiffies of one CPU, from /proc/stat, then the busy time's
-# parts: "busy total user system irq softirq" (user includes nice).
-cpu_jiffies() {
-    awk -v cpu="cpu$1" '$1 == cpu {
-        busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6
-        print busy, total, $2 + $3, $4, $7, $8 }' /proc/stat
-}
-
-# The parts of the busy time between two cpu_jiffies, in % of the CPU:
-# sets usr, sys, irq, sirq.
-cpu_split() {
-    local a b
-    read -ra a <<<"$1"
-    read -ra b <<<"$2"
-    local t=$((b[1] - a[1]))
-    ((t > 0)) || t=1
-    usr=$(((b[2] - a[2]) * 100 / t))
-    sys=$(((b[3] - a[3]) * 100 / t))
-    irq=$(((b[4] - a[4]) * 100 / t))
-    sirq=$(((b[5] - a[5]) * 100 / t))
-}
-
-# A free TCP port on 127.0.0.1 (bound, then released).
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# True once something listens on 127.0.0.1:$1 (or any address), without
-# connecting to it: a connection would use up iperf3's one test.
-listening() {
-    local hex
-    hex=$(printf ':%04X' "$1")
-    awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-        /proc/net/tcp /proc/net/tcp6
-}
-
-wait_listening() {
-    local tries
-    for ((tries = 0; tries < 200; tries++)); do
-        listening "$1" && return 0
-        sleep 0.025
-    done
-    return 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # ---- setup ---------------------------------------------------------------
 
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS=$REPS: not a positive integer"
-[[ $DURATION =~ ^[0-9]+([.][0-9]+)?$ ]] || die "DURATION=$DURATION: not a number of seconds"
-command -v taskset >/dev/null || die "taskset not found (util-linux)"
+check_reps_duration
 command -v python3 >/dev/null || die "python3 not found (used to pick free ports)"
 command -v iperf3 >/dev/null || die "iperf3 not found (apt-get install iperf3)"
 if (($(nproc) < 2)); then
@@ -259,20 +174,6 @@ start_proxy() {
     return 1
 }
 
-# SIGTERM to the process group, five seconds, then SIGKILL.
-stop_pid() {
-    local pid=$1 tries
-    [[ -n $pid ]] || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((tries = 0; tries < 50; tries++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    alive "$pid" && kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget "$pid"
-}
-
 # iperf3 through the proxy: sets value (Gbit/s received), cpu (proxy CPU
 # busy %), errors.
 measure_iperf() {
@@ -306,13 +207,6 @@ except Exception:
     cpu=$(busy_percent "$j0" "$j1")
     cpu_split "$j0" "$j1"
     p50=- p99=- errors=0
-}
-
-busy_percent() {
-    local b0 t0 b1 t1
-    read -r b0 t0 _ <<<"$1"
-    read -r b1 t1 _ <<<"$2"
-    awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }'
 }
 
 # Echo through the proxy with loadgen: sets value (req/s), cpu, p50, p99,
@@ -365,16 +259,7 @@ tests=(
 )
 
 # TESTS: a subset by kind ("iperf", "echo", or "iperf 1" for one of them).
-if [[ -n ${TESTS:-} ]]; then
-    keep=()
-    for t in "${tests[@]}"; do
-        IFS=',' read -ra wanted <<<"$TESTS"
-        for w in "${wanted[@]}"; do
-            [[ $t == "$w"* ]] && keep+=("$t") && break
-        done
-    done
-    tests=("${keep[@]}")
-fi
+filter_tests_by_prefix
 
 label() {
     case $1 in
@@ -419,37 +304,10 @@ done
 
 # ---- the report ----------------------------------------------------------
 
-median() {
-    [[ $# -gt 0 && $1 != - ]] || {
-        echo -
-        return
-    }
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf (m == int(m) ? "%d" : "%.2f"), m }'
-}
-
-ratio() {
-    if [[ $1 == - || $2 == - ]]; then
-        echo -
-    else
-        awk -v a="$1" -v b="$2" 'BEGIN { if (b != 0) printf "%.2f", a / b; else printf "-" }'
-    fi
-}
-
-total_errors() {
-    local e sum=0 failed=0
-    for e in "$@"; do
-        [[ $e == fail ]] && failed=$((failed + 1)) || sum=$((sum + e))
-    done
-    ((failed)) && echo "$sum (+$failed failed)" || echo "$sum"
-}
-
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo "## Relay benchmark"
 echo
 echo "- command: \`$command_line\`"
-echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+echo "- machine: $(machine)"
 echo "- proxy pinned to CPU $PROXY_CPU, load (iperf3 both ends, or loadgen and echo_epoll) to CPU $LOAD_CPU; ${DURATION} s per run; median of $REPS"
 echo "- iocptool relay with one worker; haproxy $(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' | head -n 1) with one thread; socat $(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p' | head -n 1), a process per connection"
 echo "- ×direct, ×socat: this row's median divided by direct loopback's, socat's"

@@ -58,44 +58,8 @@ LOAD_CPU=${LOAD_CPU:-0}
 WARMUP=0.5
 
 command_line="REPS=$REPS DURATION=$DURATION KEY=$KEY bash bench/tls.sh${*:+ $*}"
-work=$(mktemp -d)
-pids=()
-notes=()
-
-say() {
-    printf '%s\n' "$*" >&2
-}
-
-die() {
-    say "tls.sh: $*"
-    exit 1
-}
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget() {
-    local pid keep=()
-    for pid in "${pids[@]}"; do
-        [[ $pid == "$1" ]] || keep+=("$pid")
-    done
-    pids=("${keep[@]}")
-}
-
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # utime+stime of a process and all its threads, live and exited, in ticks.
 proc_ticks() {
@@ -108,17 +72,6 @@ proc_ticks() {
     awk '{ print $12 + $13 }' <<<"$stat"
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-listening() {
-    local hex
-    hex=$(printf ':%04X' "$1")
-    awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-        /proc/net/tcp /proc/net/tcp6
-}
-
 # The port a program printed as "listening on ADDR PORT" in file $1.
 printed_port() {
     sed -n 's/^listening on .* \([0-9][0-9]*\)$/\1/p' "$1" | head -n 1
@@ -126,10 +79,8 @@ printed_port() {
 
 # ---- setup ---------------------------------------------------------------
 
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS=$REPS: not a positive integer"
-[[ $DURATION =~ ^[0-9]+([.][0-9]+)?$ ]] || die "DURATION=$DURATION: not a number of seconds"
+check_reps_duration
 [[ $KEY == ec || $KEY == rsa ]] || die "KEY=$KEY: ec or rsa"
-command -v taskset >/dev/null || die "taskset not found (util-linux)"
 command -v python3 >/dev/null || die "python3 not found (used to pick free ports)"
 command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
 if (($(nproc) < 2)); then
@@ -294,19 +245,6 @@ start_proxy() {
     return 1
 }
 
-stop_pid() {
-    local pid=$1 tries
-    [[ -n $pid ]] || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((tries = 0; tries < 50; tries++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    alive "$pid" && kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget "$pid"
-}
-
 # One run of test $2 $3 through terminator $1: sets value, cpu (the
 # terminator's CPU: % of one CPU for bulk, µs per handshake for hs), p50,
 # p99, errors.
@@ -362,16 +300,7 @@ tests=(
     "hs 1.3"
     "hs 1.2"
 )
-if [[ -n ${TESTS:-} ]]; then
-    keep=()
-    for t in "${tests[@]}"; do
-        IFS=',' read -ra wanted <<<"$TESTS"
-        for w in "${wanted[@]}"; do
-            [[ $t == "$w"* ]] && keep+=("$t") && break
-        done
-    done
-    tests=("${keep[@]}")
-fi
+filter_tests_by_prefix
 
 label() {
     case $1 in
@@ -408,37 +337,10 @@ done
 
 # ---- the report ----------------------------------------------------------
 
-median() {
-    [[ $# -gt 0 && $1 != - ]] || {
-        echo -
-        return
-    }
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              printf (m == int(m) ? "%d" : "%.2f"), m }'
-}
-
-ratio() {
-    if [[ $1 == - || $2 == - ]]; then
-        echo -
-    else
-        awk -v a="$1" -v b="$2" 'BEGIN { if (b != 0) printf "%.2f", a / b; else printf "-" }'
-    fi
-}
-
-total_errors() {
-    local e sum=0 failed=0
-    for e in "$@"; do
-        [[ $e == fail ]] && failed=$((failed + 1)) || sum=$((sum + e))
-    done
-    ((failed)) && echo "$sum (+$failed failed)" || echo "$sum"
-}
-
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo "## TLS termination benchmark"
 echo
 echo "- command: \`$command_line\`"
-echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), $(openssl version)"
+echo "- machine: $(machine), $(openssl version)"
 echo "- terminator pinned to CPU $PROXY_CPU, load (tls_load and its target) to CPU $LOAD_CPU; ${DURATION} s per run after ${WARMUP} s of warm-up; median of $REPS"
 echo "- certificate: $([[ $KEY == ec ]] && echo "ECDSA P-256" || echo "RSA-2048"); TLS 1.3 TLS_AES_128_GCM_SHA256, TLS 1.2 $([[ $KEY == ec ]] && echo ECDHE-ECDSA || echo ECDHE-RSA)-AES128-GCM-SHA256, X25519; handshakes: $HS_CONNS slots, full handshakes, one byte echoed per connection"
 echo "- iocptool relay with one worker; haproxy $(haproxy -v 2>/dev/null | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p' | head -n 1) with one thread; $(stunnel4 -version 2>&1 | sed -n 's/^\(stunnel [^ ]*\).*/\1/p' | head -n 1), a thread per connection"
