@@ -96,13 +96,7 @@ else
 fi
 servers+=(echo_uv echo_uv_best echo_epoll echo_uring)
 # SERVERS="iocptool-uring echo_uring" keeps only the servers named.
-if [[ -n ${SERVERS:-} ]]; then
-    keep=()
-    for server in "${servers[@]}"; do
-        [[ " $SERVERS " == *" $server "* ]] && keep+=("$server")
-    done
-    servers=("${keep[@]}")
-fi
+keep_named servers "${SERVERS:-}"
 
 server_argv() {
     case $1 in

@@ -143,6 +143,18 @@ filter_tests_by_prefix() {
     tests=("${keep[@]}")
 }
 
+# keep_named ARRAY "a b": keeps only the entries of ARRAY named in the
+# space-separated list (PROXIES, SERVERS); an empty list keeps all.
+keep_named() {
+    local -n list=$1
+    [[ -n $2 ]] || return 0
+    local name keep=()
+    for name in "${list[@]}"; do
+        [[ " $2 " == *" $name "* ]] && keep+=("$name")
+    done
+    list=("${keep[@]}")
+}
+
 # "N CPUs, model, Linux release" for the report's machine line.
 machine() {
     local cpu_model

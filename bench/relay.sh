@@ -79,13 +79,7 @@ else
     notes+=("haproxy rows skipped: haproxy is not installed")
 fi
 
-if [[ -n ${PROXIES:-} ]]; then
-    keep=()
-    for p in "${proxies[@]}"; do
-        [[ " $PROXIES " == *" $p "* ]] && keep+=("$p")
-    done
-    proxies=("${keep[@]}")
-fi
+keep_named proxies "${PROXIES:-}"
 
 haproxy_config() {
     local port=$1 target=$2 splice=$3

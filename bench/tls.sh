@@ -129,13 +129,7 @@ if command -v haproxy >/dev/null; then
 else
     notes+=("haproxy rows skipped: haproxy is not installed")
 fi
-if [[ -n ${PROXIES:-} ]]; then
-    keep=()
-    for p in "${proxies[@]}"; do
-        [[ " $PROXIES " == *" $p "* ]] && keep+=("$p")
-    done
-    proxies=("${keep[@]}")
-fi
+keep_named proxies "${PROXIES:-}"
 ((${#proxies[@]})) || die "no terminator to run"
 
 stunnel_config() {
