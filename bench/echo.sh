@@ -289,7 +289,7 @@ done
 
 # ---- the report ----------------------------------------------------------
 
-MEDIAN_DECIMALS=1 # lib.sh median: one decimal where the numbers are large
+MEDIAN_DECIMALS=1 # this table has always shown one decimal (lib.sh: two)
 
 # "min–max" of the numbers given (the spread of the repetitions), or "-".
 spread() {
