@@ -14,68 +14,17 @@
 # no --tls-ca is given): exit 1 with the verdict.  When iocptool.exe has no
 # TLS (by its --version) or the Linux one has none, every scenario is
 # skipped, or fails with IOCP_TEST_REQUIRE_ALL=1 (as in CI).
-# Sourced setups as in tests/wine/cli.sh; the last line is
+# The preamble and the helpers are tests/wine/lib.sh's; the last line is
 # "N passed, M failed"; the status is 0 only when nothing failed.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-win_dir=$(cd "${1:?usage: tls.sh WIN_BUILD_DIR [LINUX_IOCPTOOL]}" && pwd)
-linux_tool=${2:-$root/build/ci-release/iocptool}
-exe=$win_dir/iocptool.exe
-
-if [ -z "${WINEPREFIX:-}" ] || [ ! -f "${WINEPREFIX}/system.reg" ]; then
-  # shellcheck source=tests/wine.sh
-  . "$root/tests/wine.sh"
-  iocp_wine_setup || exit 1
-fi
-export WINEDEBUG=-all
-unset DISPLAY
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-wine-tls.XXXXXX")
-pids=()
-cleanup_tls() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$work"
-}
-trap 'cleanup_tls; [ "$(type -t iocp_wine_cleanup)" = function ] && iocp_wine_cleanup' EXIT
-
-passed=0
-failed=0
-skipped=0
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1${2:+: $2}"; }
-skip() { skipped=$((skipped + 1)); echo "[SKIP] $1${2:+: $2}"; }
-
-finish() {
-  echo "$skipped skipped"
-  echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-  exit
-}
+# shellcheck source=tests/wine/lib.sh
+. "$here/lib.sh"
+wine_scenarios_init tls "$@"
 
 # A file's text without Windows line ends, for messages and greps.
 text() { tr -d '\r' <"$1" 2>/dev/null; }
-
-# The port from a "listening on ADDR PORT" line (CRLF on Windows), or "".
-listening_port() {
-  local file=$1 _
-  for _ in $(seq 1 150); do
-    local port
-    port=$(text "$file" | awk '/^listening on / {print $4; exit}')
-    if [ -n "$port" ]; then
-      echo "$port"
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# A port free on 127.0.0.1 now, for a peer that cannot say which it took.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Wait (at most 15 s) until something listens on 127.0.0.1:PORT.
 wait_listening() {
@@ -130,9 +79,9 @@ wait_bounded() {
 # A build without TLS skips, except where every suite must run (CI).
 missing() {
   if [ "${IOCP_TEST_REQUIRE_ALL:-0}" = 1 ]; then fail "$@"; else skip "$@"; fi
-  finish
+  wine_finish
 }
-win_version=$(timeout -k 5 30 wine "$exe" --version 2>/dev/null | tr -d '\r')
+win_version=$(wine_run 30 --version 2>/dev/null | tr -d '\r')
 if ! printf '%s\n' "$win_version" | grep -q '^tls: OpenSSL'; then
   missing "TLS" "iocptool.exe --version says no TLS (OpenSSL: tests/wine/build_openssl.sh)"
 fi
@@ -141,7 +90,7 @@ if ! [ -x "$linux_tool" ] || ! "$linux_tool" --version 2>/dev/null | grep -q '^t
 fi
 command -v openssl >/dev/null || {
   fail "TLS" "the openssl command is needed for the certificates and the peers"
-  finish
+  wine_finish
 }
 
 # ---- certificates ----
@@ -151,6 +100,7 @@ command -v openssl >/dev/null || {
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
     -out ca.pem -days 30 -subj /CN=iocptool-wine-test-ca || exit 1
   for spec in "server localhost DNS:localhost,IP:127.0.0.1" "other other.example DNS:other.example"; do
+    # shellcheck disable=SC2086 # the spec's words are the arguments
     set -- $spec
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
       -out "$1.csr" -subj "/CN=$2" || exit 1
@@ -161,11 +111,11 @@ command -v openssl >/dev/null || {
   done
 ) >"$work/certs.log" 2>&1 || {
   fail "certificates" "$(cat "$work/certs.log")"
-  finish
+  wine_finish
 }
-w_ca=$(winepath -w "$work/ca.pem")
-w_cert=$(winepath -w "$work/server.pem")
-w_key=$(winepath -w "$work/server.key")
+w_ca=$(winpath "$work/ca.pem")
+w_cert=$(winpath "$work/server.pem")
+w_key=$(winpath "$work/server.key")
 
 head -c $((1024 * 1024 + 77)) /dev/urandom >"$work/small_a"
 head -c $((1024 * 1024 + 33)) /dev/urandom >"$work/small_b"
@@ -225,8 +175,8 @@ fails_against() {
     fail "$what" "s_server does not listen: $(cat "$work/$name.serr")"
     return
   fi
-  timeout -k 5 60 wine "$exe" connect --tls "$@" localhost "$s_port" </dev/null \
-    >"$work/$name.cout" 2>"$work/$name.cerr"
+  wine_run 60 connect --tls "$@" localhost "$s_port" </dev/null >"$work/$name.cout" \
+    2>"$work/$name.cerr"
   local rc=$?
   touch "$work/$name-s.end"
   wait_bounded "$s_pid" 30
@@ -322,4 +272,4 @@ for win_side in listen connect; do
   fi
 done
 
-finish
+wine_finish
