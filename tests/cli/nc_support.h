@@ -64,6 +64,31 @@ static inline bool nc_start(struct proc *p, int stdin_fd, const char *const *arg
     return proc_startv(p, stdin_fd, argv);
 }
 
+/* haproxy in the foreground (-db) with the configuration cfg, written to
+ * the file path first; the caller waits for it in the way its test needs. */
+static inline void nc_spawn_haproxy(struct proc *p, const char *path, const char *cfg)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(cfg, f);
+    fclose(f);
+    char *argv[] = {"haproxy", "-db", "-f", (char *)path, NULL};
+    cr_assert(nc_spawn(p, -1, argv), "cannot start haproxy");
+}
+
+/* In a build without OpenSSL, iocptool with these arguments (a TLS option)
+ * exits 2 and says why. */
+static inline void nc_expect_refused_without_tls(const char *const *args)
+{
+    struct proc p;
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert(nc_start(&p, devnull, args));
+    close(devnull);
+    cr_expect_eq(proc_wait(&p, 10000), 2);
+    cr_expect(strstr(p.errbuf, "built without TLS"), "%s", p.errbuf);
+    proc_cleanup_all();
+}
+
 /* Read exactly strlen(want) bytes and compare. */
 static inline bool nc_read_is(int fd, const char *want, unsigned timeout_ms)
 {

@@ -54,12 +54,7 @@ static void start_haproxy(struct proc *p, const char *cfg, uint16_t port)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/haproxy.cfg", tmpdir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(cfg, f);
-    fclose(f);
-    char *argv[] = {"haproxy", "-db", "-f", path, NULL};
-    cr_assert(nc_spawn(p, -1, argv), "cannot start haproxy");
+    nc_spawn_haproxy(p, path, cfg);
     if (!accepting(port, 10000)) {
         proc_wait(p, 200);
         cr_assert_fail("haproxy does not accept on %u; stderr: %s", port, p->errbuf);

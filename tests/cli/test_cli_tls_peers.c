@@ -55,12 +55,7 @@ static void start_haproxy(struct proc *p, const char *frontend_backend, uint16_t
              frontend_backend);
     char path[128];
     snprintf(path, sizeof path, "%s/haproxy-%d.cfg", dir, (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(cfg, f);
-    fclose(f);
-    char *argv[] = {"haproxy", "-db", "-f", path, NULL};
-    cr_assert(nc_spawn(p, -1, argv), "cannot start haproxy");
+    nc_spawn_haproxy(p, path, cfg);
     if (!listening(port, WAIT_MS)) {
         proc_wait(p, 500);
         cr_assert_fail("haproxy does not listen on %u; stderr: %s", port, p->errbuf);
@@ -147,69 +142,76 @@ Test(cli_tls_peers, haproxy_refuses_a_listen_certificate_for_another_host)
 
 /* ---- haproxy as a server: connect --tls, relay --tls-target ---- */
 
-/* haproxy terminating TLS with cert (a NAME.full.pem) in front of a plain
- * listener of the test's (*lfd); its port. */
-static uint16_t haproxy_terminating(struct proc *ha, const char *cert, int *lfd)
+/* haproxy (ha) terminating TLS in front of a plain listener of the test's
+ * (lfd), on port (as text for an argument list). */
+struct terminator {
+    struct proc ha;
+    int lfd;
+    char port[8];
+};
+
+/* cert: a NAME.full.pem. */
+static void haproxy_terminating(struct terminator *t, const char *cert)
 {
     uint16_t bport = 0;
-    *lfd = tn_listen(&bport);
-    cr_assert_geq(*lfd, 0);
+    t->lfd = tn_listen(&bport);
+    cr_assert_geq(t->lfd, 0);
     uint16_t hport = tn_closed_port();
+    snprintf(t->port, sizeof t->port, "%u", hport);
     char fb[1024];
     snprintf(fb, sizeof fb,
              "frontend fe\n  bind 127.0.0.1:%u ssl crt %s\n  default_backend be\n"
              "backend be\n  server plain 127.0.0.1:%u\n",
              hport, at(cert), bport);
-    start_haproxy(ha, fb, hport);
-    return hport;
+    start_haproxy(&t->ha, fb, hport);
+}
+
+static void terminator_stop(struct terminator *t)
+{
+    close(t->lfd);
+    proc_signal(&t->ha, SIGTERM, WAIT_MS);
 }
 
 Test(cli_tls_peers, connect_verifies_haproxy_and_moves_data_both_ways)
 {
-    struct proc ha, c;
-    int lfd;
-    uint16_t hport = haproxy_terminating(&ha, "server.full.pem", &lfd);
-    char port[8];
-    snprintf(port, sizeof port, "%u", hport);
-    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "-v", "localhost", port,
+    struct terminator t;
+    struct proc c;
+    haproxy_terminating(&t, "server.full.pem");
+    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "-v", "localhost", t.port,
                            NULL};
     cr_assert(nc_start(&c, -1, cargs));
-    int s = nc_accept(lfd, WAIT_MS);
+    int s = nc_accept(t.lfd, WAIT_MS);
     cr_assert_geq(s, 0, "haproxy does not reach the backend; connect: %s", c.errbuf);
-    cr_expect(both_ways(c.in, s, s, c.out), "connect: %s haproxy: %s", c.errbuf, ha.errbuf);
+    cr_expect(both_ways(c.in, s, s, c.out), "connect: %s haproxy: %s", c.errbuf, t.ha.errbuf);
     proc_forget_fd(&c, c.in);
     c.in = -1;
     close(s);
     expect_clean_exit(&c, 0);
     cr_expect(strstr(c.errbuf, "CN=localhost"), "%s", c.errbuf);
-    close(lfd);
-    proc_signal(&ha, SIGTERM, WAIT_MS);
+    terminator_stop(&t);
 }
 
 Test(cli_tls_peers, connect_refuses_haproxy_with_a_certificate_for_another_host)
 {
-    struct proc ha, c;
-    int lfd;
-    uint16_t hport = haproxy_terminating(&ha, "other.full.pem", &lfd);
-    char port[8];
-    snprintf(port, sizeof port, "%u", hport);
+    struct terminator t;
+    struct proc c;
+    haproxy_terminating(&t, "other.full.pem");
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "localhost", port, NULL};
+    const char *cargs[] = {"connect", "--tls", "--tls-ca", at("ca.pem"), "localhost", t.port, NULL};
     cr_assert(nc_start(&c, devnull, cargs));
     close(devnull);
     cr_expect_eq(proc_wait(&c, WAIT_MS), 1, "connect: %s", c.errbuf);
     cr_expect(strstr(c.errbuf, "the certificate is not for localhost"), "%s", c.errbuf);
-    close(lfd);
-    proc_signal(&ha, SIGTERM, WAIT_MS);
+    terminator_stop(&t);
 }
 
 Test(cli_tls_peers, relay_tls_target_verifies_haproxy_for_a_plain_client)
 {
-    struct proc ha, r;
-    int lfd;
-    uint16_t hport = haproxy_terminating(&ha, "server.full.pem", &lfd);
+    struct terminator t;
+    struct proc r;
+    haproxy_terminating(&t, "server.full.pem");
     char target[32];
-    snprintf(target, sizeof target, "localhost:%u", hport);
+    snprintf(target, sizeof target, "localhost:%s", t.port);
     const char *rargs[] = {"relay", "--tls-target", "--tls-target-ca", at("ca.pem"), "-v",
                            "127.0.0.1:0", target, NULL};
     cr_assert(nc_start(&r, -1, rargs));
@@ -217,17 +219,16 @@ Test(cli_tls_peers, relay_tls_target_verifies_haproxy_for_a_plain_client)
     cr_assert_neq(rport, 0, "relay: %s", r.errbuf);
     int c = tn_connect(rport);
     cr_assert_geq(c, 0);
-    int s = nc_accept(lfd, WAIT_MS);
+    int s = nc_accept(t.lfd, WAIT_MS);
     cr_assert_geq(s, 0, "haproxy does not reach the backend; relay: %s", r.errbuf);
-    cr_expect(both_ways(c, s, s, c), "relay: %s haproxy: %s", r.errbuf, ha.errbuf);
+    cr_expect(both_ways(c, s, s, c), "relay: %s haproxy: %s", r.errbuf, t.ha.errbuf);
     close(c);
     close(s);
     proc_pump_err(&r, 200);
     cr_expect(strstr(r.errbuf, "peer /CN=localhost"), "%s", r.errbuf);
     cr_expect_eq(proc_signal(&r, SIGTERM, WAIT_MS), 0, "relay: %s", r.errbuf);
     cr_expect_null(strstr(r.errbuf, "Sanitizer"), "%s", r.errbuf);
-    close(lfd);
-    proc_signal(&ha, SIGTERM, WAIT_MS);
+    terminator_stop(&t);
 }
 
 #else /* !IOCP_HAVE_TLS */
@@ -236,14 +237,8 @@ TestSuite(cli_tls_peers);
 
 Test(cli_tls_peers, without_openssl_relay_tls_target_is_refused_with_a_message)
 {
-    struct proc c;
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     const char *args[] = {"relay", "--tls-target", "127.0.0.1:0", "localhost:443", NULL};
-    cr_assert(nc_start(&c, devnull, args));
-    close(devnull);
-    cr_expect_eq(proc_wait(&c, 10000), 2);
-    cr_expect(strstr(c.errbuf, "built without TLS"), "%s", c.errbuf);
-    proc_cleanup_all();
+    nc_expect_refused_without_tls(args);
 }
 
 #endif

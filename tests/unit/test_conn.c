@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 
 #include "core.h"
+#include "engine_fixture.h"
 #include "testnet.h"
 
 #define BIG (1u << 20)
@@ -60,12 +61,7 @@ static void start(const struct iocp_conn_handler *h)
 {
     memset(&seen, 0, sizeof seen);
     struct iocp_engine_config cfg = {.workers = 2};
-    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
-    int rc = iocp_engine_start(engine);
-    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
-    const char *want = getenv("IOCP_BACKEND");
-    if (want)
-        cr_assert_str_eq(iocp_engine_backend(engine), want, "the backend asked for must run");
+    ef_start(&engine, &cfg);
     struct iocp_server_config sc = {.host = "127.0.0.1", .handler = h};
     cr_assert_eq(iocp_server_new(&server, engine, &sc), 0);
     cr_assert_eq(iocp_server_start(server), 0);
@@ -83,17 +79,7 @@ static void stop_and_audit(void)
 {
     free(big);
     big = NULL;
-    if (!engine)
-        return;
-    iocp_server_stop(server);
-    iocp_engine_stop(engine);
-    char report[512];
-    int bad = iocp_engine_audit(engine, report, sizeof report);
-    iocp_server_free(server);
-    server = NULL;
-    iocp_engine_free(engine);
-    engine = NULL;
-    cr_assert_eq(bad, 0, "audit: %s", report);
+    ef_stop_and_audit(&engine, &server);
 }
 
 TestSuite(conn, .init = setup, .fini = stop_and_audit, .timeout = 120);

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "core.h"
+#include "engine_fixture.h"
 
 #define MAX_CONNS 64
 
@@ -111,31 +112,16 @@ static void setup(void)
     WSAStartup(MAKEWORD(2, 2), &wsa);
 #endif
     struct iocp_engine_config cfg = {.workers = 2};
-    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
-    int rc = iocp_engine_start(engine);
-    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
-    const char *backend = getenv("IOCP_BACKEND");
-    if (backend)
-        cr_assert_str_eq(iocp_engine_backend(engine), backend, "the backend asked for must run");
+    ef_start(&engine, &cfg);
     struct iocp_server_config sc = {.host = "127.0.0.1", .handler = &server_handler};
     cr_assert_eq(iocp_server_new(&server, engine, &sc), 0);
-    rc = iocp_server_start(server);
+    int rc = iocp_server_start(server);
     cr_assert_eq(rc, 0, "server start: %s", iocp_strerror(rc));
 }
 
 static void stop_and_audit(void)
 {
-    if (!engine)
-        return;
-    iocp_server_stop(server);
-    iocp_engine_stop(engine);
-    char report[512];
-    int bad = iocp_engine_audit(engine, report, sizeof report);
-    iocp_server_free(server);
-    server = NULL;
-    iocp_engine_free(engine);
-    engine = NULL;
-    cr_assert_eq(bad, 0, "audit: %s", report);
+    ef_stop_and_audit(&engine, &server);
 }
 
 TestSuite(conn_task, .init = setup, .fini = stop_and_audit, .timeout = 120);

@@ -17,6 +17,7 @@
 #include <criterion/criterion.h>
 
 #include "core.h"
+#include "engine_fixture.h"
 #include "fault.h"
 
 /* The same suite runs on Windows (the IOCP backend, under Wine in CI): the
@@ -88,25 +89,13 @@ static void start_engine(unsigned workers)
     net_init();
     memset(&seen, 0, sizeof seen);
     struct iocp_engine_config cfg = {.workers = workers};
-    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
-    int rc = iocp_engine_start(engine);
-    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
-    const char *want = getenv("IOCP_BACKEND");
-    if (want)
-        cr_assert_str_eq(iocp_engine_backend(engine), want, "the backend asked for must run");
+    ef_start(&engine, &cfg);
 }
 
 static void stop_and_audit(void)
 {
     iocp__fault_configure(NULL);
-    if (!engine)
-        return;
-    iocp_engine_stop(engine);
-    char report[512];
-    int bad = iocp_engine_audit(engine, report, sizeof report);
-    iocp_engine_free(engine);
-    engine = NULL;
-    cr_assert_eq(bad, 0, "audit: %s", report);
+    ef_stop_and_audit(&engine, NULL);
 }
 
 TestSuite(dgram, .fini = stop_and_audit, .timeout = 120);

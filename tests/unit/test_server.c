@@ -20,6 +20,7 @@
 
 #include "core.h"
 #include "echoclient.h"
+#include "engine_fixture.h"
 #include "fault.h"
 #include "testnet.h"
 
@@ -53,12 +54,7 @@ static const struct iocp_conn_handler echo_handler = {.on_data = echo_data,
 static void start_engine(unsigned workers)
 {
     struct iocp_engine_config cfg = {.workers = workers};
-    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
-    int rc = iocp_engine_start(engine);
-    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
-    const char *want = getenv("IOCP_BACKEND");
-    if (want)
-        cr_assert_str_eq(iocp_engine_backend(engine), want, "the backend asked for must run");
+    ef_start(&engine, &cfg);
 }
 
 static void start_server(const struct iocp_server_config *cfg)
@@ -76,18 +72,7 @@ static void start_server(const struct iocp_server_config *cfg)
 /* Stop everything and insist that the books balance. */
 static void stop_and_audit(void)
 {
-    if (!engine)
-        return;
-    if (server)
-        iocp_server_stop(server);
-    iocp_engine_stop(engine);
-    char report[512];
-    int bad = iocp_engine_audit(engine, report, sizeof report);
-    iocp_server_free(server);
-    server = NULL;
-    iocp_engine_free(engine);
-    engine = NULL;
-    cr_assert_eq(bad, 0, "audit: %s", report);
+    ef_stop_and_audit(&engine, &server);
 }
 
 static void setup(void)

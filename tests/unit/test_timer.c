@@ -13,18 +13,14 @@
 #include <criterion/criterion.h>
 
 #include "core.h"
+#include "engine_fixture.h"
 
 static struct iocp_engine *engine;
 
 static void start_engine(unsigned workers)
 {
     struct iocp_engine_config cfg = {.workers = workers};
-    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
-    int rc = iocp_engine_start(engine);
-    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
-    const char *want = getenv("IOCP_BACKEND");
-    if (want)
-        cr_assert_str_eq(iocp_engine_backend(engine), want, "the backend asked for must run");
+    ef_start(&engine, &cfg);
 }
 
 static void setup(void)
@@ -34,14 +30,7 @@ static void setup(void)
 
 static void stop_and_audit(void)
 {
-    if (!engine)
-        return;
-    iocp_engine_stop(engine);
-    char report[512];
-    int bad = iocp_engine_audit(engine, report, sizeof report);
-    iocp_engine_free(engine);
-    engine = NULL;
-    cr_assert_eq(bad, 0, "audit: %s", report);
+    ef_stop_and_audit(&engine, NULL);
 }
 
 TestSuite(timer, .init = setup, .fini = stop_and_audit, .timeout = 120);

@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "core.h"
+#include "engine_fixture.h"
 #include "testnet.h"
 
 #define BULK (64u << 20)
@@ -57,12 +58,7 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/s.sock", dir);
     snprintf(host, sizeof host, "unix:%s", path);
     struct iocp_engine_config cfg = {.workers = 2};
-    cr_assert_eq(iocp_engine_new(&engine, &cfg), 0);
-    int rc = iocp_engine_start(engine);
-    cr_assert_eq(rc, 0, "start: %s", iocp_strerror(rc));
-    const char *want = getenv("IOCP_BACKEND");
-    if (want)
-        cr_assert_str_eq(iocp_engine_backend(engine), want, "the backend asked for must run");
+    ef_start(&engine, &cfg);
 }
 
 static void teardown(void)
