@@ -448,111 +448,106 @@ static uint16_t free_udp_port(void)
     return us_closed_port();
 }
 
-Test(cli_udp, interop_nc_openbsd_sends_to_listen_and_gets_stdin_back)
+/* tpl with its "{port}" replaced by port, into buf. */
+static char *with_port(char *buf, size_t len, const char *tpl, uint16_t port)
 {
-    US_NEED("nc.openbsd");
+    const char *at = strstr(tpl, "{port}");
+    if (!at)
+        snprintf(buf, len, "%s", tpl);
+    else
+        snprintf(buf, len, "%.*s%u%s", (int)(at - tpl), tpl, port, at + 6);
+    return buf;
+}
+
+/* A peer program's command line (at most 6 words), "{port}" standing for
+ * the UDP port it is to use. */
+static void spawn_peer(struct proc *peer, const char *const tpl[], uint16_t port)
+{
+    char words[6][64];
+    char *argv[7];
+    int i = 0;
+    for (; tpl[i]; i++) {
+        cr_assert(i < 6);
+        argv[i] = with_port(words[i], sizeof words[i], tpl[i], port);
+    }
+    argv[i] = NULL;
+    cr_assert(nc_spawn(peer, -1, argv));
+}
+
+/* The peer sends a line to listen -u, which writes it to stdout; what
+ * listen reads on stdin goes back to the peer. */
+static void peer_sends_to_listen(const char *const tpl[], const char *who)
+{
     struct proc l;
     const char *args[] = {"listen", "-u", "127.0.0.1:0", NULL};
     uint16_t port = us_start(&l, args);
+    struct proc n;
+    spawn_peer(&n, tpl, port);
+    char hi[64];
+    snprintf(hi, sizeof hi, "hi from %s\n", who);
+    cr_assert(tn_write_all(n.in, hi, strlen(hi)));
+    cr_expect(nc_read_is(l.out, hi, 10000), "%s's datagram reaches stdout", who);
+    cr_assert(tn_write_all(l.in, "hi from iocptool\n", 17));
+    cr_expect(nc_read_is(n.out, "hi from iocptool\n", 10000), "stdin reaches %s", who);
+}
+
+/* connect -u to the peer listening on a UDP port: a line each way. */
+static void connect_to_peer_listener(const char *const tpl[], const char *who)
+{
+    uint16_t port = free_udp_port();
+    struct proc n;
+    spawn_peer(&n, tpl, port);
+    cr_assert(us_wait_port_taken(port, 10000), "%s binds the port", who);
     char p[8];
     portarg(p, sizeof p, port);
-    struct proc n;
-    char *nargs[] = {"nc.openbsd", "-u", "127.0.0.1", p, NULL};
-    cr_assert(nc_spawn(&n, -1, nargs));
-    cr_assert(tn_write_all(n.in, "hi from nc\n", 11));
-    cr_expect(nc_read_is(l.out, "hi from nc\n", 10000), "nc's datagram reaches stdout");
-    cr_assert(tn_write_all(l.in, "hi from iocptool\n", 17));
-    cr_expect(nc_read_is(n.out, "hi from iocptool\n", 10000), "stdin reaches nc");
+    struct proc c;
+    const char *args[] = {"connect", "-u", "127.0.0.1", p, NULL};
+    cr_assert(nc_start(&c, -1, args));
+    char to[64], from[64];
+    snprintf(to, sizeof to, "to %s\n", who);
+    snprintf(from, sizeof from, "from %s\n", who);
+    cr_assert(tn_write_all(c.in, to, strlen(to)));
+    cr_expect(nc_read_is(n.out, to, 10000), "%s gets the datagram", who);
+    cr_assert(tn_write_all(n.in, from, strlen(from)));
+    cr_expect(nc_read_is(c.out, from, 10000), "%s's reply reaches stdout", who);
+}
+
+Test(cli_udp, interop_nc_openbsd_sends_to_listen_and_gets_stdin_back)
+{
+    US_NEED("nc.openbsd");
+    peer_sends_to_listen((const char *[]){"nc.openbsd", "-u", "127.0.0.1", "{port}", NULL}, "nc");
 }
 
 Test(cli_udp, interop_connect_to_an_nc_openbsd_listener)
 {
     US_NEED("nc.openbsd");
-    uint16_t port = free_udp_port();
-    char p[8];
-    portarg(p, sizeof p, port);
-    struct proc n;
-    char *nargs[] = {"nc.openbsd", "-u", "-l", "127.0.0.1", p, NULL};
-    cr_assert(nc_spawn(&n, -1, nargs));
-    cr_assert(us_wait_port_taken(port, 10000), "nc.openbsd binds the port");
-    struct proc c;
-    const char *args[] = {"connect", "-u", "127.0.0.1", p, NULL};
-    cr_assert(nc_start(&c, -1, args));
-    cr_assert(tn_write_all(c.in, "to nc\n", 6));
-    cr_expect(nc_read_is(n.out, "to nc\n", 10000));
-    cr_assert(tn_write_all(n.in, "from nc\n", 8));
-    cr_expect(nc_read_is(c.out, "from nc\n", 10000));
+    connect_to_peer_listener(
+        (const char *[]){"nc.openbsd", "-u", "-l", "127.0.0.1", "{port}", NULL}, "nc");
 }
 
 Test(cli_udp, interop_ncat_sends_to_listen_and_gets_stdin_back)
 {
     US_NEED("ncat");
-    struct proc l;
-    const char *args[] = {"listen", "-u", "127.0.0.1:0", NULL};
-    uint16_t port = us_start(&l, args);
-    char p[8];
-    portarg(p, sizeof p, port);
-    struct proc n;
-    char *nargs[] = {"ncat", "-u", "127.0.0.1", p, NULL};
-    cr_assert(nc_spawn(&n, -1, nargs));
-    cr_assert(tn_write_all(n.in, "hi from ncat\n", 13));
-    cr_expect(nc_read_is(l.out, "hi from ncat\n", 10000));
-    cr_assert(tn_write_all(l.in, "hi from iocptool\n", 17));
-    cr_expect(nc_read_is(n.out, "hi from iocptool\n", 10000));
+    peer_sends_to_listen((const char *[]){"ncat", "-u", "127.0.0.1", "{port}", NULL}, "ncat");
 }
 
 Test(cli_udp, interop_connect_to_an_ncat_listener)
 {
     US_NEED("ncat");
-    uint16_t port = free_udp_port();
-    char p[8];
-    portarg(p, sizeof p, port);
-    struct proc n;
-    char *nargs[] = {"ncat", "-u", "-l", "127.0.0.1", p, NULL};
-    cr_assert(nc_spawn(&n, -1, nargs));
-    cr_assert(us_wait_port_taken(port, 10000), "ncat binds the port");
-    struct proc c;
-    const char *args[] = {"connect", "-u", "127.0.0.1", p, NULL};
-    cr_assert(nc_start(&c, -1, args));
-    cr_assert(tn_write_all(c.in, "to ncat\n", 8));
-    cr_expect(nc_read_is(n.out, "to ncat\n", 10000));
-    cr_assert(tn_write_all(n.in, "from ncat\n", 10));
-    cr_expect(nc_read_is(c.out, "from ncat\n", 10000));
+    connect_to_peer_listener((const char *[]){"ncat", "-u", "-l", "127.0.0.1", "{port}", NULL},
+                             "ncat");
 }
 
 Test(cli_udp, interop_socat_sends_to_listen_and_gets_stdin_back)
 {
     US_NEED("socat");
-    struct proc l;
-    const char *args[] = {"listen", "-u", "127.0.0.1:0", NULL};
-    uint16_t port = us_start(&l, args);
-    char addr[64];
-    snprintf(addr, sizeof addr, "UDP4:127.0.0.1:%u", port);
-    struct proc s;
-    char *sargs[] = {"socat", "STDIO", addr, NULL};
-    cr_assert(nc_spawn(&s, -1, sargs));
-    cr_assert(tn_write_all(s.in, "hi from socat\n", 14));
-    cr_expect(nc_read_is(l.out, "hi from socat\n", 10000));
-    cr_assert(tn_write_all(l.in, "hi from iocptool\n", 17));
-    cr_expect(nc_read_is(s.out, "hi from iocptool\n", 10000));
+    peer_sends_to_listen((const char *[]){"socat", "STDIO", "UDP4:127.0.0.1:{port}", NULL},
+                         "socat");
 }
 
 Test(cli_udp, interop_connect_to_a_socat_listener)
 {
     US_NEED("socat");
-    uint16_t port = free_udp_port();
-    char addr[64], p[8];
-    snprintf(addr, sizeof addr, "UDP4-LISTEN:%u,bind=127.0.0.1", port);
-    portarg(p, sizeof p, port);
-    struct proc s;
-    char *sargs[] = {"socat", addr, "STDIO", NULL};
-    cr_assert(nc_spawn(&s, -1, sargs));
-    cr_assert(us_wait_port_taken(port, 10000), "socat binds the port");
-    struct proc c;
-    const char *args[] = {"connect", "-u", "127.0.0.1", p, NULL};
-    cr_assert(nc_start(&c, -1, args));
-    cr_assert(tn_write_all(c.in, "to socat\n", 9));
-    cr_expect(nc_read_is(s.out, "to socat\n", 10000));
-    cr_assert(tn_write_all(s.in, "from socat\n", 11));
-    cr_expect(nc_read_is(c.out, "from socat\n", 10000));
+    connect_to_peer_listener(
+        (const char *[]){"socat", "UDP4-LISTEN:{port},bind=127.0.0.1", "STDIO", NULL}, "socat");
 }
