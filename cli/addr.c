@@ -327,3 +327,9 @@ bool addr_is_self_connected(iocp_socket_t sock)
     }
     return false;
 }
+
+bool addr_is_numeric(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}

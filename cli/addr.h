@@ -59,6 +59,9 @@ bool addr_target(const char *cmd, const char *text, char *host, size_t hostlen, 
 /* True when text is a Unix-domain address ("unix:..."). */
 bool addr_is_unix(const char *text);
 
+/* True when host is a numeric IPv4 or IPv6 address (what -n requires). */
+bool addr_is_numeric(const char *host);
+
 /*
  * addr_unix(cmd, text, host, hostlen):
  * unix:PATH or unix:@NAME, checked (a path that fits a socket address;

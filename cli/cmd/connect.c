@@ -86,12 +86,6 @@ static void connect_usage(FILE *out)
             bridge_options_help, tls_client_help);
 }
 
-static bool is_numeric(const char *host)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 int cmd_connect(int argc, char **argv)
 {
     struct bridge_config bcfg = {.cmd = "connect", .mode = BRIDGE_SINGLE, .quit_ms = -1};
@@ -256,11 +250,11 @@ int cmd_connect(int argc, char **argv)
         if (!addr_unix_path("connect", host, unix_host, sizeof unix_host))
             return EXIT_USAGE;
         host = unix_host;
-    } else if (numeric && !is_numeric(host)) {
+    } else if (numeric && !addr_is_numeric(host)) {
         diag_error("connect: %s: not a numeric address (-n)", host);
         return EXIT_USAGE;
     }
-    if (source && !is_numeric(source)) {
+    if (source && !addr_is_numeric(source)) {
         diag_error("connect: -s %s: not a numeric address", source);
         return EXIT_USAGE;
     }

@@ -128,12 +128,6 @@ static void listen_usage(FILE *out)
             LISTEN_MAX_CONNS_DEFAULT, bridge_options_help, tls_server_help);
 }
 
-static bool is_numeric(const char *host)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 int cmd_listen(int argc, char **argv)
 {
     struct bridge_config bcfg = {.cmd = "listen", .mode = BRIDGE_SINGLE, .quit_ms = -1};
@@ -299,7 +293,7 @@ int cmd_listen(int argc, char **argv)
     }
     if (source)
         snprintf(host, sizeof host, "%s", source);
-    if (numeric && host[0] && !addr_is_unix(host) && !is_numeric(host)) {
+    if (numeric && host[0] && !addr_is_unix(host) && !addr_is_numeric(host)) {
         diag_error("listen: %s: not a numeric address (-n)", host);
         goto usage_error;
     }

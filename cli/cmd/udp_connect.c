@@ -45,12 +45,6 @@ static void udp_connect_usage(FILE *out)
             UDP_EOF_QUIET_MS / 1000);
 }
 
-static bool is_numeric(const char *host)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 int cmd_udp_connect(int argc, char **argv)
 {
     static const char cmd[] = "connect";
@@ -172,11 +166,11 @@ int cmd_udp_connect(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *host = argv[optind];
-    if (numeric && !is_numeric(host)) {
+    if (numeric && !addr_is_numeric(host)) {
         diag_error("%s: %s: not a numeric address (-n)", cmd, host);
         return EXIT_USAGE;
     }
-    if (source && !is_numeric(source)) {
+    if (source && !addr_is_numeric(source)) {
         diag_error("%s: -s %s: not a numeric address", cmd, source);
         return EXIT_USAGE;
     }

@@ -51,12 +51,6 @@ static void udp_listen_usage(FILE *out)
             UDP_LISTEN_MAX_PEERS_DEFAULT);
 }
 
-static bool is_numeric(const char *host)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 int cmd_udp_listen(int argc, char **argv)
 {
     static const char cmd[] = "listen";
@@ -230,7 +224,7 @@ int cmd_udp_listen(int argc, char **argv)
     }
     if (source)
         snprintf(host, sizeof host, "%s", source);
-    if (numeric && host[0] && !is_numeric(host)) {
+    if (numeric && host[0] && !addr_is_numeric(host)) {
         diag_error("%s: %s: not a numeric address (-n)", cmd, host);
         goto usage_error;
     }
