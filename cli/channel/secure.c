@@ -98,8 +98,8 @@ static int fail(struct secure *s, int err)
     sodium_memzero(s->mac_key_peer, sizeof s->mac_key_peer);
     sodium_memzero(&s->push, sizeof s->push);
     sodium_memzero(&s->pull, sizeof s->pull);
-    sodium_memzero(&s->gcm_push, sizeof s->gcm_push);
-    sodium_memzero(&s->gcm_pull, sizeof s->gcm_pull);
+    secure_gcm_wipe(&s->gcm_push);
+    secure_gcm_wipe(&s->gcm_pull);
     sodium_memzero(s->plain, sizeof s->plain);
     return s->error;
 }
@@ -163,6 +163,8 @@ void secure_free(struct secure *s)
 {
     if (!s)
         return;
+    secure_gcm_wipe(&s->gcm_push);
+    secure_gcm_wipe(&s->gcm_pull);
     sodium_memzero(s, sizeof *s);
     free(s);
 }
@@ -282,10 +284,12 @@ static int on_hello(struct secure *s, const uint8_t *peer_hello)
     s->aes = s->offer_aes &&
              memcmp(peer_hello + OFF_NONCE, OFFER_AESGCM, OFFER_AESGCM_BYTES) == 0;
     uint8_t *confirm = s->out + SECURE_HELLO_BYTES;
-    if (s->aes)
-        secure_gcm_init_push(&s->gcm_push, confirm, client ? k_cs : k_sc);
-    else
+    if (!s->aes)
         crypto_secretstream_xchacha20poly1305_init_push(&s->push, confirm, client ? k_cs : k_sc);
+    else if (secure_gcm_init_push(&s->gcm_push, confirm, client ? k_cs : k_sc) != 0) {
+        err = SECURE_ENOMEM;
+        goto out;
+    }
     mac2(confirm + SS_HEADERBYTES, client ? m_c : m_s, s->th, sizeof s->th, confirm,
          SS_HEADERBYTES);
     s->out_end = SECURE_HELLO_BYTES + SECURE_CONFIRM_BYTES;
@@ -315,11 +319,14 @@ static int on_confirm(struct secure *s, const uint8_t *confirm)
     sodium_memzero(s->th, sizeof s->th);
     if (bad)
         return SECURE_EAUTH;
-    if (s->aes)
-        secure_gcm_init_pull(&s->gcm_pull, confirm, s->k_in);
-    else
+    int err = 0;
+    if (!s->aes)
         crypto_secretstream_xchacha20poly1305_init_pull(&s->pull, confirm, s->k_in);
+    else if (secure_gcm_init_pull(&s->gcm_pull, confirm, s->k_in) != 0)
+        err = SECURE_ENOMEM;
     sodium_memzero(s->k_in, sizeof s->k_in);
+    if (err)
+        return err;
     s->rx = RX_FRAMES;
     s->open = true;
     return 0;
@@ -450,11 +457,13 @@ static size_t put_frame(struct secure *s, const uint8_t *plain, size_t len, uint
 {
     out[0] = (uint8_t)(len >> 8);
     out[1] = (uint8_t)len;
-    if (s->aes)
-        secure_gcm_push(&s->gcm_push, out, plain, len, tag);
-    else
+    if (!s->aes)
         crypto_secretstream_xchacha20poly1305_push(&s->push, out + 2, NULL, plain, len, out, 2,
                                                    tag);
+    else if (secure_gcm_push(&s->gcm_push, out, plain, len, tag) != 0) {
+        fail(s, SECURE_ENOMEM); /* the caller sees s->error and sends nothing */
+        return 0;
+    }
     s->stats.frames_sent++;
     if (tag == TAG_REKEY)
         s->stats.rekeys_sent++;
@@ -475,6 +484,8 @@ int secure_seal(struct secure *s, const void *plain, size_t len, void *out, size
     while (len > 0) {
         size_t chunk = len < SECURE_FRAME_MAX ? len : SECURE_FRAME_MAX;
         n += put_frame(s, p, chunk, o + n, tag_for(s->stats.frames_sent + 1));
+        if (s->error)
+            return s->error;
         p += chunk;
         len -= chunk;
     }
@@ -492,10 +503,12 @@ int secure_finish(struct secure *s, void *out, size_t cap)
      * pointer anyway. */
     static const uint8_t none[1];
     size_t n = put_frame(s, none, 0, out, TAG_FINAL);
+    if (s->error)
+        return s->error;
     s->finished = true;
     /* The push state has no further use: the direction is over. */
     sodium_memzero(&s->push, sizeof s->push);
-    sodium_memzero(&s->gcm_push, sizeof s->gcm_push);
+    secure_gcm_wipe(&s->gcm_push);
     return (int)n;
 }
 
