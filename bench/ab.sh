@@ -63,7 +63,8 @@ cpu_ns() {
     echo $(((${12} + ${13}) * 1000000000 / hz))
 }
 
-printf '| rep | server | req/s | CPU µs/req | load avg |\n|---:|---|---:|---:|---:|\n'
+printf '| rep | server | req/s | CPU µs/req | p50 µs | p99 µs | load avg |\n|---:|---|---:|---:|---:|---:|---:|\n'
+: >"$work/runs.tsv"
 for ((r = 0; r < REPS; r++)); do
     n=${#servers[@]}
     for ((k = 0; k < n; k++)); do
@@ -89,6 +90,33 @@ for ((r = 0; r < REPS; r++)); do
         reqs=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
         rps=$(sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
         us=$(awk -v t=$((t1 - t0)) -v n="$reqs" 'BEGIN { printf "%.2f", n ? t / 1e3 / n : 0 }')
-        printf '| %d | %s | %s | %s | %s |\n' "$r" "${servers[$i]}" "$rps" "$us" "$(cut -d' ' -f1 /proc/loadavg)"
+        p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
+        p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$out")
+        printf '| %d | %s | %s | %s | %s | %s | %s |\n' "$r" "${servers[$i]}" "$rps" "$us" "$p50" "$p99" \
+            "$(cut -d' ' -f1 /proc/loadavg)"
+        printf '%d\t%d\t%s\t%s\t%s\t%s\n' "$r" "$i" "$rps" "$us" "$p50" "$p99" >>"$work/runs.tsv"
     done
+done
+
+# Medians per server, and each server's CPU per request divided by the last
+# server's (the reference) in the same repetition: a ratio per repetition,
+# so a target "in every run" can be read off, then their median.
+printf '\n| server | req/s | CPU µs/req (lowest–highest) | p50 / p99 µs | CPU ÷ %s, per rep | median |\n' \
+    "${servers[-1]}"
+printf '|---|---:|---:|---:|---|---:|\n'
+for ((i = 0; i < ${#servers[@]}; i++)); do
+    awk -F'\t' -v i="$i" -v ref=$((${#servers[@]} - 1)) -v name="${servers[$i]}" '
+        function med(a, n,   k, j, t) {
+            for (k = 2; k <= n; k++) for (j = k; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        $2 == ref { refus[$1] = $4 }
+        $2 == i { n++; rps[n] = $3; us[n] = $4; p50[n] = $5; p99[n] = $6; rep[n] = $1
+                  lo = (n == 1 || $4 < lo) ? $4 : lo; hi = (n == 1 || $4 > hi) ? $4 : hi }
+        END {
+            line = ""; m = 0
+            for (k = 1; k <= n; k++) if (refus[rep[k]] > 0) { r[++m] = us[k] / refus[rep[k]]; line = line sprintf(" %.2f", r[m]) }
+            printf "| %s | %.0f | %.2f (%.2f–%.2f) | %.0f / %.0f |%s | %.2f |\n", name, med(rps, n), med(us, n), lo, hi,
+                med(p50, n), med(p99, n), line, m ? med(r, m) : 0
+        }' "$work/runs.tsv"
 done
