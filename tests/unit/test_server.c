@@ -221,6 +221,66 @@ Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
     cr_expect_eq(st.accept_errors, 0);
 }
 
+/* Sockets this process holds open (/proc/self/fd links to socket:[...]). */
+static int open_sockets(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 65536; fd++) {
+        char path[64], link[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len > 0 && strncmp(link, "socket:[", 8) == 0)
+            n++;
+    }
+    return n;
+}
+
+static int sockets_want;
+static bool sockets_at_want(void *arg)
+{
+    (void)arg;
+    return open_sockets() == sockets_want;
+}
+
+/* A connection's descriptor is released once it closes (the io_uring
+ * backend closes it with the ring's next submission, not at once), and the
+ * closes still queued when the engine stops are carried out by the stop:
+ * no descriptor outlives its connection. */
+Test(server, closed_connections_give_their_descriptors_back_while_serving_and_at_stop)
+{
+    int before = open_sockets();
+    start_server(NULL);
+    int listening = open_sockets() - before;
+    cr_assert_geq(listening, 1);
+    for (int i = 0; i < 300; i++) {
+        int fd = tn_connect(port);
+        cr_assert_geq(fd, 0);
+        char b = 'x';
+        cr_assert_eq(write(fd, &b, 1), 1);
+        cr_assert_eq(read(fd, &b, 1), 1);
+        close(fd);
+    }
+    cr_expect(wait_for(server_empty, NULL, 10000), "connections left: %u",
+              iocp_server_conns(server));
+    sockets_want = before + listening;
+    cr_expect(wait_for(sockets_at_want, NULL, 10000), "%d sockets open, want %d",
+              open_sockets(), sockets_want);
+
+    /* Clients that all close at once, with the engine stopped right after:
+     * some of the server's closes may still be queued when it stops. */
+    enum { BURST = 200 };
+    int fds[BURST];
+    for (int i = 0; i < BURST; i++)
+        cr_assert_geq(fds[i] = tn_connect(port), 0);
+    want_conns = BURST;
+    cr_assert(wait_for(server_has_want, NULL, 10000), "%u of %d accepted",
+              iocp_server_conns(server), BURST);
+    for (int i = 0; i < BURST; i++)
+        close(fds[i]);
+    stop_and_audit();
+    cr_expect_eq(open_sockets(), before, "sockets left open after the stop");
+}
+
 static bool all_online(void *arg)
 {
     struct iocp_stats st;
