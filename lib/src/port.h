@@ -252,6 +252,11 @@ struct iocp_port_ops {
     const char *name;       /* "uring", "epoll", "iocp": printed by --version and stats */
     bool shared;            /* one port for every worker (iocp) or one per worker */
     bool splice;            /* IOCP_OP_SPLICE is supported */
+    /* Servers keep a pool of single accepts on this per-worker port rather
+     * than one multishot accept: io_uring's multishot accept has one
+     * address buffer for every connection, so each would cost a
+     * getpeername(2), while single accepts each write their own. */
+    bool single_accepts;
     /* Open a port; 0 or a negative code (the caller falls back to another backend). */
     int (*open)(struct iocp_port **out, const struct iocp_port_config *cfg);
     /* Bind a handle to the port.  Called once per handle: the common code

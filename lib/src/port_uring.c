@@ -1285,6 +1285,7 @@ const struct iocp_port_ops iocp__port_uring_ops = {
     .name = "uring",
     .shared = false,
     .splice = true,
+    .single_accepts = true,
     .open = uring_open,
     .bind = uring_bind,
     .unbind = uring_unbind,

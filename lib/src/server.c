@@ -683,10 +683,11 @@ int iocp_server_start(struct iocp_server *s)
         rc = IOCP_ENOMEM;
         goto fail;
     }
-    /* Per-worker ports (uring, epoll) take one armed multishot accept; a
-     * shared port (IOCP) keeps a pool of single accepts (AcceptEx). */
-    bool multishot = !e->ops->shared;
-    if (multishot && e->nworkers > 1 && !s->load) {
+    /* epoll takes one armed multishot accept per worker; a shared port
+     * (IOCP, AcceptEx) and io_uring (whose single accepts each carry their
+     * peer's address: see single_accepts) keep a pool of single accepts. */
+    bool multishot = !e->ops->shared && !e->ops->single_accepts;
+    if (!e->ops->shared && e->nworkers > 1 && !s->load) {
         s->load = calloc(e->nworkers, sizeof *s->load);
         if (!s->load) {
             rc = IOCP_ENOMEM;
