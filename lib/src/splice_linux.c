@@ -34,8 +34,8 @@
 /*
  * The pipe between the two sockets.  A larger pipe moves more per splice,
  * but in and out alternate, so the source is not read while a full pipe
- * drains: one iperf3 stream through a relay on its own CPU ran at 1.00x
- * haproxy's (64 KiB pipe) with a 64 KiB pipe, 1.08x with 1 MiB, and
+ * drains: one iperf3 stream through a relay on its own CPU ran at 0.91x
+ * haproxy with splice with a 64 KiB pipe, 1.07x with 1 MiB, and 1.24x to
  * 1.30x with 256 KiB, the best of 64 KiB to 1 MiB (docs/PERFORMANCE.md).
  */
 #define SPLICE_PIPE_SIZE (256u << 10)
