@@ -111,10 +111,22 @@ Test(cli_unix, a_live_socket_is_refused_and_a_dead_ones_file_replaced)
     cr_assert_geq(fd, 0, "the live server lost its socket");
     close(fd);
 
-    /* Killed: its file stays behind, and the next server takes the path. */
+    /* Killed: its file stays behind, and the next server takes the path.
+     * The socket itself may outlive the process by a moment: on io_uring
+     * the kernel tears a dead process's ring down after the process is
+     * reaped, and until the accepts pending in it are cancelled they hold
+     * the listening socket open.  The path is dead once a connect to it is
+     * refused; only then must the next server take it. */
     cr_assert_eq(proc_signal(&first, SIGKILL, 10000), 128 + SIGKILL);
     struct stat st;
     cr_assert_eq(lstat(paths[0], &st), 0);
+    uint64_t end = tn_now_ms() + 10000;
+    while ((fd = raw_connect(paths[0])) >= 0 && tn_now_ms() < end) {
+        close(fd);
+        usleep(10000);
+    }
+    cr_assert_lt(fd, 0, "the killed server's socket still accepts after 10 s");
+    cr_assert_eq(lstat(paths[0], &st), 0, "the dead server's file is gone");
     char host[160];
     snprintf(host, sizeof host, "unix:%s", paths[0]);
     start_server(&third, (const char *const[]){"echo", "-W", "1", host, NULL});
