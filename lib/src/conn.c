@@ -68,6 +68,9 @@ int iocp__conn_bind(struct iocp_conn *c, iocp_socket_t sock)
     enum iocp_handle_kind kind =
         (c->flags & IOCP_CONN_STREAM) ? iocp__handle_kind(sock) : IOCP_HANDLE_SOCKET;
     iocp__handle_init(&c->h, sock, kind);
+    /* Accepted (accept4 or io_uring's accept, SOCK_NONBLOCK) or made by
+     * iocp__socket_stream (SOCK_NONBLOCK); only pipes come from users. */
+    c->h.own_stream = !(c->flags & IOCP_CONN_STREAM);
     return iocp__port_bind(c->w->port, &c->h);
 }
 

@@ -85,6 +85,10 @@ struct iocp_handle {
     iocp_socket_t sock;
     uint8_t kind;             /* enum iocp_handle_kind */
     bool bound;               /* bound to `port` */
+    /* A nonblocking SOCK_STREAM socket the library accepted or created
+     * itself (a connection's, not a user's pipe): bind need not ask the
+     * system what it is, two system calls per connection on epoll. */
+    bool own_stream;
     struct iocp_port *port;
     /* Backend state.  epoll: the requests waiting for readiness, the
      * readiness last seen and the port list the handle is queued on; uring

@@ -890,10 +890,14 @@ static int port_bind(struct iocp_port *port, struct iocp_handle *h)
     if (h->kind == IOCP_HANDLE_FILE)
         goto always_ready;
 
-    int rc = set_nonblocking(h->sock);
-    if (rc < 0)
-        return rc;
-    h->drains = short_read_drains(h);
+    if (h->own_stream) {
+        h->drains = true;
+    } else {
+        int rc = set_nonblocking(h->sock);
+        if (rc < 0)
+            return rc;
+        h->drains = short_read_drains(h);
+    }
     /* Registered once for both directions, edge-triggered: the handle keeps
      * the readiness epoll reported, so no epoll_ctl is needed per request,
      * and a descriptor nobody is reading does not wake every round as it
