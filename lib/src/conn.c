@@ -160,7 +160,7 @@ int iocp__conn_establish(struct iocp_conn *c)
         int rc = iocp__registry_add(&w->engine->registry, &c->reg, c->h.sock);
         if (rc <= 0)
             return rc < 0 ? rc : IOCP_EEXIST;
-        if (c->peer.sa.sa_family != AF_UNIX)
+        if (c->peer.sa.sa_family != AF_UNIX && !(IOCP_ACCEPTED_HAS_NODELAY && c->server))
             iocp__socket_nodelay(c->h.sock);
     }
     c->flags |= IOCP_CONN_OPEN;

@@ -36,8 +36,16 @@ void iocp__socket_nodelay(iocp_socket_t sock);
 /* Options a listening socket needs before bind().  POSIX: SO_REUSEADDR, so a
  * restart does not wait for old connections in TIME_WAIT.  Windows:
  * SO_EXCLUSIVEADDRUSE, since SO_REUSEADDR there lets another socket take
- * over a port in use. */
+ * over a port in use.  Linux: TCP_NODELAY too (see below). */
 void iocp__socket_listen_opts(iocp_socket_t sock);
+/* Whether a socket accepted from a listener iocp__socket_listen_opts set
+ * up already has TCP_NODELAY: Linux copies it from the listening socket to
+ * every connection it accepts, which spares a setsockopt per connection. */
+#ifdef __linux__
+#define IOCP_ACCEPTED_HAS_NODELAY 1
+#else
+#define IOCP_ACCEPTED_HAS_NODELAY 0
+#endif
 /* The error of the last failed socket call on this thread, as IOCP_E*. */
 int iocp__socket_error(void);
 const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len);

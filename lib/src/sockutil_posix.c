@@ -81,6 +81,11 @@ void iocp__socket_listen_opts(iocp_socket_t sock)
 {
     int one = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#if IOCP_ACCEPTED_HAS_NODELAY
+    /* Inherited by every accepted TCP connection; a Unix-domain listener
+     * refuses it, harmlessly. */
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#endif
 }
 
 const char *iocp__addr_format(const struct sockaddr *sa, char *buf, size_t len)

@@ -8,6 +8,8 @@
  * connection came back.
  */
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -949,6 +951,52 @@ Test(server, a_client_connects_echoes_and_closes)
     cr_expect_eq(atomic_load(&cs.status), 0);
     cr_expect_eq(atomic_load(&cs.ngot), 5);
     cr_expect_eq(memcmp(cs.got, "hello", 5), 0);
+}
+
+/* Small replies must leave at once, not wait for Nagle: every TCP
+ * connection, accepted or made, has TCP_NODELAY (on Linux an accepted one
+ * gets it from the listening socket rather than from a setsockopt of its
+ * own). */
+static iocp_atomic_int nodelay_seen[2]; /* [0] accepted, [1] made; -1 unset */
+static void nodelay_record(struct iocp_conn *c, int which)
+{
+    int one = 0;
+    socklen_t len = sizeof one;
+    int rc = getsockopt(iocp_conn_socket(c), IPPROTO_TCP, TCP_NODELAY, &one, &len);
+    atomic_store(&nodelay_seen[which], rc == 0 ? one != 0 : 0);
+    iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
+}
+static void nodelay_accepted_open(struct iocp_conn *c)
+{
+    nodelay_record(c, 0);
+}
+static void nodelay_made_open(struct iocp_conn *c)
+{
+    nodelay_record(c, 1);
+}
+static const struct iocp_conn_handler nodelay_server_handler = {
+    .on_open = nodelay_accepted_open, .on_data = echo_data, .on_close = quiet_close};
+static const struct iocp_conn_handler nodelay_client_handler = {
+    .on_open = nodelay_made_open, .on_data = echo_data, .on_close = quiet_close};
+static bool nodelay_both(void *arg)
+{
+    (void)arg;
+    return atomic_load(&nodelay_seen[0]) >= 0 && atomic_load(&nodelay_seen[1]) >= 0;
+}
+
+Test(server, accepted_and_made_tcp_connections_have_nodelay)
+{
+    atomic_store(&nodelay_seen[0], -1);
+    atomic_store(&nodelay_seen[1], -1);
+    struct iocp_server_config cfg = {.host = "127.0.0.1", .handler = &nodelay_server_handler};
+    start_server(&cfg);
+    struct iocp_connect_config cc = {
+        .host = "127.0.0.1", .port = port, .worker = -1, .handler = &nodelay_client_handler};
+    cr_assert_eq(iocp_connect(engine, &cc), 0);
+    cr_assert(wait_for(nodelay_both, NULL, 5000));
+    cr_expect_eq(atomic_load(&nodelay_seen[0]), 1, "the accepted connection lacks TCP_NODELAY");
+    cr_expect_eq(atomic_load(&nodelay_seen[1]), 1, "the made connection lacks TCP_NODELAY");
+    cr_expect(wait_for(server_empty, NULL, 5000));
 }
 
 Test(server, a_client_resolves_a_name_and_falls_back_between_stacks)
