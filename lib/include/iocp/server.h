@@ -3,7 +3,9 @@
  * TCP servers: a listening socket served by every worker of an engine.
  *
  * Each worker keeps a pool of pending accepts between a low and a high
- * watermark.  A failed accept completion is recycled; running out
+ * watermark (io_uring, IOCP); on epoll one armed multishot accept serves
+ * each worker instead, and the watermarks do not apply.  A failed accept
+ * completion is recycled; running out
  * of descriptors or buffers (EMFILE, ENFILE, ENOBUFS) pauses accepting on a
  * timer and resumes: the listener never dies of one error.  Accepted
  * connections go into the engine's registry and get the server's handler.
