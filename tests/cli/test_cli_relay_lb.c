@@ -307,9 +307,12 @@ Test(cli_relay_lb, every_target_out_refuses_clients_at_once)
 Test(cli_relay_lb, the_active_check_takes_a_target_out_and_back)
 {
     struct proc echo, relay;
-    uint16_t eport =
-        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+    /* Restarted on its port below: one outside the ephemeral range (see
+     * the failover test). */
     char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", tn_closed_port());
+    uint16_t eport =
+        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", target, NULL});
     snprintf(target, sizeof target, "127.0.0.1:%u", eport);
     const char *stats = stats_path("check");
     nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--stats", stats, "--check", "0.2",
@@ -378,8 +381,14 @@ Test(cli_relay_lb, a_target_killed_and_restarted_under_load_leaves_and_comes_bac
     uint16_t eport[3];
     char names[3][32];
     for (int i = 0; i < 3; i++) {
-        eport[i] = nc_listen(
-            &echo[i], (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+        /* Target 1 comes back on its port seconds after it died: a port
+         * from below the ephemeral range, which no outgoing connection of
+         * another test can be handed in the meantime, as a service's fixed
+         * port is in real life. */
+        char any[32];
+        snprintf(any, sizeof any, "127.0.0.1:%u", i == 1 ? tn_closed_port() : 0u);
+        eport[i] =
+            nc_listen(&echo[i], (const char *[]){"echo", "-W", "1", "--no-stats", any, NULL});
         snprintf(names[i], sizeof names[i], "127.0.0.1:%u", eport[i]);
     }
     const char *stats = stats_path("failover");
