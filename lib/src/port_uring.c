@@ -508,7 +508,6 @@ static uint32_t recv_limit_for(const struct uring_port *p, uint32_t budget)
     return budget ? budget - (p->buf_size - 1) : 0;
 }
 
-/* Fill sqe for req.  Used by submit() and again to re-arm a parked recv. */
 /* The fault point send_short: the kernel is handed only the first half of
  * a stream send, which then completes short, as when the socket buffer had
  * room for part of it (fault.h). */
@@ -517,6 +516,7 @@ static uint32_t send_length(uint32_t len)
     return len > 1 && iocp__fault_check(IOCP_FAULT_SEND_SHORT) ? len / 2 : len;
 }
 
+/* Fill sqe for req.  Used by submit() and again to re-arm a parked recv. */
 static void prep(struct uring_port *p, struct io_uring_sqe *sqe, struct iocp_req *req)
 {
     int fd = req->handle->sock;
@@ -707,9 +707,9 @@ static void uring_unbind(struct iocp_port *port, struct iocp_handle *h)
 
 /*
  * A connection closing gracefully: its close goes into the ring with the
- * next submission instead of costing a close(2) of its own, one system
- * call less per connection (the accept benchmark's server pays one
- * accept, one setsockopt and one close per connection).  The descriptor
+ * next submission instead of costing a close(2) of its own: one system
+ * call less per connection, which is what a short-lived connection's
+ * server otherwise spends besides io_uring_enter.  The descriptor
  * stays open until that submission, so its number cannot be reused before
  * the connection is gone from the registry.  Called on the worker that
  * owns the ring, like submit.  SQEs still unsubmitted when the port closes

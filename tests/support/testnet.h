@@ -77,6 +77,16 @@ static inline int tn_connect(uint16_t port)
     return fd;
 }
 
+/* Connect n clients to 127.0.0.1:port into fds; false if one failed (the
+ * ones before it stay open, for the caller's cleanup to close). */
+static inline bool tn_connect_all(uint16_t port, int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if ((fds[i] = tn_connect(port)) < 0)
+            return false;
+    return true;
+}
+
 /*
  * A port on 127.0.0.1 that nothing listens on.  It is taken from below the
  * system's ephemeral range, so that no server of the test that binds port

@@ -132,10 +132,7 @@ Test(conn_kept, many_connections_echo_every_byte_in_order_through_four_buffers)
     cr_assert_not_null(out);
     tn_pattern(out, LEN, 3, 0);
     int fds[CONNS];
-    for (unsigned i = 0; i < CONNS; i++) {
-        fds[i] = tn_connect(port);
-        cr_assert_geq(fds[i], 0);
-    }
+    cr_assert(tn_connect_all(port, fds, CONNS));
     /* Small writes: many receives, each reply kept while the pool allows. */
     cr_assert_eq(pump(fds, CONNS, out, LEN / 4, 100, 60000), CONNS);
     /* Large writes: receives that fill whole buffers. */
@@ -340,10 +337,7 @@ Test(conn_kept, aborts_with_replies_in_flight_leave_the_buffers_to_new_connectio
     /* Then an echo that needs every buffer again. */
     atomic_store(&aborting, 0);
     int fds[8];
-    for (unsigned i = 0; i < 8; i++) {
-        fds[i] = tn_connect(port);
-        cr_assert_geq(fds[i], 0);
-    }
+    cr_assert(tn_connect_all(port, fds, 8));
     cr_assert_eq(pump(fds, 8, msg, sizeof msg, sizeof msg, 30000), 8);
     for (unsigned i = 0; i < 8; i++)
         close(fds[i]);
@@ -362,10 +356,7 @@ Test(conn_kept, sends_that_complete_short_still_deliver_every_byte_in_order)
     cr_assert_not_null(out);
     tn_pattern(out, LEN, 5, 0);
     int fds[CONNS];
-    for (unsigned i = 0; i < CONNS; i++) {
-        fds[i] = tn_connect(port);
-        cr_assert_geq(fds[i], 0);
-    }
+    cr_assert(tn_connect_all(port, fds, CONNS));
     unsigned ok_small = pump(fds, CONNS, out, LEN / 4, 1000, 60000);
     unsigned ok_large = pump(fds, CONNS, out, LEN, 65536, 60000);
     uint64_t cut = iocp__fault_injected(IOCP_FAULT_SEND_SHORT);

@@ -760,7 +760,7 @@ Test(secure, the_plaintext_callback_may_seal_on_the_same_channel)
  * them (OpenSSL's where the build has it): each frame secure_gcm.c seals
  * opens with libsodium's own crypto_aead_aes256gcm under the nonce and
  * additional data of docs/PROTOCOL.md, libsodium's frames open in
- * secure_gcm.c, a flipped bit in either fails, and both sides rekey alike,
+ * secure_gcm.c, a flipped bit fails it, and both sides rekey alike,
  * so an iocptool built either way talks to the other. */
 #include "secure_gcm.h"
 
@@ -771,79 +771,86 @@ static void proto_nonce(uint8_t nonce[12], const uint8_t header[24], uint64_t n)
         nonce[11 - i] ^= (uint8_t)(n >> (8 * i));
 }
 
+/* Frame n of the test streams: its length (0 first, then varied up to the
+ * frame size), its tag (a rekey every 7th), and random plaintext. */
+enum { GCM_FRAMES = 40 };
+static size_t frame_len(uint64_t n)
+{
+    return n == 1 ? 0 : n * 397 % 16384;
+}
+static unsigned char frame_tag(uint64_t n)
+{
+    return n % 7 == 0 ? crypto_secretstream_xchacha20poly1305_TAG_REKEY : 0;
+}
+/* The protocol's rekey, done by hand: KDF(key, 5) after a REKEY frame. */
+static void reference_rekey(uint8_t key[32])
+{
+    uint8_t next[32];
+    crypto_kdf_derive_from_key(next, sizeof next, 5, "iocptool", key);
+    memcpy(key, next, 32);
+}
+
 Test(secure, aes256gcm_frames_are_libsodiums_aes256gcm_both_ways_and_across_rekeys)
 {
     cr_assert_geq(sodium_init(), 0);
     if (!crypto_aead_aes256gcm_is_available())
         cr_skip_test("libsodium has no AES-256-GCM on this CPU");
-    uint8_t key[32], header[SECURE_GCM_HEADERBYTES];
-    randombytes_buf(key, sizeof key);
-    struct secure_gcm push = {0}, pull = {0};
-    cr_assert_eq(secure_gcm_init_push(&push, header, key), 0);
-    cr_assert_eq(secure_gcm_init_pull(&pull, header, key), 0);
-    /* The sodium side's own key for each frame number, rekeyed as the
-     * protocol says: KDF(key, 5) after each REKEY frame. */
-    uint8_t k_now[32];
-    memcpy(k_now, key, sizeof k_now);
-
     static uint8_t plain[16384], frame[16384 + 19], back[16384];
-    for (uint64_t n = 1; n <= 40; n++) {
-        size_t len = n == 1 ? 0 : n * 397 % sizeof plain;
-        unsigned char tag = n % 7 == 0 ? crypto_secretstream_xchacha20poly1305_TAG_REKEY : 0;
+    uint8_t key[32], k_ref[32], header[SECURE_GCM_HEADERBYTES], nonce[12];
+    randombytes_buf(key, sizeof key);
+
+    /* Sealed by secure_gcm.c, opened by libsodium. */
+    struct secure_gcm push = {0};
+    cr_assert_eq(secure_gcm_init_push(&push, header, key), 0);
+    memcpy(k_ref, key, sizeof k_ref);
+    for (uint64_t n = 1; n <= GCM_FRAMES; n++) {
+        size_t len = frame_len(n);
         randombytes_buf(plain, len);
         frame[0] = (uint8_t)(len >> 8);
         frame[1] = (uint8_t)len;
-        uint8_t nonce[12];
+        cr_assert_eq(secure_gcm_push(&push, frame, plain, len, frame_tag(n)), 0);
+        cr_assert_eq(frame[2], frame_tag(n));
         proto_nonce(nonce, header, n);
-        if (n % 2) {
-            /* Sealed here, opened by libsodium. */
-            cr_assert_eq(secure_gcm_push(&push, frame, plain, len, tag), 0);
-            cr_assert_eq(frame[2], tag);
-            cr_assert_eq(crypto_aead_aes256gcm_decrypt_detached(back, NULL, frame + 3, len,
-                                                                frame + 3 + len, frame, 3,
-                                                                nonce, k_now),
-                         0, "frame %llu", (unsigned long long)n);
-            cr_assert(len == 0 || memcmp(back, plain, len) == 0);
-            /* Its twin, opened here, must check out too (pull keeps pace). */
-            unsigned char got;
-            cr_assert_eq(secure_gcm_pull(&pull, back, &got, frame, len), 0);
-            cr_assert_eq(got, tag);
-        } else {
-            /* Sealed by libsodium, opened here; first with one bit flipped
-             * in a copy, which must fail without moving the count. */
-            frame[2] = tag;
-            crypto_aead_aes256gcm_encrypt_detached(frame + 3, frame + 3 + len, NULL, plain, len,
-                                                   frame, 3, NULL, nonce, k_now);
-            struct secure_gcm probe = pull;
-#if IOCPTOOL_GCM_OPENSSL
-            /* An EVP context cannot be copied by assignment: key a fresh one. */
-            probe.k.ctx = NULL;
-            cr_assert_eq(gcm_key_set(&probe.k, pull.key, false), 0);
-#endif
-            frame[3 + len / 2] ^= 0x20;
-            unsigned char got;
-            cr_assert_eq(secure_gcm_pull(&probe, back, &got, frame, len), -1);
-            frame[3 + len / 2] ^= 0x20;
-#if IOCPTOOL_GCM_OPENSSL
-            gcm_key_free(&probe.k);
-#endif
-            cr_assert_eq(secure_gcm_pull(&pull, back, &got, frame, len), 0,
-                         "frame %llu", (unsigned long long)n);
-            cr_assert_eq(got, tag);
-            cr_assert(len == 0 || memcmp(back, plain, len) == 0);
-            push.frames++; /* the push side skips the number sodium used */
-        }
-        if (tag) {
-            uint8_t next[32];
-            crypto_kdf_derive_from_key(next, sizeof next, 5, "iocptool", k_now);
-            memcpy(k_now, next, sizeof k_now);
-            if (!(n % 2)) {
-                /* libsodium sealed this REKEY: the push side rekeys too. */
-                memcpy(push.key, k_now, sizeof push.key);
-                cr_assert_eq(gcm_key_set(&push.k, push.key, true), 0);
-            }
-        }
+        cr_assert_eq(crypto_aead_aes256gcm_decrypt_detached(back, NULL, frame + 3, len,
+                                                            frame + 3 + len, frame, 3, nonce,
+                                                            k_ref),
+                     0, "frame %llu", (unsigned long long)n);
+        cr_assert(len == 0 || memcmp(back, plain, len) == 0);
+        if (frame_tag(n))
+            reference_rekey(k_ref);
     }
     secure_gcm_wipe(&push);
+
+    /* Sealed by libsodium, opened by secure_gcm.c; each frame first with
+     * one bit flipped, through a second opener at the same place, which
+     * must refuse it. */
+    randombytes_buf(header, sizeof header);
+    struct secure_gcm pull = {0};
+    cr_assert_eq(secure_gcm_init_pull(&pull, header, key), 0);
+    memcpy(k_ref, key, sizeof k_ref);
+    for (uint64_t n = 1; n <= GCM_FRAMES; n++) {
+        size_t len = frame_len(n);
+        unsigned char got;
+        randombytes_buf(plain, len);
+        frame[0] = (uint8_t)(len >> 8);
+        frame[1] = (uint8_t)len;
+        frame[2] = frame_tag(n);
+        proto_nonce(nonce, header, n);
+        crypto_aead_aes256gcm_encrypt_detached(frame + 3, frame + 3 + len, NULL, plain, len, frame,
+                                               3, NULL, nonce, k_ref);
+        struct secure_gcm probe = {0};
+        cr_assert_eq(secure_gcm_init_pull(&probe, header, pull.key), 0);
+        probe.frames = pull.frames;
+        frame[3 + len / 2] ^= 0x20;
+        cr_assert_eq(secure_gcm_pull(&probe, back, &got, frame, len), -1);
+        frame[3 + len / 2] ^= 0x20;
+        secure_gcm_wipe(&probe);
+        cr_assert_eq(secure_gcm_pull(&pull, back, &got, frame, len), 0, "frame %llu",
+                     (unsigned long long)n);
+        cr_assert_eq(got, frame_tag(n));
+        cr_assert(len == 0 || memcmp(back, plain, len) == 0);
+        if (frame_tag(n))
+            reference_rekey(k_ref);
+    }
     secure_gcm_wipe(&pull);
 }
