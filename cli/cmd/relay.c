@@ -125,6 +125,7 @@ struct pair {
     unsigned worker;
     uint64_t tried;           /* the targets of the pool tried for this client */
     unsigned current;         /* the target tried or connected now */
+    unsigned current_epoch;   /* its epoch when it was picked (relay_balance.h) */
     unsigned legs;            /* connections (and attempts) not yet closed */
     bool client_eof, target_eof;
     bool client_full, target_full;     /* that leg's send queue is above its high mark */
@@ -306,8 +307,8 @@ static void pipeline_from_target(void *arg, const void *data, size_t len)
 static void pipeline_connected(void *arg)
 {
     struct pair *p = arg;
-    balance_connected(&p->rp->pool, p->current);
-    health_ok(&p->rp->targets[p->current].health);
+    if (balance_connected(&p->rp->pool, p->current, p->current_epoch))
+        health_ok(&p->rp->targets[p->current].health);
     if (leg_encrypted(&p->target)) {
         char note[32];
         diag_info(2, "relay: %s: encrypted channel open (target)%s", p->peer,
@@ -423,7 +424,8 @@ static void connect_next(struct pair *p)
     }
     struct balance *pool = &p->rp->pool;
     int i;
-    while ((i = balance_pick(pool, p->peer, p->tried)) >= 0) {
+    unsigned epoch = 0;
+    while ((i = balance_pick(pool, p->peer, p->tried, &epoch)) >= 0) {
         p->tried |= (uint64_t)1 << i;
         struct balance_target *t = &p->rp->targets[i];
         struct iocp_connect_config cfg = {
@@ -440,12 +442,13 @@ static void connect_next(struct pair *p)
         int rc = iocp_connect(p->e, &cfg);
         if (rc == 0) {
             p->current = (unsigned)i;
+            p->current_epoch = epoch;
             p->legs++;
             return;
         }
         diag_info(1, "relay: %s: connect %s: %s", p->peer, t->name, iocp_strerror(rc));
         health_failed(&t->health, HEALTH_UNREACHABLE, iocp_strerror(rc));
-        balance_failed(pool, (unsigned)i);
+        balance_failed(pool, (unsigned)i, epoch);
         balance_done(pool, (unsigned)i, 0, 0);
     }
     diag_info(1, "relay: %s: %s, resetting the client", p->peer,
@@ -721,7 +724,7 @@ static void target_close(struct pair *p, struct iocp_conn *t, int status)
                                                                          : iocp_strerror(status);
         diag_info(1, "relay: %s: connect %s: %s", p->peer, rt->name, why);
         health_failed(&rt->health, HEALTH_UNREACHABLE, why);
-        balance_failed(&p->rp->pool, p->current);
+        balance_failed(&p->rp->pool, p->current, p->current_epoch);
         connect_next(p);
     }
     pair_release(p);

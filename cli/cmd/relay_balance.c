@@ -240,7 +240,7 @@ static int pick_locked(struct balance *b, const char *client, uint64_t tried, ui
     }
 }
 
-int balance_pick(struct balance *b, const char *client, uint64_t tried)
+int balance_pick(struct balance *b, const char *client, uint64_t tried, unsigned *epoch)
 {
     uint64_t now = now_ms();
     lock(b);
@@ -250,23 +250,28 @@ int balance_pick(struct balance *b, const char *client, uint64_t tried)
         if (atomic_load_explicit(&t->state, memory_order_relaxed) == TARGET_DOWN)
             atomic_store(&t->state, TARGET_PROBING);
         atomic_fetch_add(&t->live, 1);
+        *epoch = t->epoch;
     }
     unlock(b);
     return i;
 }
 
-void balance_connected(struct balance *b, unsigned i)
+bool balance_connected(struct balance *b, unsigned i, unsigned epoch)
 {
     struct balance_target *t = &b->t[i];
     atomic_fetch_add_explicit(&t->connects, 1, memory_order_relaxed);
     /* Failures count within their window whatever worked in between (a
      * target that fails every other connect is still failing). */
     if (atomic_load_explicit(&t->state, memory_order_relaxed) == TARGET_UP)
-        return; /* the common case: nothing to change */
+        return true; /* the common case: nothing to change */
     lock(b);
-    atomic_store(&t->state, TARGET_UP);
-    t->window_fails = 0;
+    bool current = t->epoch == epoch;
+    if (current) {
+        atomic_store(&t->state, TARGET_UP);
+        t->window_fails = 0;
+    }
     unlock(b);
+    return current;
 }
 
 /* Take target i out for the fail time-out (under the lock). */
@@ -277,9 +282,10 @@ static void take_out(struct balance *b, struct balance_target *t, uint64_t now)
     atomic_store(&t->state, TARGET_DOWN);
     t->down_until_ms = now + b->fail_timeout_ms;
     t->window_fails = 0;
+    t->epoch++;
 }
 
-void balance_failed(struct balance *b, unsigned i)
+void balance_failed(struct balance *b, unsigned i, unsigned epoch)
 {
     struct balance_target *t = &b->t[i];
     atomic_fetch_add_explicit(&t->failures, 1, memory_order_relaxed);
@@ -287,7 +293,9 @@ void balance_failed(struct balance *b, unsigned i)
         return;
     uint64_t now = now_ms();
     lock(b);
-    if (atomic_load(&t->state) == TARGET_PROBING) {
+    if (t->epoch != epoch) {
+        /* Begun before the target was last taken out: old news. */
+    } else if (atomic_load(&t->state) == TARGET_PROBING) {
         take_out(b, t, now); /* the probe failed: out again */
     } else if (atomic_load(&t->state) == TARGET_UP) {
         if (t->window_fails == 0 || now - t->window_start_ms > b->fail_window_ms) {

@@ -58,6 +58,7 @@ struct balance_target {
     atomic_ullong connects, failures;    /* connections made, connects that failed */
     atomic_ullong bytes_up, bytes_down;  /* to it, from it (closed connections) */
     /* Under the pool's lock. */
+    unsigned epoch; /* one more each time the target is taken out */
     unsigned window_fails;
     uint64_t window_start_ms, down_until_ms;
     long long rr_weight; /* smooth weighted round robin */
@@ -99,19 +100,28 @@ bool balance_parse_target(const char *cmd, const char *text, struct balance_targ
 void balance_init(struct balance *b, struct balance_target *t, unsigned n, enum balance_mode mode);
 
 /*
- * balance_pick(b, client, tried):
+ * balance_pick(b, client, tried, epoch):
  * The target for a client whose address is client ("host:port"; only its
  * host is hashed) and which has tried the targets in the mask tried
  * already.  Counts a live connection on it (balance_done() takes it back).
- * -1 when no target is left: every one is out or tried.
+ * -1 when no target is left: every one is out or tried.  *epoch is the
+ * target's epoch now, for balance_connected() and balance_failed().
  */
-int balance_pick(struct balance *b, const char *client, uint64_t tried);
+int balance_pick(struct balance *b, const char *client, uint64_t tried, unsigned *epoch);
 
-/* The connect to target i worked: it is in. */
-void balance_connected(struct balance *b, unsigned i);
+/*
+ * The connect to target i, picked in epoch, worked: it is in.  A connect
+ * picked before the target was last taken out says nothing of it now (it
+ * was made before whatever failed since), so it leaves the target out:
+ * only the probe, or the active check, brings it back.  Whether the
+ * success was of the target as it is now.
+ */
+bool balance_connected(struct balance *b, unsigned i, unsigned epoch);
 
-/* The connect to target i failed (passive health). */
-void balance_failed(struct balance *b, unsigned i);
+/* The connect to target i, picked in epoch, failed (passive health).  It
+ * is counted; one picked before the target was last taken out changes
+ * nothing else (the probe's own answer decides). */
+void balance_failed(struct balance *b, unsigned i, unsigned epoch);
 
 /* An active check of target i: it answered, or not. */
 void balance_checked(struct balance *b, unsigned i, bool ok);

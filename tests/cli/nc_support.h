@@ -17,9 +17,9 @@
 
 #include "proc.h"
 
-/* Start any program with pipes on stdin/stdout/stderr; reaped by
- * proc_cleanup_all like iocptool. */
-static inline bool nc_spawn(struct proc *p, int stdin_fd, char *const argv[])
+/* Start any program with pipes on stdin/stdout/stderr, and fd3 (when not
+ * -1) as its descriptor 3; reaped by proc_cleanup_all like iocptool. */
+static inline bool nc_spawn_fd3(struct proc *p, int stdin_fd, int fd3, char *const argv[])
 {
     int in[2] = {-1, -1}, out[2], err[2];
     memset(p, 0, sizeof *p);
@@ -32,6 +32,12 @@ static inline bool nc_spawn(struct proc *p, int stdin_fd, char *const argv[])
         dup2(stdin_fd >= 0 ? stdin_fd : in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
+        /* A descriptor dup2 makes is not close-on-exec; one already at 3
+         * loses the flag by hand. */
+        if (fd3 == 3)
+            fcntl(3, F_SETFD, 0);
+        else if (fd3 >= 0)
+            dup2(fd3, 3);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -52,6 +58,40 @@ static inline bool nc_spawn(struct proc *p, int stdin_fd, char *const argv[])
     return p->pid > 0;
 }
 
+static inline bool nc_spawn(struct proc *p, int stdin_fd, char *const argv[])
+{
+    return nc_spawn_fd3(p, stdin_fd, -1, argv);
+}
+
+/*
+ * Wait until process p (or a child of it) listens on 127.0.0.1:port, for a
+ * program started on a port the test chose (tn_server_port()).  False when
+ * p exits, when the time runs out, or when another process has held the
+ * port for a second: then p lost the port to a server of another test, and
+ * the caller starts it again on another.
+ */
+static inline bool nc_wait_own_listener(struct proc *p, uint16_t port, unsigned ms)
+{
+    uint64_t now = tn_now_ms(), end = now + ms, foreign_since = 0;
+    for (; now < end; now = tn_now_ms()) {
+        if (tn_listener_owned_by(p->pid, port))
+            return true;
+        if (proc_wait(p, 0) >= 0)
+            return false;
+        if (tn_listener_inode(port)) {
+            if (!foreign_since)
+                foreign_since = now;
+            else if (now - foreign_since >= 1000)
+                return false;
+        } else {
+            foreign_since = 0;
+        }
+        struct pollfd none;
+        poll(&none, 0, 20);
+    }
+    return false;
+}
+
 /* iocptool with a NULL-terminated list of arguments (no argv[0]). */
 static inline bool nc_start(struct proc *p, int stdin_fd, const char *const *args)
 {
@@ -65,15 +105,20 @@ static inline bool nc_start(struct proc *p, int stdin_fd, const char *const *arg
 }
 
 /* haproxy in the foreground (-db) with the configuration cfg, written to
- * the file path first; the caller waits for it in the way its test needs. */
-static inline void nc_spawn_haproxy(struct proc *p, const char *path, const char *cfg)
+ * the file path first, and the listening socket lfd as its descriptor 3: a
+ * frontend that binds "fd@3" accepts there.  The test made the listener on
+ * a port the kernel chose, so no other test can hold that port, and
+ * clients may connect at once (they wait in the backlog until haproxy
+ * accepts).  lfd is closed here. */
+static inline void nc_spawn_haproxy(struct proc *p, const char *path, const char *cfg, int lfd)
 {
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f, "cannot write %s", path);
     fputs(cfg, f);
     fclose(f);
     char *argv[] = {"haproxy", "-db", "-f", (char *)path, NULL};
-    cr_assert(nc_spawn(p, -1, argv), "cannot start haproxy");
+    cr_assert(nc_spawn_fd3(p, -1, lfd, argv), "cannot start haproxy");
+    close(lfd);
 }
 
 /* In a build without OpenSSL, iocptool with these arguments (a TLS option)

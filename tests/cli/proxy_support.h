@@ -76,22 +76,6 @@ static inline void proxy_write_file(const char *path, const char *text, mode_t m
     close(fd);
 }
 
-/* Wait until something accepts on 127.0.0.1:port. */
-static inline bool proxy_wait_port(uint16_t port, unsigned ms)
-{
-    uint64_t end = tn_now_ms() + ms;
-    while (tn_now_ms() < end) {
-        int fd = tn_connect(port);
-        if (fd >= 0) {
-            close(fd);
-            return true;
-        }
-        struct pollfd none;
-        poll(&none, 0, 20);
-    }
-    return false;
-}
-
 /* The system user Dante's username method checks, made when we may. */
 static inline bool proxy_test_user(void)
 {
@@ -116,7 +100,7 @@ static inline uint16_t proxy_start_dante(struct proc *p, const char *method)
         cr_skip_test("no system user " PROXY_TEST_USER " (see tests/cli/proxy_support.h)");
     }
     for (int tries = 0; tries < 5; tries++) {
-        uint16_t port = tn_closed_port();
+        uint16_t port = tn_server_port();
         char conf[256], text[1024];
         snprintf(conf, sizeof conf, "%s/sockd-%u.conf", proxy_tmpdir(), port);
         snprintf(text, sizeof text,
@@ -135,7 +119,7 @@ static inline uint16_t proxy_start_dante(struct proc *p, const char *method)
         proxy_write_file(conf, text, 0644);
         char *argv[] = {(char *)dante, "-f", conf, "-N", "1", NULL};
         cr_assert(nc_spawn(p, open("/dev/null", O_RDONLY | O_CLOEXEC), argv));
-        if (proxy_wait_port(port, 10000))
+        if (nc_wait_own_listener(p, port, 10000))
             return port;
         proc_signal(p, SIGKILL, 5000); /* the port was taken meanwhile: again */
     }
@@ -149,7 +133,7 @@ static inline uint16_t proxy_start_tinyproxy(struct proc *p, const char *user, c
     const char *tp = proxy_tinyproxy_path();
     PROXY_REQUIRE(tp, "tinyproxy");
     for (int tries = 0; tries < 5; tries++) {
-        uint16_t port = tn_closed_port();
+        uint16_t port = tn_server_port();
         char conf[256], text[1024], auth[300] = "";
         if (user)
             snprintf(auth, sizeof auth, "BasicAuth %s %s\n", user, pass);
@@ -161,9 +145,9 @@ static inline uint16_t proxy_start_tinyproxy(struct proc *p, const char *user, c
         proxy_write_file(conf, text, 0644);
         char *argv[] = {(char *)tp, "-d", "-c", conf, NULL};
         cr_assert(nc_spawn(p, open("/dev/null", O_RDONLY | O_CLOEXEC), argv));
-        if (proxy_wait_port(port, 10000))
+        if (nc_wait_own_listener(p, port, 10000))
             return port;
-        proc_signal(p, SIGKILL, 5000);
+        proc_signal(p, SIGKILL, 5000); /* the port was taken meanwhile: again */
     }
     cr_assert_fail("tinyproxy did not start: %s", p->errbuf);
     return 0;

@@ -184,7 +184,7 @@ Test(cli_connect, source_address_and_port_are_used)
 {
     uint16_t port = 0;
     int lfd = tn_listen(&port);
-    uint16_t sport = tn_closed_port();
+    uint16_t sport = tn_server_port();
     char p[8], sp[8];
     portarg(p, sizeof p, port);
     portarg(sp, sizeof sp, sport);
@@ -363,7 +363,7 @@ Test(cli_connect, interop_connect_to_an_ncat_listener)
     if (!have("ncat"))
         cr_skip_test("ncat is not installed (.ci/deps installs it)");
     char p[8];
-    portarg(p, sizeof p, tn_closed_port());
+    portarg(p, sizeof p, tn_server_port());
     struct proc n, t;
     char *nargs[] = {"ncat", "-v", "-l", "127.0.0.1", p, NULL};
     cr_assert(nc_spawn(&n, -1, nargs));
@@ -392,7 +392,7 @@ Test(cli_connect, interop_connect_to_a_socat_listener)
     if (!have("socat"))
         cr_skip_test("socat is not installed (.ci/deps installs it)");
     char p[8], addr[64];
-    portarg(p, sizeof p, tn_closed_port());
+    portarg(p, sizeof p, tn_server_port());
     snprintf(addr, sizeof addr, "TCP-LISTEN:%s,bind=127.0.0.1,reuseaddr", p);
     struct proc s, t;
     /* -t 30: socat's linger after the first EOF, made long enough that the

@@ -393,7 +393,7 @@ static bool private_loopback_net(void)
  * listener here; each carries a line. */
 static void connect_from_loopback_only_host(void)
 {
-    uint16_t port = 0, sport = tn_closed_port();
+    uint16_t port = 0, sport = tn_server_port();
     int lfd = tn_listen(&port);
     cr_assert_geq(lfd, 0);
     char p[8], sp[8];
@@ -457,7 +457,7 @@ Test(cli_errors, connect_works_on_a_host_whose_only_interface_is_loopback)
  * connected to that same address (a simultaneous open with itself). */
 static int self_connected_socket(void)
 {
-    uint16_t port = tn_closed_port();
+    uint16_t port = tn_server_port();
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = tn_loopback(port);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);

@@ -274,23 +274,16 @@ static bool have_program(const char *name)
     return system(cmd) == 0;
 }
 
-/* True once something listens on 127.0.0.1:port (read from /proc). */
-static bool wait_listening(uint16_t port, unsigned timeout_ms)
+/* True once the other program pid listens on 127.0.0.1:port; false when
+ * it exits first, or another process holds the port. */
+static bool wait_own_listener(pid_t pid, uint16_t port, unsigned timeout_ms)
 {
-    char want[32];
-    snprintf(want, sizeof want, ":%04X 00000000:0000 0A", port);
     uint64_t end = tn_now_ms() + timeout_ms;
     while (tn_now_ms() < end) {
-        FILE *f = fopen("/proc/net/tcp", "r");
-        char line[512];
-        bool found = false;
-        while (f && fgets(line, sizeof line, f))
-            if (strstr(line, want))
-                found = true;
-        if (f)
-            fclose(f);
-        if (found)
+        if (tn_listener_owned_by(pid, port))
             return true;
+        if (wait_other(pid, 0) >= 0)
+            return false;
         usleep(20000);
     }
     return false;
@@ -878,20 +871,32 @@ static void target_behind_relay(const char *name, char *const argv_fmt[])
 {
     if (!have_program(name))
         cr_skip_test("%s is not installed (.ci/deps installs it)", name);
-    uint16_t tport = tn_closed_port();
     const char *a = make_file("target-in", INTEROP_LEN, 11);
-    char outpath[256], portstr[8];
+    char outpath[256];
     snprintf(outpath, sizeof outpath, "%s/target-out", tmpdir);
-    snprintf(portstr, sizeof portstr, "%u", tport);
-    char *argv[16];
-    char args[16][128];
-    fill_args(argv, args, argv_fmt, portstr);
-    int ifd = open(a, O_RDONLY | O_CLOEXEC);
-    int ofd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    pid_t pid = spawn_other(argv, ifd, ofd);
-    close(ifd);
-    close(ofd);
-    cr_assert(wait_listening(tport, 10000), "%s listens", name);
+    /* On a port of its own; one another test's server took first ends that
+     * start, and another port is tried. */
+    uint16_t tport = 0;
+    pid_t pid = -1;
+    for (int attempt = 0; attempt < 5 && pid < 0; attempt++) {
+        tport = tn_server_port();
+        char portstr[8];
+        snprintf(portstr, sizeof portstr, "%u", tport);
+        char *argv[16];
+        char args[16][128];
+        fill_args(argv, args, argv_fmt, portstr);
+        int ifd = open(a, O_RDONLY | O_CLOEXEC);
+        int ofd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        pid = spawn_other(argv, ifd, ofd);
+        close(ifd);
+        close(ofd);
+        if (!wait_own_listener(pid, tport, 10000)) {
+            kill(pid, SIGKILL);
+            wait_other(pid, 5000);
+            pid = -1;
+        }
+    }
+    cr_assert_gt(pid, 0, "%s listens", name);
 
     struct proc relay;
     uint16_t port = start_relay(&relay, NULL, tport, 0);

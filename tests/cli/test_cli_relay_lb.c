@@ -310,7 +310,7 @@ Test(cli_relay_lb, the_active_check_takes_a_target_out_and_back)
     /* Restarted on its port below: one outside the ephemeral range (see
      * the failover test). */
     char target[32];
-    snprintf(target, sizeof target, "127.0.0.1:%u", tn_closed_port());
+    snprintf(target, sizeof target, "127.0.0.1:%u", tn_server_port());
     uint16_t eport =
         nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", target, NULL});
     snprintf(target, sizeof target, "127.0.0.1:%u", eport);
@@ -386,7 +386,7 @@ Test(cli_relay_lb, a_target_killed_and_restarted_under_load_leaves_and_comes_bac
          * another test can be handed in the meantime, as a service's fixed
          * port is in real life. */
         char any[32];
-        snprintf(any, sizeof any, "127.0.0.1:%u", i == 1 ? tn_closed_port() : 0u);
+        snprintf(any, sizeof any, "127.0.0.1:%u", i == 1 ? tn_server_port() : 0u);
         eport[i] =
             nc_listen(&echo[i], (const char *[]){"echo", "-W", "1", "--no-stats", any, NULL});
         snprintf(names[i], sizeof names[i], "127.0.0.1:%u", eport[i]);

@@ -36,28 +36,35 @@ static const char *port_str(int slot, uint16_t port)
     return port_buf[slot];
 }
 
-/* openssl s_server on a free port, for one client, with extra arguments. */
+/* openssl s_server on a free port, for one client, with extra arguments.
+ * A port another test's server took first ends that start: another port. */
 static uint16_t s_server(struct proc *p, const char *cert, const char *const *extra)
 {
-    uint16_t port = tn_closed_port();
-    char *argv[32];
-    int n = 0;
-    static char portarg[24];
-    snprintf(portarg, sizeof portarg, "127.0.0.1:%u", port);
-    const char *base[] = {"openssl", "s_server", "-accept", portarg, "-naccept", "1", "-quiet",
-                          "-cert", at(cert), "-key", NULL};
-    for (int i = 0; base[i]; i++)
-        argv[n++] = (char *)base[i];
-    static char keyarg[128];
-    snprintf(keyarg, sizeof keyarg, "%s", at(cert));
-    strcpy(strrchr(keyarg, '.'), ".key");
-    argv[n++] = keyarg;
-    for (int i = 0; extra && extra[i]; i++)
-        argv[n++] = (char *)extra[i];
-    argv[n] = NULL;
-    cr_assert(nc_spawn(p, -1, argv), "cannot start openssl s_server");
-    cr_assert(listening(port, WAIT_MS), "s_server does not listen");
-    return port;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        uint16_t port = tn_server_port();
+        char *argv[32];
+        int n = 0;
+        static char portarg[24];
+        snprintf(portarg, sizeof portarg, "127.0.0.1:%u", port);
+        const char *base[] = {"openssl", "s_server", "-accept", portarg, "-naccept", "1",
+                              "-quiet",  "-cert",    at(cert), "-key",   NULL};
+        for (int i = 0; base[i]; i++)
+            argv[n++] = (char *)base[i];
+        static char keyarg[128];
+        snprintf(keyarg, sizeof keyarg, "%s", at(cert));
+        strcpy(strrchr(keyarg, '.'), ".key");
+        argv[n++] = keyarg;
+        for (int i = 0; extra && extra[i]; i++)
+            argv[n++] = (char *)extra[i];
+        argv[n] = NULL;
+        cr_assert(nc_spawn(p, -1, argv), "cannot start openssl s_server");
+        if (nc_wait_own_listener(p, port, WAIT_MS))
+            return port;
+        proc_signal(p, SIGKILL, WAIT_MS);
+        cr_log_warn("s_server on %u did not listen: %s", port, p->errbuf);
+    }
+    cr_assert_fail("s_server does not listen: %s", p->errbuf);
+    return 0;
 }
 
 /* Write msg to fd and close it (the writer's end of input). */
@@ -362,25 +369,21 @@ Test(cli_tls, stalled_handshakes_time_out_without_holding_up_a_client, .timeout 
 
 /* ---- relay: terminate, originate, both ---- */
 
-/* A plaintext HTTP server (python3 -m http.server) serving dir. */
+/* A plaintext HTTP server (python3 -m http.server) serving dir.  A port
+ * another test's server took first ends that start: another port. */
 static uint16_t http_server(struct proc *p)
 {
-    /* A free port can be taken by another program before the server binds
-     * it: the server then exits at once, and another port is tried. */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        uint16_t port = tn_closed_port();
+    for (int attempt = 0; attempt < 5; attempt++) {
+        uint16_t port = tn_server_port();
         static char portarg[8];
         snprintf(portarg, sizeof portarg, "%u", port);
         char *argv[] = {"python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
                         dir, portarg, NULL};
         cr_assert(nc_spawn(p, -1, argv), "cannot start python3 -m http.server");
-        uint64_t end = tn_now_ms() + 3 * WAIT_MS;
-        while (proc_wait(p, 0) < 0 && tn_now_ms() < end)
-            if (listening(port, 200))
-                return port;
-        if (p->status < 0)
-            break;
-        cr_log_warn("the HTTP server on %u exited: %s", port, p->errbuf);
+        if (nc_wait_own_listener(p, port, 3 * WAIT_MS))
+            return port;
+        proc_signal(p, SIGKILL, WAIT_MS);
+        cr_log_warn("the HTTP server on %u did not listen: %s", port, p->errbuf);
     }
     cr_assert_fail("the HTTP server does not listen: %s", p->errbuf);
     return 0;

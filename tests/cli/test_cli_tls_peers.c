@@ -35,10 +35,9 @@ TestSuite(cli_tls_peers, .init = make_certs, .fini = tls_test_done, .timeout = 9
 #define STREAM_BYTES ((size_t)16 << 20)
 #endif
 
-/* haproxy in the foreground on this configuration; it says nothing when
- * it is ready, so the test waits for its frontend's port to listen
- * (without connecting: what it passes on would be a real client). */
-static void start_haproxy(struct proc *p, const char *frontend_backend, uint16_t port)
+/* haproxy in the foreground on this configuration; its frontend binds
+ * "fd@3", the listener hfd the test made, so clients may connect at once. */
+static void start_haproxy(struct proc *p, const char *frontend_backend, int hfd)
 {
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -55,11 +54,7 @@ static void start_haproxy(struct proc *p, const char *frontend_backend, uint16_t
              frontend_backend);
     char path[128];
     snprintf(path, sizeof path, "%s/haproxy-%d.cfg", dir, (int)getpid());
-    nc_spawn_haproxy(p, path, cfg);
-    if (!listening(port, WAIT_MS)) {
-        proc_wait(p, 500);
-        cr_assert_fail("haproxy does not listen on %u; stderr: %s", port, p->errbuf);
-    }
+    nc_spawn_haproxy(p, path, cfg, hfd);
 }
 
 /* Both ways at once through fds: to_w is written and must come out of
@@ -88,14 +83,16 @@ Test(cli_tls_peers, haproxy_verifies_listen_and_listen_verifies_haproxy)
                            "--tls-key",    at("server.key"), "--tls-verify-client", at("ca.pem"),
                            "-v",           "127.0.0.1:0", NULL};
     uint16_t lport = nc_listen(&l, largs);
-    uint16_t hport = tn_closed_port();
+    uint16_t hport = 0;
+    int hfd = tn_listen(&hport);
+    cr_assert_geq(hfd, 0);
     char fb[1024];
     snprintf(fb, sizeof fb,
-             "frontend fe\n  bind 127.0.0.1:%u\n  default_backend be\n"
+             "frontend fe\n  bind fd@3\n  default_backend be\n"
              "backend be\n  server tool 127.0.0.1:%u ssl verify required ca-file %s "
              "sni str(localhost) verifyhost localhost crt %s\n",
-             hport, lport, at("ca.pem"), at("client.full.pem"));
-    start_haproxy(&ha, fb, hport);
+             lport, at("ca.pem"), at("client.full.pem"));
+    start_haproxy(&ha, fb, hfd);
 
     int c = tn_connect(hport);
     cr_assert_geq(c, 0);
@@ -118,14 +115,16 @@ Test(cli_tls_peers, haproxy_refuses_a_listen_certificate_for_another_host)
     const char *largs[] = {"listen", "--tls", "--tls-cert", at("other.pem"), "--tls-key",
                            at("other.key"), "127.0.0.1:0", NULL};
     uint16_t lport = nc_listen(&l, largs);
-    uint16_t hport = tn_closed_port();
+    uint16_t hport = 0;
+    int hfd = tn_listen(&hport);
+    cr_assert_geq(hfd, 0);
     char fb[1024];
     snprintf(fb, sizeof fb,
-             "frontend fe\n  bind 127.0.0.1:%u\n  default_backend be\n"
+             "frontend fe\n  bind fd@3\n  default_backend be\n"
              "backend be\n  server tool 127.0.0.1:%u ssl verify required ca-file %s "
              "sni str(localhost) verifyhost localhost\n",
-             hport, lport, at("ca.pem"));
-    start_haproxy(&ha, fb, hport);
+             lport, at("ca.pem"));
+    start_haproxy(&ha, fb, hfd);
     int c = tn_connect(hport);
     cr_assert_geq(c, 0);
     cr_assert(tn_write_all(c, "secret\n", 7));
@@ -156,14 +155,16 @@ static void haproxy_terminating(struct terminator *t, const char *cert)
     uint16_t bport = 0;
     t->lfd = tn_listen(&bport);
     cr_assert_geq(t->lfd, 0);
-    uint16_t hport = tn_closed_port();
+    uint16_t hport = 0;
+    int hfd = tn_listen(&hport);
+    cr_assert_geq(hfd, 0);
     snprintf(t->port, sizeof t->port, "%u", hport);
     char fb[1024];
     snprintf(fb, sizeof fb,
-             "frontend fe\n  bind 127.0.0.1:%u ssl crt %s\n  default_backend be\n"
+             "frontend fe\n  bind fd@3 ssl crt %s\n  default_backend be\n"
              "backend be\n  server plain 127.0.0.1:%u\n",
-             hport, at(cert), bport);
-    start_haproxy(&t->ha, fb, hport);
+             at(cert), bport);
+    start_haproxy(&t->ha, fb, hfd);
 }
 
 static void terminator_stop(struct terminator *t)

@@ -125,29 +125,4 @@ static inline void tls_test_done(void)
     proc_cleanup_all();
 }
 
-/* Wait until something listens on 127.0.0.1:port (a peer program that
- * prints nothing when it is ready): /proc/net/tcp shows it in state 0A.
- * Nothing connects, so a server that takes one client still has it. */
-static inline bool listening(uint16_t port, unsigned timeout_ms)
-{
-    char want[32];
-    snprintf(want, sizeof want, "0100007F:%04X", port);
-    uint64_t end = tn_now_ms() + timeout_ms;
-    while (tn_now_ms() < end) {
-        FILE *f = fopen("/proc/net/tcp", "r");
-        char line[256];
-        bool found = false;
-        while (f && fgets(line, sizeof line, f))
-            if (strstr(line, want) && strstr(line, " 0A "))
-                found = true;
-        if (f)
-            fclose(f);
-        if (found)
-            return true;
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
-
 #endif /* IOCP_TLS_SUPPORT_H */

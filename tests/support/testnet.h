@@ -8,6 +8,7 @@
 #define IOCP_TESTNET_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -88,26 +90,45 @@ static inline bool tn_connect_all(uint16_t port, int *fds, unsigned n)
 }
 
 /*
- * A port on 127.0.0.1 that nothing listens on.  It is taken from below the
- * system's ephemeral range, so that no server of the test that binds port
+ * Ports below the system's ephemeral range, where no server that binds port
  * 0 and no outgoing connection can be handed the same port by the kernel
  * (a relay given a "dead" target equal to its own port would connect to
- * itself).  A port whose bind succeeds is free now; the start is spread by
- * process ID so parallel suites rarely try the same ports.
+ * itself).  The 8,192 ports under the range are split in two halves so that
+ * the two kinds never meet: a port a test keeps closed is never one that
+ * another test's server binds.  Within a half the start is spread by
+ * process ID and a per-process counter, and a port whose bind succeeds is
+ * free now.  The range is read once per process.
  */
-static inline uint16_t tn_closed_port(void)
+static inline unsigned tn_ephemeral_low(void)
 {
-    static atomic_uint next;
-    unsigned low = 32768, high = 60999;
+    static atomic_uint low;
+    unsigned v = atomic_load(&low);
+    if (v)
+        return v;
+    v = 32768;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
     if (f) {
-        if (fscanf(f, "%u %u", &low, &high) != 2)
-            low = 32768;
+        if (fscanf(f, "%u", &v) != 1)
+            v = 32768;
         fclose(f);
     }
-    unsigned span = low > 10000 + 1024 ? 8192 : 0;
-    for (unsigned i = 0; i < span && i < 512; i++) {
-        uint16_t port = (uint16_t)(low - 1 - ((unsigned)getpid() * 131u + atomic_fetch_add(&next, 1u) * 37u) % span);
+    atomic_store(&low, v);
+    return v;
+}
+
+/* A free port in half 0 (for servers: the 4,096 ports just under the
+ * range) or half 1 (kept closed: the 4,096 under those), or 0 when there is
+ * no room there. */
+static inline uint16_t tn_port_below_range(unsigned half)
+{
+    static atomic_uint next;
+    unsigned low = tn_ephemeral_low();
+    if (low <= 10000 + 1024)
+        return 0;
+    unsigned top = low - 1 - half * 4096u;
+    for (unsigned i = 0; i < 512; i++) {
+        unsigned k = (unsigned)getpid() * 131u + atomic_fetch_add(&next, 1u) * 37u;
+        uint16_t port = (uint16_t)(top - k % 4096u);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             break;
@@ -117,13 +138,135 @@ static inline uint16_t tn_closed_port(void)
         if (ok)
             return port;
     }
+    return 0;
+}
+
+/* A port on 127.0.0.1 that nothing listens on, and no test server will. */
+static inline uint16_t tn_closed_port(void)
+{
+    uint16_t port = tn_port_below_range(1);
+    if (port)
+        return port;
     /* No room below the range: a port the kernel hands out, then closed. */
-    uint16_t port = 0;
     int fd = tn_listen(&port);
     if (fd >= 0)
         close(fd);
     return port;
 }
+
+/*
+ * A free port for a server the test starts on a port of its choosing (a
+ * program that cannot be given a listening socket, a target restarted on
+ * its port, a client's source port).  Another test may pick the same port
+ * in the moment before the server binds it: a server started in another
+ * process is checked with tn_listener_owned_by() and started again on
+ * another port when it lost.
+ */
+static inline uint16_t tn_server_port(void)
+{
+    uint16_t port = tn_port_below_range(0);
+    if (port)
+        return port;
+    int fd = tn_listen(&port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+#ifdef __linux__
+/* The inode of the socket listening on 127.0.0.1:port (or any address),
+ * from /proc/net/tcp; 0 when none. */
+static inline unsigned long tn_listener_inode(uint16_t port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    unsigned long found = 0;
+    if (!fgets(line, sizeof line, f)) {
+        fclose(f);
+        return 0;
+    }
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned addr, lport, st;
+        unsigned long inode;
+        /* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*u: %x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &addr, &lport,
+                   &st, &inode) == 4 &&
+            lport == port && st == 0x0A &&
+            (addr == 0 || addr == htonl(INADDR_LOOPBACK)))
+            found = inode;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Whether process pid holds the socket with this inode among its descriptors. */
+static inline bool tn_pid_holds_socket(long pid, unsigned long inode)
+{
+    char dir[64], want[64];
+    snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    DIR *fds = opendir(dir);
+    if (!fds)
+        return false; /* gone, or not ours to read */
+    bool holds = false;
+    struct dirent *d;
+    while (!holds && (d = readdir(fds))) {
+        char path[64 + sizeof d->d_name], target[64];
+        snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            holds = strcmp(target, want) == 0;
+        }
+    }
+    closedir(fds);
+    return holds;
+}
+
+/*
+ * Whether the socket listening on 127.0.0.1:port belongs to process pid or
+ * to one of its children (servers that fork keep their listener in a
+ * child).  A test that started a server on a port it chose asks this, so
+ * that it never talks to another test's server that took the port first.
+ */
+static inline bool tn_listener_owned_by(pid_t pid, uint16_t port)
+{
+    unsigned long inode = tn_listener_inode(port);
+    if (!inode)
+        return false;
+    if (tn_pid_holds_socket(pid, inode))
+        return true;
+    /* Children: every process whose parent is pid. */
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return false;
+    bool owned = false;
+    struct dirent *d;
+    while (!owned && (d = readdir(proc))) {
+        char *end;
+        long other = strtol(d->d_name, &end, 10);
+        if (*end || other <= 0)
+            continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", other);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        /* pid (comm) state ppid ...: comm may hold spaces, so from the last ')' */
+        char *close_paren = strrchr(stat, ')');
+        long ppid = 0;
+        if (close_paren && sscanf(close_paren + 1, " %*c %ld", &ppid) == 1 && ppid == (long)pid)
+            owned = tn_pid_holds_socket(other, inode);
+    }
+    closedir(proc);
+    return owned;
+}
+#endif
 
 /* Write all of buf, or return false. */
 static inline bool tn_write_all(int fd, const void *buf, size_t len)
