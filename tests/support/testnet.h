@@ -117,18 +117,15 @@ static inline unsigned tn_ephemeral_low(void)
 }
 
 /* A free port in half 0 (for servers: the 4,096 ports just under the
- * range) or half 1 (kept closed: the 4,096 under those), or 0 when there is
- * no room there. */
+ * range) or half 1 (kept closed: the 4,096 under those).  With no room
+ * below the range: a port the kernel hands out, then closed. */
 static inline uint16_t tn_port_below_range(unsigned half)
 {
     static atomic_uint next;
     unsigned low = tn_ephemeral_low();
-    if (low <= 10000 + 1024)
-        return 0;
-    unsigned top = low - 1 - half * 4096u;
-    for (unsigned i = 0; i < 512; i++) {
+    for (unsigned i = 0; low > 10000 + 1024 && i < 512; i++) {
         unsigned k = (unsigned)getpid() * 131u + atomic_fetch_add(&next, 1u) * 37u;
-        uint16_t port = (uint16_t)(top - k % 4096u);
+        uint16_t port = (uint16_t)(low - 1 - half * 4096u - k % 4096u);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             break;
@@ -138,20 +135,17 @@ static inline uint16_t tn_port_below_range(unsigned half)
         if (ok)
             return port;
     }
-    return 0;
+    uint16_t port = 0;
+    int fd = tn_listen(&port);
+    if (fd >= 0)
+        close(fd);
+    return port;
 }
 
 /* A port on 127.0.0.1 that nothing listens on, and no test server will. */
 static inline uint16_t tn_closed_port(void)
 {
-    uint16_t port = tn_port_below_range(1);
-    if (port)
-        return port;
-    /* No room below the range: a port the kernel hands out, then closed. */
-    int fd = tn_listen(&port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    return tn_port_below_range(1);
 }
 
 /*
@@ -164,13 +158,7 @@ static inline uint16_t tn_closed_port(void)
  */
 static inline uint16_t tn_server_port(void)
 {
-    uint16_t port = tn_port_below_range(0);
-    if (port)
-        return port;
-    int fd = tn_listen(&port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    return tn_port_below_range(0);
 }
 
 #ifdef __linux__

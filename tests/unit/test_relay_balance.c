@@ -54,6 +54,18 @@ static int pick_once(const char *client)
     return i;
 }
 
+/* A client's pick whose connect fails at once: the target it got. */
+static int fail_once(const char *client)
+{
+    unsigned epoch;
+    int i = balance_pick(&pool, client, 0, &epoch);
+    if (i >= 0) {
+        balance_failed(&pool, (unsigned)i, epoch);
+        balance_done(&pool, (unsigned)i, 0, 0);
+    }
+    return i;
+}
+
 Test(relay_balance, weighted_round_robin_is_smooth)
 {
     pool_of(2, (const unsigned[]){3, 1}, BALANCE_RR, 0, 0);
@@ -86,14 +98,9 @@ Test(relay_balance, hash_keeps_a_host_on_its_target_whatever_its_port)
 Test(relay_balance, max_fails_failures_take_a_target_out_and_the_probe_brings_it_back)
 {
     pool_of(2, NULL, BALANCE_FIRST, 2, 0);
-    unsigned e;
-    cr_assert_eq(balance_pick(&pool, "c:1", 0, &e), 0);
-    balance_failed(&pool, 0, e);
-    balance_done(&pool, 0, 0, 0);
+    cr_assert_eq(fail_once("c:1"), 0);
     cr_expect_eq(state(0), TARGET_UP, "one failure of two allowed");
-    cr_assert_eq(balance_pick(&pool, "c:1", 0, &e), 0);
-    balance_failed(&pool, 0, e);
-    balance_done(&pool, 0, 0, 0);
+    cr_assert_eq(fail_once("c:1"), 0);
     cr_expect_eq(state(0), TARGET_DOWN, "the second takes it out");
     /* Its out time (0 here) is over: the next client is the probe, and
      * no other client goes there while the probe is out. */
@@ -110,18 +117,13 @@ Test(relay_balance, max_fails_failures_take_a_target_out_and_the_probe_brings_it
 Test(relay_balance, a_failed_probe_keeps_the_target_out)
 {
     pool_of(2, NULL, BALANCE_FIRST, 1, 60000);
-    unsigned e;
-    cr_assert_eq(balance_pick(&pool, "c:1", 0, &e), 0);
-    balance_failed(&pool, 0, e);
-    balance_done(&pool, 0, 0, 0);
+    cr_assert_eq(fail_once("c:1"), 0);
     cr_expect_eq(state(0), TARGET_DOWN);
     cr_expect_eq(pick_once("c:2"), 1, "out for its 60 s");
-    pool.fail_timeout_ms = 0;
     targets[0].down_until_ms = 0; /* the 60 s are over */
-    cr_assert_eq(balance_pick(&pool, "c:3", 0, &e), 0, "the probe");
-    balance_failed(&pool, 0, e);
-    balance_done(&pool, 0, 0, 0);
+    cr_assert_eq(fail_once("c:3"), 0, "the probe");
     cr_expect_eq(state(0), TARGET_DOWN, "the probe failed: out again");
+    cr_expect_eq(pick_once("c:4"), 1, "for another 60 s");
 }
 
 /* The flaw a slow worker showed: client A's connect to the primary was
@@ -164,13 +166,8 @@ Test(relay_balance, a_late_failure_from_before_the_target_went_out_leaves_the_pr
 Test(relay_balance, with_no_max_fails_no_target_is_ever_out)
 {
     pool_of(2, NULL, BALANCE_RR, 0, 0);
-    unsigned e;
-    for (int k = 0; k < 10; k++) {
-        int i = balance_pick(&pool, "c:1", 0, &e);
-        cr_assert_geq(i, 0);
-        balance_failed(&pool, (unsigned)i, e);
-        balance_done(&pool, (unsigned)i, 0, 0);
-    }
+    for (int k = 0; k < 10; k++)
+        cr_assert_geq(fail_once("c:1"), 0);
     cr_expect_eq(state(0), TARGET_UP);
     cr_expect_eq(state(1), TARGET_UP);
 }
