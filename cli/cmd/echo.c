@@ -29,6 +29,7 @@
 #include "opts.h"
 #include "run.h"
 #include "stats_endpoint.h"
+#include "stats_tls.h"
 #include "tls.h"
 #include "udp.h"
 
@@ -308,6 +309,9 @@ int cmd_echo(int argc, char **argv)
             return st;
         echo_layer.tls = tls_ctx;
     }
+    static struct stats_tls tls_stats = {.metric = "tls"};
+    tls_stats.side[STATS_TLS_CLIENTS] = tls_ctx;
+    stats_tls_add(&tls_stats);
     if (echo_layer.accept_proxy || echo_layer.tls)
         scfg.handler = &proxied_handler;
 

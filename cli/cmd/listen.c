@@ -30,6 +30,7 @@
 #include "bridge_run.h"
 #include "run.h"
 #include "stats_endpoint.h"
+#include "stats_tls.h"
 #include "udp.h"
 
 #define LISTEN_MAX_CONNS_DEFAULT 100
@@ -311,6 +312,9 @@ int cmd_listen(int argc, char **argv)
             return st;
         }
     }
+    static struct stats_tls tls_stats = {.metric = "tls"};
+    tls_stats.side[STATS_TLS_CLIENTS] = bcfg.tls_ctx;
+    stats_tls_add(&tls_stats);
 
     struct iocp_server_config scfg = {
         .host = host[0] ? host : NULL,

@@ -6,8 +6,7 @@
 #include "relay_tls.h"
 
 #include "diag.h"
-#include "json.h"
-#include "stats_sections.h"
+#include "stats_tls.h"
 
 const char relay_tls_help[] =
     "      --tls-listen       terminate TLS from the clients, with --tls-cert FILE\n"
@@ -82,13 +81,6 @@ int relay_tls_start(struct relay_tls *rt, bool key_listen, bool key_target)
     return st;
 }
 
-void relay_tls_counts(const struct relay_tls *rt, struct tls_counts *listen,
-                      struct tls_counts *target)
-{
-    tls_ctx_counts(rt->listen_ctx, listen);
-    tls_ctx_counts(rt->target_ctx, target);
-}
-
 void relay_tls_free(struct relay_tls *rt)
 {
     tls_ctx_free(rt->listen_ctx);
@@ -98,87 +90,11 @@ void relay_tls_free(struct relay_tls *rt)
 
 /* ---- the stats endpoint's TLS section ---- */
 
-static const char *const side_name[2] = {"clients", "targets"};
-
-static void both(void *arg, struct tls_counts c[2])
-{
-    relay_tls_counts(arg, &c[0], &c[1]);
-}
-
-static bool side_on(const struct relay_tls *rt, int i)
-{
-    return i == 0 ? rt->listen_ctx != NULL : rt->target_ctx != NULL;
-}
-
-static void tls_text(void *arg, struct json_buf *b)
-{
-    struct tls_counts c[2];
-    both(arg, c);
-    for (int i = 0; i < 2; i++) {
-        if (!side_on(arg, i))
-            continue;
-        json_printf(b,
-                    "tls %-8s %llu handshakes (%llu resumed), %llu failed: %llu certificate, "
-                    "%llu alert, %llu timeout, %llu other\n",
-                    side_name[i], c[i].handshakes, c[i].resumed, c[i].failed, c[i].failed_verify,
-                    c[i].failed_alert, c[i].failed_timeout, c[i].failed_other);
-    }
-}
-
-static void tls_json(void *arg, struct json_buf *b)
-{
-    struct tls_counts c[2];
-    both(arg, c);
-    json_printf(b, ",\"tls\":{");
-    bool first = true;
-    for (int i = 0; i < 2; i++) {
-        if (!side_on(arg, i))
-            continue;
-        json_printf(b,
-                    "%s\"%s\":{\"handshakes\":%llu,\"resumed\":%llu,\"failed\":%llu,"
-                    "\"failed_certificate\":%llu,\"failed_alert\":%llu,\"failed_timeout\":%llu,"
-                    "\"failed_other\":%llu}",
-                    first ? "" : ",", side_name[i], c[i].handshakes, c[i].resumed, c[i].failed,
-                    c[i].failed_verify, c[i].failed_alert, c[i].failed_timeout, c[i].failed_other);
-        first = false;
-    }
-    json_printf(b, "}");
-}
-
-static void tls_prometheus(void *arg, struct json_buf *b)
-{
-    struct tls_counts c[2];
-    both(arg, c);
-    json_printf(b, "# HELP iocptool_relay_tls_handshakes_total TLS handshakes done, per side.\n"
-                   "# TYPE iocptool_relay_tls_handshakes_total counter\n");
-    for (int i = 0; i < 2; i++)
-        if (side_on(arg, i))
-            json_printf(b, "iocptool_relay_tls_handshakes_total{side=\"%s\"} %llu\n",
-                        side_name[i], c[i].handshakes);
-    json_printf(b, "# HELP iocptool_relay_tls_failures_total TLS handshakes failed, per side "
-                   "and reason.\n"
-                   "# TYPE iocptool_relay_tls_failures_total counter\n");
-    for (int i = 0; i < 2; i++) {
-        if (!side_on(arg, i))
-            continue;
-        const char *why[] = {"certificate", "alert", "timeout", "other"};
-        unsigned long long n[] = {c[i].failed_verify, c[i].failed_alert, c[i].failed_timeout,
-                                  c[i].failed_other};
-        for (int k = 0; k < 4; k++)
-            json_printf(b, "iocptool_relay_tls_failures_total{side=\"%s\",reason=\"%s\"} %llu\n",
-                        side_name[i], why[k], n[k]);
-    }
-}
-
 void relay_tls_stats(struct relay_tls *rt)
 {
-    if (!rt->listen_ctx && !rt->target_ctx)
-        return;
-    struct stats_section s = {
-        .text = tls_text,
-        .json = tls_json,
-        .prometheus = tls_prometheus,
-        .arg = rt,
-    };
-    stats_section_add(&s);
+    /* The relay's metrics keep their own names: iocptool_relay_tls_*. */
+    static struct stats_tls st = {.metric = "relay_tls"};
+    st.side[STATS_TLS_CLIENTS] = rt->listen_ctx;
+    st.side[STATS_TLS_TARGETS] = rt->target_ctx;
+    stats_tls_add(&st);
 }

@@ -51,11 +51,6 @@ int relay_tls_option(struct relay_tls *rt, int opt, const char *arg);
  * reason said.  With a key option on the same side: a usage error. */
 int relay_tls_start(struct relay_tls *rt, bool key_listen, bool key_target);
 
-/* The handshakes of both sides, and their failures by reason, for the
- * stats endpoint and -v. */
-void relay_tls_counts(const struct relay_tls *rt, struct tls_counts *listen,
-                      struct tls_counts *target);
-
 /* Add the TLS section to the stats endpoint's reports (before it starts). */
 void relay_tls_stats(struct relay_tls *rt);
 

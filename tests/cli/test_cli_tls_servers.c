@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "nc_support.h"
+#include "statsclient.h"
 
 #if IOCP_HAVE_TLS
 
@@ -396,6 +397,122 @@ Test(cli_tls_servers, relay_access_log_says_how_each_target_tls_handshake_went)
     cr_expect_eq(count(log, "\"tls\":{\"protocol\":\"TLSv1.3\""), 1, "%s", log);
     cr_expect_eq(count(log, "\"tls\":{\"error\":\"TLS: the peer refused: "), 1, "%s", log);
     proc_signal(&e, SIGTERM, WAIT_MS);
+}
+
+/* ---- the handshakes in the stats reports ---- */
+
+/* A stats endpoint path of this test's own. */
+static const char *stats_at(const char *name)
+{
+    static char paths[2][128];
+    static unsigned next;
+    char *b = paths[next++ % 2];
+    snprintf(b, sizeof paths[0], "%s/%s-%d.sock", dir, name, (int)getpid());
+    return b;
+}
+
+/* Plain HTTP where TLS is expected: the server closes it. */
+static void not_tls_client(uint16_t port)
+{
+    int h = tn_connect(port);
+    cr_assert_geq(h, 0);
+    cr_assert(tn_write_all(h, "GET / HTTP/1.0\r\n\r\n", 18));
+    cr_expect_geq(nc_eof_state(h, WAIT_MS), 1, "a client that is not TLS is closed");
+    close(h);
+}
+
+/* Wait until the JSON report holds want; the report last read. */
+static char *stats_until(const char *ep, const char *want)
+{
+    char *json = NULL;
+    for (uint64_t end = tn_now_ms() + WAIT_MS; tn_now_ms() < end;) {
+        free(json);
+        json = stats_ask(ep, "json\n", 5000);
+        if (json && strstr(json, want))
+            break;
+        usleep(20000);
+    }
+    return json;
+}
+
+Test(cli_tls_servers, echo_and_listen_count_their_handshakes_in_stats)
+{
+    const char *kinds[2] = {"echo", "listen"};
+    for (int k = 0; k < 2; k++) {
+        struct proc srv;
+        const char *ep = stats_at(kinds[k]);
+        const char *args[] = {kinds[k],      "--tls",          "--tls-cert", at("server.pem"),
+                              "--tls-key",   at("server.key"), "--stats",    ep,
+                              k ? "-k" : "-v", "127.0.0.1:0",  NULL};
+        uint16_t port = nc_listen(&srv, args);
+        if (k == 0) {
+            good_client(port);
+        } else {
+            /* listen passes the client's line to its stdout. */
+            struct proc c;
+            tls_client(&c, port, NULL);
+            cr_assert(tn_write_all(c.in, "logged\n", 7));
+            cr_expect(nc_read_is(srv.out, "logged\n", WAIT_MS), "listen: %s", srv.errbuf);
+            proc_signal(&c, SIGTERM, WAIT_MS);
+        }
+        not_tls_client(port);
+        char *json = stats_until(ep, "\"failed_other\":1}");
+        cr_expect(json && strstr(json, "\"tls\":{\"clients\":{\"handshakes\":1,\"resumed\":0,"
+                                       "\"failed\":1,\"failed_certificate\":0,"
+                                       "\"failed_alert\":0,\"failed_timeout\":0,"
+                                       "\"failed_other\":1}}"),
+                  "%s: %s", kinds[k], json);
+        free(json);
+        char *prom = stats_ask(ep, "prometheus\n", 5000);
+        cr_expect(strstr(prom, "iocptool_tls_handshakes_total{side=\"clients\"} 1\n"), "%s: %s",
+                  kinds[k], prom);
+        cr_expect(strstr(prom, "iocptool_tls_failures_total{side=\"clients\",reason=\"other\"} 1\n"),
+                  "%s: %s", kinds[k], prom);
+        free(prom);
+        char *text = stats_ask(ep, "stats\n", 5000);
+        cr_expect(strstr(text, "tls clients  1 handshakes (0 resumed), 1 failed: 0 certificate, "
+                               "0 alert, 0 timeout, 1 other\n"),
+                  "%s: %s", kinds[k], text);
+        free(text);
+        proc_signal(&srv, SIGTERM, WAIT_MS);
+        expect_no_sanitizer_report(&srv);
+    }
+}
+
+Test(cli_tls_servers, relay_counts_both_sides_handshakes_in_stats)
+{
+    /* client --tls -> relay --tls-listen --tls-target -> echo --tls */
+    struct proc e, r;
+    const char *eargs[] = {"echo",    "--tls",          "--tls-cert", at("server.pem"),
+                           "--tls-key", at("server.key"), "--no-stats", "127.0.0.1:0", NULL};
+    uint16_t eport = nc_listen(&e, eargs);
+    char target[32];
+    snprintf(target, sizeof target, "localhost:%u", eport);
+    const char *ep = stats_at("relay");
+    const char *rargs[] = {"relay",          "--tls-listen",    "--tls-cert", at("server.pem"),
+                           "--tls-key",      at("server.key"),  "--tls-target",
+                           "--tls-target-ca", at("ca.pem"),     "--stats",    ep,
+                           "127.0.0.1:0",    target,            NULL};
+    uint16_t rport = nc_listen(&r, rargs);
+    good_client(rport);
+    good_client(rport);
+    not_tls_client(rport);
+    char *json = stats_until(ep, "\"failed_other\":1}");
+    cr_expect(json && strstr(json, "\"clients\":{\"handshakes\":2,"), "%s", json);
+    cr_expect(json && strstr(json, "\"failed_other\":1}"), "%s", json);
+    /* The second connection to the target resumed the first one's session. */
+    cr_expect(json && strstr(json, "\"targets\":{\"handshakes\":2,\"resumed\":1,\"failed\":0,"),
+              "%s", json);
+    free(json);
+    char *prom = stats_ask(ep, "prometheus\n", 5000);
+    cr_expect(strstr(prom, "iocptool_relay_tls_handshakes_total{side=\"clients\"} 2\n"), "%s",
+              prom);
+    cr_expect(strstr(prom, "iocptool_relay_tls_handshakes_total{side=\"targets\"} 2\n"), "%s",
+              prom);
+    free(prom);
+    cr_expect_eq(proc_signal(&r, SIGTERM, WAIT_MS), 0, "relay: %s", r.errbuf);
+    proc_signal(&e, SIGTERM, WAIT_MS);
+    expect_no_sanitizer_report(&r);
 }
 
 #else /* !IOCP_HAVE_TLS */
