@@ -21,6 +21,7 @@
 
 #include "capture.h"
 #include "netcompat.h"
+#include "stats_clients.h"
 #include "tls.h"
 
 struct leg_proxy_wait {
@@ -161,6 +162,11 @@ static void proxy_data(struct leg *l, const unsigned char *data, size_t len)
     free(w);
     l->proxy_wait = NULL;
     iocp_timer_stop(l->deadline);
+    if (leg_proxied(l)) {
+        /* stats --clients lists the client, not the balancer. */
+        char client[64];
+        l->named = stats_client_name_set(iocp_conn_id(l->c), leg_client(l, client, sizeof client));
+    }
     if (begin(l) == 0 && len > used)
         leg_data(l, data + used, len - used);
 }
@@ -293,6 +299,9 @@ void leg_refuse(struct leg *l)
 
 void leg_closed(struct leg *l)
 {
+    if (l->named)
+        stats_client_name_clear(iocp_conn_id(l->c));
+    l->named = false;
     capture_conn_close(l->cap);
     l->cap = NULL;
     free(l->proxy_wait);

@@ -66,6 +66,7 @@ struct leg {
     struct tls_ctx *tls;     /* or TLS from this context (tls.h) */
     const char *server_name; /* TLS client: the host to verify */
     struct capture_conn *cap;    /* -x, --pcap (capture.h); NULL: none */
+    bool named;                  /* its client is in stats_clients.h's table */
     bool ready;                  /* data may go to the peer */
     bool ended_out;              /* our direction has ended (leg_finish) */
     bool failed;

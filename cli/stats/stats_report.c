@@ -6,6 +6,7 @@
  * a client asks reaches the engine's workers.
  */
 #include "stats_report.h"
+#include "stats_clients.h"
 #include "stats_sections.h"
 
 #include <stdio.h>
@@ -433,10 +434,18 @@ struct clients_ctx {
 static bool list_one(const struct iocp_conn_info *info, void *arg)
 {
     struct clients_ctx *ctx = arg;
+    /* A client a load balancer's PROXY header named is listed as itself. */
+    char client[sizeof info->peer];
+    bool proxied = stats_client_name_get(info->id, client, sizeof client);
+    const char *peer = proxied ? client : info->peer;
     if (ctx->json) {
         json_printf(ctx->b, "%s{\"id\":%llu", ctx->n ? "," : "", (unsigned long long)info->id);
         json_key(ctx->b, "peer", false);
-        json_str(ctx->b, info->peer);
+        json_str(ctx->b, peer);
+        if (proxied) {
+            json_key(ctx->b, "via", false);
+            json_str(ctx->b, info->peer);
+        }
         json_printf(ctx->b,
                     ",\"worker\":%u,\"age_ms\":%llu,\"idle_ms\":%llu,\"bytes_in\":%llu,"
                     "\"bytes_out\":%llu}",
@@ -445,7 +454,7 @@ static bool list_one(const struct iocp_conn_info *info, void *arg)
                     (unsigned long long)info->bytes_out);
     } else {
         json_printf(ctx->b, "%-20llu %-47s %10.3f %10.3f %12llu %12llu\n",
-                    (unsigned long long)info->id, info->peer, (double)info->age_ms / 1000.0,
+                    (unsigned long long)info->id, peer, (double)info->age_ms / 1000.0,
                     (double)info->idle_ms / 1000.0, (unsigned long long)info->bytes_in,
                     (unsigned long long)info->bytes_out);
     }

@@ -383,3 +383,75 @@ Test(cli_proxy_protocol, echo_answers_after_the_header_and_closes_a_bad_one)
     cr_expect(stderr_has(&echo, ": malformed PROXY header", 5000), "%s", echo.errbuf);
     expect_clean_exit(&echo);
 }
+
+/* ---- stats --clients names the client, not the balancer ---- */
+
+/* The clients-json answer once it holds want (or the last one read). */
+static char *clients_until(const char *ep, const char *want)
+{
+    char *json = NULL;
+    for (uint64_t end = tn_now_ms() + 10000; tn_now_ms() < end;) {
+        free(json);
+        json = stats_ask(ep, "clients-json\n", 5000);
+        if (json && strstr(json, want))
+            break;
+        usleep(20000);
+    }
+    return json;
+}
+
+Test(cli_proxy_protocol, stats_clients_lists_the_client_the_header_named)
+{
+    struct proc echo, relay;
+    uint16_t eport =
+        nc_listen(&echo, (const char *[]){"echo", "-W", "1", "--no-stats", "127.0.0.1:0", NULL});
+    char target[32], ep[128];
+    snprintf(target, sizeof target, "127.0.0.1:%u", eport);
+    snprintf(ep, sizeof ep, "%s/clients-%d.sock", tmpdir, (int)getpid());
+    uint16_t rport =
+        nc_listen(&relay, (const char *[]){"relay", "-W", "2", "--stats", ep, "--accept-proxy",
+                                           "127.0.0.1:0", target, NULL});
+    /* One client through a balancer, one straight. */
+    int proxied = tn_connect(rport), direct = tn_connect(rport);
+    cr_assert(proxied >= 0 && direct >= 0);
+    char lb[64], me[64];
+    local_name(proxied, lb, sizeof lb);
+    local_name(direct, me, sizeof me);
+    /* Each sends its header and a line, and gets the line back: the
+     * connections stay open. */
+    const char hdr[] = "PROXY TCP4 192.0.2.7 192.0.2.1 4242 80\r\nthrough the balancer";
+    cr_assert(tn_write_all(proxied, hdr, sizeof hdr - 1));
+    cr_assert(nc_read_is(proxied, "through the balancer", 5000));
+    cr_assert(tn_write_all(direct, "PROXY UNKNOWN\r\nstraight", 23));
+    cr_assert(nc_read_is(direct, "straight", 5000));
+
+    char want[160];
+    snprintf(want, sizeof want, "\"peer\":\"192.0.2.7:4242\",\"via\":\"%s\"", lb);
+    char *json = clients_until(ep, want);
+    cr_expect(json && strstr(json, want), "the proxied client, via the balancer: %s", json);
+    snprintf(want, sizeof want, "\"peer\":\"%s\",\"worker\"", me);
+    cr_expect(json && strstr(json, want), "a header without an address: the peer: %s", json);
+    free(json);
+    char *text = stats_ask(ep, "clients\n", 5000);
+    cr_expect(strstr(text, " 192.0.2.7:4242 "), "the table too: %s", text);
+    cr_expect_null(strstr(text, lb), "the balancer is not listed as a client: %s", text);
+    free(text);
+
+    /* Gone with its connection. */
+    close(proxied);
+    snprintf(want, sizeof want, "\"peer\":\"%s\"", me);
+    for (uint64_t end = tn_now_ms() + 10000; tn_now_ms() < end;) {
+        json = stats_ask(ep, "clients-json\n", 5000);
+        bool gone = json && !strstr(json, "192.0.2.7") && strstr(json, want);
+        free(json);
+        if (gone)
+            break;
+        usleep(20000);
+    }
+    json = stats_ask(ep, "clients-json\n", 5000);
+    cr_expect(json && !strstr(json, "192.0.2.7"), "the closed client is not listed: %s", json);
+    free(json);
+    close(direct);
+    expect_clean_exit(&relay);
+    expect_clean_exit(&echo);
+}
