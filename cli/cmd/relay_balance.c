@@ -308,12 +308,23 @@ void balance_failed(struct balance *b, unsigned i, unsigned epoch)
     unlock(b);
 }
 
-void balance_checked(struct balance *b, unsigned i, bool ok)
+unsigned balance_epoch(struct balance *b, unsigned i)
+{
+    lock(b);
+    unsigned epoch = b->t[i].epoch;
+    unlock(b);
+    return epoch;
+}
+
+bool balance_checked(struct balance *b, unsigned i, bool ok, unsigned epoch)
 {
     struct balance_target *t = &b->t[i];
     uint64_t now = now_ms();
     lock(b);
-    if (ok) {
+    bool current = t->epoch == epoch;
+    if (!current) {
+        /* Begun before the target was last taken out: old news. */
+    } else if (ok) {
         atomic_store(&t->state, TARGET_UP);
         t->window_fails = 0;
     } else if (atomic_load(&t->state) != TARGET_DOWN) {
@@ -322,6 +333,7 @@ void balance_checked(struct balance *b, unsigned i, bool ok)
         t->down_until_ms = now + b->fail_timeout_ms;
     }
     unlock(b);
+    return current;
 }
 
 void balance_done(struct balance *b, unsigned i, uint64_t up, uint64_t down)

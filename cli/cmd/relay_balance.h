@@ -123,8 +123,15 @@ bool balance_connected(struct balance *b, unsigned i, unsigned epoch);
  * nothing else (the probe's own answer decides). */
 void balance_failed(struct balance *b, unsigned i, unsigned epoch);
 
-/* An active check of target i: it answered, or not. */
-void balance_checked(struct balance *b, unsigned i, bool ok);
+/* Target i's epoch now, for an active check about to begin. */
+unsigned balance_epoch(struct balance *b, unsigned i);
+
+/*
+ * An active check of target i, begun in epoch, answered (ok) or not.  As
+ * with a client's connect, a check begun before the target was last taken
+ * out changes nothing (the next one decides).  Whether it was current.
+ */
+bool balance_checked(struct balance *b, unsigned i, bool ok, unsigned epoch);
 
 /* A client's connection to target i ended (or its connect failed), having
  * moved up bytes to it and down bytes from it. */

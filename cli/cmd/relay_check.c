@@ -16,6 +16,7 @@ struct check_slot {
     struct relay_check *rc;
     struct balance *pool;
     unsigned i;
+    unsigned epoch; /* the target's when the check began (relay_balance.h) */
     bool busy;   /* a check connect of it has not closed yet */
     bool opened; /* that connect was made */
 };
@@ -32,8 +33,8 @@ static void check_open(struct iocp_conn *c)
 {
     struct check_slot *s = iocp_conn_data(c);
     s->opened = true;
-    balance_checked(s->pool, s->i, true);
-    health_ok(&s->pool->t[s->i].health);
+    if (balance_checked(s->pool, s->i, true, s->epoch))
+        health_ok(&s->pool->t[s->i].health);
     iocp_conn_close(c, IOCP_CLOSE_GRACEFUL);
 }
 
@@ -53,7 +54,7 @@ static void check_close(struct iocp_conn *c, int status)
     struct balance_target *t = &s->pool->t[s->i];
     diag_info(1, "relay: check of %s: %s", t->name, iocp_strerror(status));
     health_failed(&t->health, HEALTH_UNREACHABLE, iocp_strerror(status));
-    balance_checked(s->pool, s->i, false);
+    balance_checked(s->pool, s->i, false, s->epoch);
 }
 
 static const struct iocp_conn_handler check_handler = {
@@ -80,12 +81,13 @@ static void check_all(struct iocp_timer *t, void *arg)
             .data = s,
         };
         s->opened = false;
+        s->epoch = balance_epoch(s->pool, s->i);
         int r = iocp_connect(rc->e, &cfg);
         if (r == 0) {
             s->busy = true;
         } else {
             health_failed(&bt->health, HEALTH_UNREACHABLE, iocp_strerror(r));
-            balance_checked(s->pool, s->i, false);
+            balance_checked(s->pool, s->i, false, s->epoch);
         }
     }
 }

@@ -171,3 +171,22 @@ Test(relay_balance, with_no_max_fails_no_target_is_ever_out)
     cr_expect_eq(state(0), TARGET_UP);
     cr_expect_eq(state(1), TARGET_UP);
 }
+
+/* The active check follows the same rule: a check begun before the target
+ * was taken out and answered after leaves it out; the next one decides. */
+Test(relay_balance, a_check_begun_before_the_target_went_out_leaves_it_out)
+{
+    pool_of(2, NULL, BALANCE_FIRST, 1, 60000);
+    unsigned before = balance_epoch(&pool, 0);
+    cr_assert_eq(fail_once("c:1"), 0);
+    cr_assert_eq(state(0), TARGET_DOWN);
+    cr_expect_not(balance_checked(&pool, 0, true, before), "old news");
+    cr_expect_eq(state(0), TARGET_DOWN, "still out");
+    cr_expect(balance_checked(&pool, 0, true, balance_epoch(&pool, 0)));
+    cr_expect_eq(state(0), TARGET_UP, "a check begun since brings it back");
+    /* A failed check begun before that success does not take it out. */
+    cr_expect_not(balance_checked(&pool, 0, false, before));
+    cr_expect_eq(state(0), TARGET_UP);
+    cr_expect(balance_checked(&pool, 0, false, balance_epoch(&pool, 0)));
+    cr_expect_eq(state(0), TARGET_DOWN, "a current failed check takes it out");
+}
