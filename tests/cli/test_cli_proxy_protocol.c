@@ -386,20 +386,6 @@ Test(cli_proxy_protocol, echo_answers_after_the_header_and_closes_a_bad_one)
 
 /* ---- stats --clients names the client, not the balancer ---- */
 
-/* The clients-json answer once it holds want (or the last one read). */
-static char *clients_until(const char *ep, const char *want)
-{
-    char *json = NULL;
-    for (uint64_t end = tn_now_ms() + 10000; tn_now_ms() < end;) {
-        free(json);
-        json = stats_ask(ep, "clients-json\n", 5000);
-        if (json && strstr(json, want))
-            break;
-        usleep(20000);
-    }
-    return json;
-}
-
 Test(cli_proxy_protocol, stats_clients_lists_the_client_the_header_named)
 {
     struct proc echo, relay;
@@ -427,7 +413,7 @@ Test(cli_proxy_protocol, stats_clients_lists_the_client_the_header_named)
 
     char want[160];
     snprintf(want, sizeof want, "\"peer\":\"192.0.2.7:4242\",\"via\":\"%s\"", lb);
-    char *json = clients_until(ep, want);
+    char *json = stats_ask_until(ep, "clients-json\n", want, 10000);
     cr_expect(json && strstr(json, want), "the proxied client, via the balancer: %s", json);
     snprintf(want, sizeof want, "\"peer\":\"%s\",\"worker\"", me);
     cr_expect(json && strstr(json, want), "a header without an address: the peer: %s", json);

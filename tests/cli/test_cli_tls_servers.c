@@ -421,20 +421,6 @@ static void not_tls_client(uint16_t port)
     close(h);
 }
 
-/* Wait until the JSON report holds want; the report last read. */
-static char *stats_until(const char *ep, const char *want)
-{
-    char *json = NULL;
-    for (uint64_t end = tn_now_ms() + WAIT_MS; tn_now_ms() < end;) {
-        free(json);
-        json = stats_ask(ep, "json\n", 5000);
-        if (json && strstr(json, want))
-            break;
-        usleep(20000);
-    }
-    return json;
-}
-
 Test(cli_tls_servers, echo_and_listen_count_their_handshakes_in_stats)
 {
     const char *kinds[2] = {"echo", "listen"};
@@ -456,7 +442,7 @@ Test(cli_tls_servers, echo_and_listen_count_their_handshakes_in_stats)
             proc_signal(&c, SIGTERM, WAIT_MS);
         }
         not_tls_client(port);
-        char *json = stats_until(ep, "\"failed_other\":1}");
+        char *json = stats_ask_until(ep, "json\n", "\"failed_other\":1}", WAIT_MS);
         cr_expect(json && strstr(json, "\"tls\":{\"clients\":{\"handshakes\":1,\"resumed\":0,"
                                        "\"failed\":1,\"failed_certificate\":0,"
                                        "\"failed_alert\":0,\"failed_timeout\":0,"
@@ -497,7 +483,7 @@ Test(cli_tls_servers, relay_counts_both_sides_handshakes_in_stats)
     good_client(rport);
     good_client(rport);
     not_tls_client(rport);
-    char *json = stats_until(ep, "\"failed_other\":1}");
+    char *json = stats_ask_until(ep, "json\n", "\"failed_other\":1}", WAIT_MS);
     cr_expect(json && strstr(json, "\"clients\":{\"handshakes\":2,"), "%s", json);
     cr_expect(json && strstr(json, "\"failed_other\":1}"), "%s", json);
     /* The second connection to the target resumed the first one's session. */

@@ -89,6 +89,21 @@ static inline bool stats_wait_for(const char *path, const char *key, long long w
     return false;
 }
 
+/* Ask request until its answer holds want, within timeout_ms; the answer
+ * last read (malloc'd), which holds want unless the time ran out. */
+static inline char *stats_ask_until(const char *path, const char *request, const char *want,
+                                    unsigned timeout_ms)
+{
+    char *answer = NULL;
+    for (uint64_t end = tn_now_ms() + timeout_ms;;) {
+        free(answer);
+        answer = stats_ask(path, request, 5000);
+        if (strstr(answer, want) || tn_now_ms() >= end)
+            return answer;
+        usleep(20000);
+    }
+}
+
 /* What a storm of queries got, one connection each. */
 struct storm {
     int answered; /* a whole report */

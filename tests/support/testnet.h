@@ -189,28 +189,30 @@ static inline unsigned long tn_listener_inode(uint16_t port)
     return found;
 }
 
-/* Whether process pid holds the socket with this inode among its descriptors. */
-static inline bool tn_pid_holds_socket(long pid, unsigned long inode)
+/* How many of process pid's descriptors are sockets: any socket (inode 0)
+ * or the one with this inode; 0 when its descriptors cannot be read. */
+static inline int tn_sockets_of(long pid, unsigned long inode)
 {
-    char dir[64], want[64];
+    char dir[64];
     snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
-    snprintf(want, sizeof want, "socket:[%lu]", inode);
     DIR *fds = opendir(dir);
     if (!fds)
-        return false; /* gone, or not ours to read */
-    bool holds = false;
+        return 0; /* gone, or not ours to read */
+    int n = 0;
     struct dirent *d;
-    while (!holds && (d = readdir(fds))) {
+    while ((d = readdir(fds))) {
         char path[64 + sizeof d->d_name], target[64];
         snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n > 0) {
-            target[n] = '\0';
-            holds = strcmp(target, want) == 0;
-        }
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        unsigned long got;
+        if (sscanf(target, "socket:[%lu]", &got) == 1 && (!inode || got == inode))
+            n++;
     }
     closedir(fds);
-    return holds;
+    return n;
 }
 
 /*
@@ -224,7 +226,7 @@ static inline bool tn_listener_owned_by(pid_t pid, uint16_t port)
     unsigned long inode = tn_listener_inode(port);
     if (!inode)
         return false;
-    if (tn_pid_holds_socket(pid, inode))
+    if (tn_sockets_of(pid, inode))
         return true;
     /* Children: every process whose parent is pid. */
     DIR *proc = opendir("/proc");
@@ -249,7 +251,7 @@ static inline bool tn_listener_owned_by(pid_t pid, uint16_t port)
         char *close_paren = strrchr(stat, ')');
         long ppid = 0;
         if (close_paren && sscanf(close_paren + 1, " %*c %ld", &ppid) == 1 && ppid == (long)pid)
-            owned = tn_pid_holds_socket(other, inode);
+            owned = tn_sockets_of(other, inode) > 0;
     }
     closedir(proc);
     return owned;

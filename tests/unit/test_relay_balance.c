@@ -130,15 +130,21 @@ Test(relay_balance, a_failed_probe_keeps_the_target_out)
  * made while it was up and its success is handled late, after client B's
  * connect found the primary gone and took it out.  A's success must leave
  * the primary out. */
+/* Client a's connect to the primary is picked and still in flight when
+ * client b's fails and takes the primary out: a's epoch. */
+static unsigned out_with_one_in_flight(void)
+{
+    unsigned early;
+    cr_assert_eq(balance_pick(&pool, "a:1", 0, &early), 0);
+    cr_assert_eq(fail_once("b:1"), 0);
+    cr_assert_eq(state(0), TARGET_DOWN);
+    return early;
+}
+
 Test(relay_balance, a_late_success_from_before_the_target_went_out_leaves_it_out)
 {
     pool_of(2, NULL, BALANCE_FIRST, 1, 60000);
-    unsigned early, late;
-    cr_assert_eq(balance_pick(&pool, "a:1", 0, &early), 0);
-    cr_assert_eq(balance_pick(&pool, "b:1", 0, &late), 0);
-    balance_failed(&pool, 0, late);
-    balance_done(&pool, 0, 0, 0);
-    cr_assert_eq(state(0), TARGET_DOWN);
+    unsigned early = out_with_one_in_flight();
     cr_expect_not(balance_connected(&pool, 0, early), "old news");
     cr_expect_eq(state(0), TARGET_DOWN, "still out");
     cr_expect_eq(pick_once("c:1"), 1, "the next client goes to the second");
@@ -148,11 +154,7 @@ Test(relay_balance, a_late_success_from_before_the_target_went_out_leaves_it_out
 Test(relay_balance, a_late_failure_from_before_the_target_went_out_leaves_the_probe_alone)
 {
     pool_of(2, NULL, BALANCE_FIRST, 1, 0);
-    unsigned early, e;
-    cr_assert_eq(balance_pick(&pool, "a:1", 0, &early), 0);
-    cr_assert_eq(balance_pick(&pool, "b:1", 0, &e), 0);
-    balance_failed(&pool, 0, e);
-    balance_done(&pool, 0, 0, 0);
+    unsigned early = out_with_one_in_flight();
     unsigned probe;
     cr_assert_eq(balance_pick(&pool, "c:1", 0, &probe), 0, "the probe");
     cr_assert_eq(state(0), TARGET_PROBING);
