@@ -1378,6 +1378,14 @@ static const struct iocp_conn_handler relay_handler = {.on_open = client_side_op
                                                        .on_eof = pair_eof,
                                                        .on_close = client_side_close};
 
+static bool every_connection_closed(void *arg)
+{
+    (void)arg;
+    struct iocp_stats st;
+    iocp_engine_stats(engine, &st, false);
+    return st.closed == st.accepted + st.connected && st.online == 0;
+}
+
 Test(server, a_spliced_relay_forwards_both_ways_byte_exact_with_half_close)
 {
     start_server(NULL);
@@ -1393,7 +1401,10 @@ Test(server, a_spliced_relay_forwards_both_ways_byte_exact_with_half_close)
     struct ec_result r = ec_run(relay_port, 20, (4u << 20) / SCALE, 60000);
     cr_expect_eq(r.ok, 20, "%d ok, %d bad, %d pending", r.ok, r.bad, r.pending);
     cr_expect_eq(atomic_load(&splice_refused), 0, "the backend must splice");
-    cr_expect(wait_for(server_empty, NULL, 10000));
+    /* The relay's target legs and the echo server's connections close after
+     * the relay's client legs, and each counts its last bytes before its
+     * close: wait until every connection of the engine has closed. */
+    cr_expect(wait_for(every_connection_closed, NULL, 10000));
     struct iocp_stats st;
     iocp_engine_stats(engine, &st, false);
     /* Every byte is received three times (relay from the client, echo from
