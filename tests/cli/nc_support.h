@@ -63,6 +63,11 @@ static inline bool nc_spawn(struct proc *p, int stdin_fd, char *const argv[])
     return nc_spawn_fd3(p, stdin_fd, -1, argv);
 }
 
+static inline bool nc_proc_exited(void *arg)
+{
+    return proc_wait(arg, 0) >= 0;
+}
+
 /*
  * Wait until process p (or a child of it) listens on 127.0.0.1:port, for a
  * program started on a port the test chose (tn_server_port()).  False when
@@ -72,24 +77,7 @@ static inline bool nc_spawn(struct proc *p, int stdin_fd, char *const argv[])
  */
 static inline bool nc_wait_own_listener(struct proc *p, uint16_t port, unsigned ms)
 {
-    uint64_t now = tn_now_ms(), end = now + ms, foreign_since = 0;
-    for (; now < end; now = tn_now_ms()) {
-        if (tn_listener_owned_by(p->pid, port))
-            return true;
-        if (proc_wait(p, 0) >= 0)
-            return false;
-        if (tn_listener_inode(port)) {
-            if (!foreign_since)
-                foreign_since = now;
-            else if (now - foreign_since >= 1000)
-                return false;
-        } else {
-            foreign_since = 0;
-        }
-        struct pollfd none;
-        poll(&none, 0, 20);
-    }
-    return false;
+    return tn_wait_listener_of(p->pid, port, ms, nc_proc_exited, p);
 }
 
 /* iocptool with a NULL-terminated list of arguments (no argv[0]). */

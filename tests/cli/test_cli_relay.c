@@ -249,13 +249,16 @@ static pid_t spawn_other(char *const argv[], int in_fd, int out_fd)
 }
 
 /* The exit status of an other program, or -1 if it is still running at the
- * deadline. */
+ * deadline (or was waited for already). */
 static int wait_other(pid_t pid, unsigned timeout_ms)
 {
     uint64_t end = tn_now_ms() + timeout_ms;
     for (;;) {
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
+        pid_t got = waitpid(pid, &st, WNOHANG);
+        if (got < 0)
+            return -1;
+        if (got == pid) {
             for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
                 if (others[i] == pid)
                     others[i] = 0;
@@ -274,19 +277,16 @@ static bool have_program(const char *name)
     return system(cmd) == 0;
 }
 
+static bool other_exited(void *arg)
+{
+    return wait_other(*(pid_t *)arg, 0) >= 0;
+}
+
 /* True once the other program pid listens on 127.0.0.1:port; false when
  * it exits first, or another process holds the port. */
 static bool wait_own_listener(pid_t pid, uint16_t port, unsigned timeout_ms)
 {
-    uint64_t end = tn_now_ms() + timeout_ms;
-    while (tn_now_ms() < end) {
-        if (tn_listener_owned_by(pid, port))
-            return true;
-        if (wait_other(pid, 0) >= 0)
-            return false;
-        usleep(20000);
-    }
-    return false;
+    return tn_wait_listener_of(pid, port, timeout_ms, other_exited, &pid);
 }
 
 /* A file of len pattern bytes starting at offset off; returns its path. */

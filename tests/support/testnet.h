@@ -256,6 +256,35 @@ static inline bool tn_listener_owned_by(pid_t pid, uint16_t port)
     closedir(proc);
     return owned;
 }
+
+/*
+ * Wait up to ms for the socket listening on port to be process pid's (or a
+ * child's).  false at once when exited(arg) says the server has gone, and
+ * when another process has held the port for a second: the server lost the
+ * port and should be started again on another one.
+ */
+static inline bool tn_wait_listener_of(pid_t pid, uint16_t port, unsigned ms,
+                                       bool (*exited)(void *), void *arg)
+{
+    uint64_t now = tn_now_ms(), end = now + ms, foreign_since = 0;
+    for (; now < end; now = tn_now_ms()) {
+        if (tn_listener_owned_by(pid, port))
+            return true;
+        if (exited(arg))
+            return false;
+        if (tn_listener_inode(port)) {
+            if (!foreign_since)
+                foreign_since = now;
+            else if (now - foreign_since >= 1000)
+                return false;
+        } else {
+            foreign_since = 0;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return false;
+}
 #endif
 
 /* Write all of buf, or return false. */
