@@ -108,7 +108,7 @@ static void setup_pair(bool listen, enum mode m)
 
 static bool running(unsigned ms)
 {
-    return proc_wait(&tool, ms) == -1;
+    return proc_still_running(&tool, ms);
 }
 
 static void expect_exit_zero(const char *when)

@@ -157,14 +157,20 @@ static inline void proc_close_in(struct proc *p)
 }
 
 /*
- * proc_wait(p, timeout_ms):
- * Wait for the child to exit, collecting stderr meanwhile.  Returns its exit
- * status (128+N after signal N), or -1 if it is still running at the
- * deadline (it keeps running).
+ * A sanitizer build runs the tool several times slower, and on a loaded
+ * machine starting it may take seconds: a deadline that is there to catch a
+ * hang stretches by MINICRIT_TIMEOUT_SCALE, as the tests' own time-outs do.
  */
-static inline int proc_wait(struct proc *p, unsigned timeout_ms)
+static inline uint64_t proc_scaled_ms(unsigned ms)
 {
-    uint64_t end = tn_now_ms() + timeout_ms;
+    const char *v = getenv("MINICRIT_TIMEOUT_SCALE");
+    double scale = v ? atof(v) : 0;
+    return scale > 1 ? (uint64_t)(ms * scale) : ms;
+}
+
+/* proc_wait() with its deadline on tn_now_ms()'s clock. */
+static inline int proc_wait_until(struct proc *p, uint64_t end)
+{
     for (;;) {
         if (p->status >= 0)
             return p->status;
@@ -182,6 +188,26 @@ static inline int proc_wait(struct proc *p, unsigned timeout_ms)
             return -1;
         proc_pump_err(p, 10);
     }
+}
+
+/*
+ * proc_wait(p, timeout_ms):
+ * Wait for the child to exit, collecting stderr meanwhile.  Returns its exit
+ * status (128+N after signal N), or -1 if it is still running at the
+ * deadline (it keeps running).  The deadline is a bound on a hang and is
+ * stretched in sanitizer runs (proc_scaled_ms).
+ */
+static inline int proc_wait(struct proc *p, unsigned timeout_ms)
+{
+    return proc_wait_until(p, tn_now_ms() + proc_scaled_ms(timeout_ms));
+}
+
+/* Whether the child is still running after ms, exactly: a test that says a
+ * tool goes on has its own deadlines after this one (-q, -i), so this wait
+ * is not stretched. */
+static inline bool proc_still_running(struct proc *p, unsigned ms)
+{
+    return proc_wait_until(p, tn_now_ms() + ms) == -1;
 }
 
 /* Send sig and wait for the exit; -1 if it did not exit in time. */
