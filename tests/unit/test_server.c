@@ -210,7 +210,8 @@ Test(server, a_hundred_thousand_connect_close_cycles_balance_the_books)
      * other processes' drops only loosen the bound). */
     uint64_t dropped = listen_drops() - drops_before;
     want_accepted = (uint64_t)total - (dropped < (uint64_t)total ? dropped : (uint64_t)total);
-    cr_expect(wait_for(all_accepted_and_closed, NULL, 30000), "%u connections still open (or objects still out of the pool)",
+    cr_expect(wait_for(all_accepted_and_closed, NULL, 30000),
+              "%u connections still open (or objects still out of the pool)",
               iocp_server_conns(server));
     struct iocp_stats st;
     iocp_engine_stats(engine, &st, true);
