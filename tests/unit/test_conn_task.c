@@ -27,11 +27,16 @@ static iocp_atomic_int nids, server_closed, server_close_errors;
 /* Client side. */
 static iocp_atomic_int clients_open, clients_closed, client_bytes;
 
+/* nids hands out the slots; ids_stored counts the IDs written, so that the
+ * test thread never reads a slot before its ID is in it. */
+static iocp_atomic_int ids_stored;
+
 static void server_open(struct iocp_conn *c)
 {
     int i = atomic_fetch_add(&nids, 1);
     if (i < MAX_CONNS)
         atomic_store(&ids[i], iocp_conn_id(c));
+    atomic_fetch_add(&ids_stored, 1);
 }
 
 static void server_data(struct iocp_conn *c, const void *data, size_t len)
@@ -90,7 +95,7 @@ static int want;
 static bool accepted_want(void *arg)
 {
     (void)arg;
-    return atomic_load(&nids) >= want && atomic_load(&clients_open) >= want;
+    return atomic_load(&ids_stored) >= want && atomic_load(&clients_open) >= want;
 }
 
 static bool server_closed_want(void *arg)
@@ -102,6 +107,7 @@ static bool server_closed_want(void *arg)
 static void setup(void)
 {
     atomic_store(&nids, 0);
+    atomic_store(&ids_stored, 0);
     atomic_store(&server_closed, 0);
     atomic_store(&server_close_errors, 0);
     atomic_store(&clients_open, 0);
@@ -138,7 +144,7 @@ static void open_clients(int n)
     }
     want = n;
     cr_assert(wait_for(accepted_want, NULL, 30000), "%d of %d connections up",
-              atomic_load(&nids), n);
+              atomic_load(&ids_stored), n);
 }
 
 /* A task that records how it was called. */
@@ -219,6 +225,7 @@ Test(conn_task, a_stale_id_is_refused_at_once_and_its_task_never_runs)
     cr_assert(wait_for(server_closed_want, NULL, 30000), "close by ID did not close");
     cr_expect_eq(atomic_load(&server_close_errors), 0, "a graceful close reported an error");
     atomic_store(&nids, 0);
+    atomic_store(&ids_stored, 0);
     atomic_store(&clients_open, 0);
     open_clients(1);
     cr_assert_neq(atomic_load(&ids[0]), old);
