@@ -126,10 +126,6 @@ Test(relay_balance, a_failed_probe_keeps_the_target_out)
     cr_expect_eq(pick_once("c:4"), 1, "for another 60 s");
 }
 
-/* The flaw a slow worker showed: client A's connect to the primary was
- * made while it was up and its success is handled late, after client B's
- * connect found the primary gone and took it out.  A's success must leave
- * the primary out. */
 /* Client a's connect to the primary is picked and still in flight when
  * client b's fails and takes the primary out: a's epoch. */
 static unsigned out_with_one_in_flight(void)
@@ -141,6 +137,10 @@ static unsigned out_with_one_in_flight(void)
     return early;
 }
 
+/* The flaw a slow worker showed: client A's connect to the primary was
+ * made while it was up and its success is handled late, after client B's
+ * connect found the primary gone and took it out.  A's success must leave
+ * the primary out. */
 Test(relay_balance, a_late_success_from_before_the_target_went_out_leaves_it_out)
 {
     pool_of(2, NULL, BALANCE_FIRST, 1, 60000);
