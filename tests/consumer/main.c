@@ -11,6 +11,7 @@
 #include <iocp.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,8 +48,13 @@ static int echo_through(uint16_t port, const char *msg)
     if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
         send(fd, msg, len, 0) != (ssize_t)len)
         goto out;
-    while (got < len) {
+    /* A blocking call may end early with EINTR (after an io_uring engine
+     * on this thread was freed, the kernel may still notify the thread
+     * once): that is a retry, not a failure.  The tries are bounded. */
+    for (int tries = 0; got < len && tries < 100; tries++) {
         ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             goto out;
         got += (size_t)n;
