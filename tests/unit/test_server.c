@@ -161,9 +161,8 @@ static bool all_accepted_and_closed(void *arg)
     /* want_accepted is a lower bound (other processes' listen drops lower
      * it): a connection may still be on its way in, so no connection may be
      * online or unclosed either. */
-    return st.accepted >= want_accepted && st.closed >= want_accepted &&
-           st.closed == st.accepted && st.online == 0 && iocp_server_conns(server) == 0 &&
-           st.pool_lent == st.pool_returned;
+    return st.accepted >= want_accepted && st.closed >= want_accepted && st.closed == st.accepted &&
+           st.online == 0 && iocp_server_conns(server) == 0 && st.pool_lent == st.pool_returned;
 }
 
 struct churn {
